@@ -1,0 +1,71 @@
+//! Check dispatch. Every check kind gets the same [`CheckInput`] (one image, its layer listings, the merged
+//! tree, the loaded rules and preset) and returns [`CheckOutcome`]s, one per rule id it decides. The
+//! orchestrator (`crate::app`) applies severities and overrides in one place and merges outcomes that
+//! share a rule id (e.g. `provider-env` by name and by value).
+
+pub mod healthcheck;
+pub mod licenses;
+pub mod secrets;
+
+use std::time::Duration;
+
+use crate::image::{Image, LayerListing, MergedTree, Opened};
+use crate::report::{Finding, RuleStatus};
+use crate::rules::{Preset, RuleSet};
+
+/// `--exec`: whether the healthcheck runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExecMode {
+    /// Run it; if it cannot run, report not-run as a warning.
+    #[default]
+    Auto,
+    /// Run it; if it cannot run, exit 4.
+    Always,
+    /// Do not run it (status skipped).
+    Never,
+}
+
+/// Options of a `check` run that checks read.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// `--ref NAME:TAG`
+    pub reference: Option<String>,
+    /// `--preset` as given (None: taken from the label).
+    pub preset_flag: Option<String>,
+    pub exec: ExecMode,
+    pub healthcheck_timeout: Duration,
+}
+
+/// What every check kind receives.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckInput<'a> {
+    /// The input as given (for messages).
+    pub input: &'a str,
+    pub opened: &'a Opened,
+    pub image: &'a Image,
+    pub listings: &'a [LayerListing],
+    pub tree: &'a MergedTree,
+    pub rules: &'a RuleSet,
+    /// The preset in force (from `--preset`, else the label), if known.
+    pub preset: Option<&'a Preset>,
+    pub opts: &'a CheckOptions,
+}
+
+/// The decision of one check kind about one rule id.
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub rule_id: &'static str,
+    pub status: RuleStatus,
+    /// Why not-run/skipped, or a short summary.
+    pub detail: Option<String>,
+    /// Severity inside is a placeholder; the orchestrator sets the rule's effective severity.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckOutcome {
+    /// Passed when there are no findings, failed otherwise.
+    pub fn from_findings(rule_id: &'static str, findings: Vec<Finding>) -> Self {
+        let status = if findings.is_empty() { RuleStatus::Passed } else { RuleStatus::Failed };
+        CheckOutcome { rule_id, status, detail: None, findings }
+    }
+}

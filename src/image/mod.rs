@@ -1,0 +1,227 @@
+//! Reading images: every input shape (OCI layout dir, OCI archive, `docker save` in all its variants,
+//! stdin), digest-verified blob access, one streaming pass per layer, and the merged virtual filesystem
+//! with per-path provenance.
+//!
+//! Flow: [`open`] sniffs the input and returns an [`Opened`] holding a [`Source`] (blob access) and one
+//! [`Image`] per platform. [`layer::read_layers`] streams every layer of an image once (in parallel),
+//! verifying digest, size and `diff_id`, producing a [`LayerListing`] per layer and feeding regular-file
+//! content to a caller-supplied [`ContentScanner`]. [`tree::MergedTree::merge`] folds the listings into
+//! the final filesystem.
+
+pub mod blob;
+pub mod layer;
+pub mod source;
+pub mod tree;
+pub mod whiteout;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+
+use serde::Serialize;
+
+pub use layer::{read_layers, CapturePolicy, ContentScanner, LayerOutput};
+pub use source::{open, Opened, Source};
+pub use tree::{MergedTree, Resolved};
+
+/// A content digest `algorithm:hex`. Only sha256 (and sha512) are verified; others are corrupt input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct Digest {
+    pub algorithm: String,
+    pub hex: String,
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm, self.hex)
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.to_string()
+    }
+}
+
+/// An OCI content descriptor (also used for Docker v2 descriptors).
+#[derive(Debug, Clone, Serialize)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// `os/architecture[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One `history[]` entry of the config.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HistoryEntry {
+    pub created: Option<String>,
+    pub created_by: Option<String>,
+    pub comment: Option<String>,
+    pub author: Option<String>,
+    pub empty_layer: bool,
+}
+
+/// The parts of the image config the checks use. `raw` keeps the whole document (Healthcheck etc.).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImageConfig {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    pub user: String,
+    /// `KEY=VALUE` strings exactly as in the config.
+    pub env: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    pub labels: BTreeMap<String, String>,
+    pub history: Vec<HistoryEntry>,
+    pub diff_ids: Vec<Digest>,
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+/// One layer of one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerInfo {
+    /// 0-based position in the manifest.
+    pub index: usize,
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    /// The non-empty history entry that belongs to this layer, when history lines up.
+    pub history: Option<HistoryEntry>,
+}
+
+/// Compression found by sniffing magic bytes (never by media type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// One runnable image: a manifest of one platform, its config and its layers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub platform: Platform,
+    pub manifest: Descriptor,
+    pub config_descriptor: Descriptor,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerInfo>,
+    /// Tags/refs this image is known by (`org.opencontainers.image.ref.name`, `RepoTags`, …).
+    pub ref_names: Vec<String>,
+    /// The manifest's own annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A blob that is not a platform image but is scanned for secrets: attestation manifests and their
+/// layers (in-toto), index annotations, signatures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attestation {
+    pub descriptor: Descriptor,
+    /// What refers to it (e.g. `vnd.docker.reference.digest` of the subject).
+    pub subject: Option<String>,
+}
+
+/// Kinds of tar entry, after PAX/GNU processing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink { target: String },
+    /// `target` is normalised like a path (no leading `/`).
+    Hardlink { target: String },
+    Char { major: u32, minor: u32 },
+    Block { major: u32, minor: u32 },
+    Fifo,
+}
+
+/// One tar entry of one layer, normalised. `path` has no leading `/`, no `.`/`..` components; the root is
+/// `""`. Whiteout markers never appear as entries (see [`LayerListing`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub path: String,
+    pub kind: EntryKind,
+    /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub mtime: u64,
+    /// Position of the entry in the layer's tar (0-based, counting every header incl. whiteouts).
+    pub ordinal: usize,
+}
+
+impl Entry {
+    pub fn is_file(&self) -> bool {
+        matches!(self.kind, EntryKind::File)
+    }
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, EntryKind::Dir)
+    }
+}
+
+/// A problem in one layer that the `layer-hygiene` rule reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum HygieneIssue {
+    DuplicatePath { path: String },
+    WhiteoutInFirstLayer { path: String },
+    InvalidWhiteout { path: String },
+    Setuid { path: String, mode: u32 },
+    /// The raw tar name (or hardlink/symlink target) escapes the root (`../`, or a link target that
+    /// climbs above `/`). Always an error.
+    PathEscape { raw: String, detail: String },
+    /// Entry types x1-validate does not model (e.g. overlayfs 0/0 char-device whiteouts) are listed here.
+    Unsupported { path: String, detail: String },
+}
+
+/// Everything one streaming pass learns about one layer, except content scan results.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LayerListing {
+    pub index: usize,
+    pub compression: Option<Compression>,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+    /// Every entry except whiteout markers, in tar order.
+    pub entries: Vec<Entry>,
+    /// Paths deleted by `.wh.<name>` (the deleted path, normalised).
+    pub whiteouts: Vec<String>,
+    /// Directories made opaque by `.wh..wh..opq` (`""` for the root).
+    pub opaque_dirs: Vec<String>,
+    pub hygiene: Vec<HygieneIssue>,
+    /// Small files captured by the [`CapturePolicy`], keyed by the entry's index in `entries`.
+    #[serde(skip)]
+    pub captured: BTreeMap<usize, Vec<u8>>,
+    /// Leading bytes of executable regular files (≤ [`CapturePolicy::head_bytes`]), keyed likewise.
+    #[serde(skip)]
+    pub heads: BTreeMap<usize, Vec<u8>>,
+}
+
+/// A `Read` of one blob whose bytes are checked against its descriptor; returned by [`Source::blob`].
+pub type BlobReader = Box<dyn Read + Send>;

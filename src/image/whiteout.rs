@@ -1,0 +1,1 @@
+//! Whiteout marker classification (pure functions): `.wh.<name>`, `.wh..wh..opq`, invalid `.wh.`.

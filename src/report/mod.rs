@@ -1,0 +1,149 @@
+//! Findings and reports. A [`Finding`] is data (never an error); a [`Report`] holds the verdict of every
+//! checked image/platform and is rendered by one renderer per format. Renderers write to `&mut dyn Write`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Severity of a finding (from the rule, overridable per rule on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Ordered so that `Error` sorts first.
+    Error,
+    Warning,
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+/// A layer, as findings name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct LayerRef {
+    pub index: usize,
+    pub digest: String,
+    pub diff_id: String,
+    /// The history `created_by` of this layer, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// Where a finding points.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Location {
+    /// The image as a whole (e.g. a missing label).
+    Image,
+    /// The image config, with a JSON pointer (`/config/Env/3`, `/history/2/created_by`).
+    Config { pointer: String },
+    /// The manifest or index, with a JSON pointer.
+    Manifest { digest: String, pointer: String },
+    /// An entry of a layer. `path` is absolute (`/x1/bin/entrypoint`); nested archive members are joined
+    /// with `!` (`/usr/lib/x.tgz!package/index.js`). `fate` says what became of it ("visible",
+    /// "deleted by layer 7 — still shipped in layer 6's blob").
+    Entry {
+        layer: LayerRef,
+        path: String,
+        fate: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<u64>,
+    },
+    /// A path in the final filesystem (after merge), when no single layer entry is meant (e.g. missing).
+    Path { path: String },
+    /// A blob outside the image proper (attestation, signature).
+    Blob { digest: String, media_type: String },
+}
+
+/// Redacted evidence of a secret: never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Evidence {
+    /// Up to 8 leading characters (less for short values), e.g. `sk-ant-a`.
+    pub prefix: String,
+    pub length: usize,
+    /// `sha256:<hex>` of the full value.
+    pub fingerprint: String,
+    /// The secret pattern id (`anthropic-api-key`) or the variable name that matched.
+    pub pattern: String,
+}
+
+/// One finding of one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Public rule id from contract.md (`secret-in-layer`).
+    pub rule_id: String,
+    pub severity: Severity,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    pub location: Location,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// The status of one rule for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleStatus {
+    Passed,
+    Failed,
+    /// The check could not run (healthcheck without a sandbox). Never counted as passed.
+    NotRun,
+    /// Turned off (`--allow`, `--exec never`, or not applicable).
+    Skipped,
+}
+
+/// Per-rule outcome for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleResult {
+    pub rule_id: String,
+    pub severity: Severity,
+    pub status: RuleStatus,
+    /// Why not-run/skipped, or a one-line summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The verdict for one image (one platform).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageReport {
+    /// The input as given on the command line.
+    pub input: String,
+    pub platform: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    pub rules: Vec<RuleResult>,
+    /// Sorted with [`sort_findings`].
+    pub findings: Vec<Finding>,
+    /// Allowlist suppressions, counted per allowlist entry id (never silent).
+    pub suppressed: BTreeMap<String, u64>,
+    /// Notes that are not findings (limits hit in nested archives, unknown licenses, …).
+    pub notes: Vec<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// JSON schema version of this document.
+    pub schema_version: u32,
+    pub tool_version: String,
+    pub images: Vec<ImageReport>,
+}
+
+/// The stable order every format uses: severity, rule id, layer index, path, then message.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (a.severity, &a.rule_id, &a.location, &a.message).cmp(&(b.severity, &b.rule_id, &b.location, &b.message))
+    });
+}
