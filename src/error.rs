@@ -61,16 +61,27 @@ impl Error {
 
     /// Shorthand for a corrupt-input error.
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Corrupt { what: what.into(), detail: detail.into() }
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 
     /// Shorthand for an input I/O error.
     pub fn input(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source, output: false }
+        Error::Io {
+            path: path.into(),
+            source,
+            output: false,
+        }
     }
 
     /// Shorthand for an output I/O error.
     pub fn output(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source, output: true }
+        Error::Io {
+            path: path.into(),
+            source,
+            output: true,
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! renders the `/x1` overlay and runtime config for the registry build. See README.md.
 
 pub mod checks;
+pub mod commands;
 pub mod error;
 pub mod image;
 pub mod license;

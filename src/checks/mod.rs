@@ -65,7 +65,16 @@ pub struct CheckOutcome {
 impl CheckOutcome {
     /// Passed when there are no findings, failed otherwise.
     pub fn from_findings(rule_id: &'static str, findings: Vec<Finding>) -> Self {
-        let status = if findings.is_empty() { RuleStatus::Passed } else { RuleStatus::Failed };
-        CheckOutcome { rule_id, status, detail: None, findings }
+        let status = if findings.is_empty() {
+            RuleStatus::Passed
+        } else {
+            RuleStatus::Failed
+        };
+        CheckOutcome {
+            rule_id,
+            status,
+            detail: None,
+            findings,
+        }
     }
 }

@@ -15,7 +15,12 @@ use crate::error::Result;
 /// is returned in [`LayerOutput::scan`] so it can carry its findings out.
 pub trait ContentScanner: Send {
     /// `content` yields exactly `entry.size` bytes. The scanner may stop early; the reader drains the rest.
-    fn scan(&mut self, layer: &LayerInfo, entry: &Entry, content: &mut dyn Read) -> std::io::Result<()>;
+    fn scan(
+        &mut self,
+        layer: &LayerInfo,
+        entry: &Entry,
+        content: &mut dyn Read,
+    ) -> std::io::Result<()>;
 }
 
 /// A scanner that reads nothing (for `inspect`/`files`).
@@ -43,7 +48,11 @@ pub struct CapturePolicy {
 impl CapturePolicy {
     /// Capture nothing.
     pub fn none() -> Self {
-        CapturePolicy { globs: GlobSet::empty(), max_size: 0, head_bytes: 0 }
+        CapturePolicy {
+            globs: GlobSet::empty(),
+            max_size: 0,
+            head_bytes: 0,
+        }
     }
 }
 

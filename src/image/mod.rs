@@ -20,8 +20,8 @@ use std::io::Read;
 
 use serde::Serialize;
 
-pub use layer::{read_layers, CapturePolicy, ContentScanner, LayerOutput};
-pub use source::{open, Opened, Source};
+pub use layer::{CapturePolicy, ContentScanner, LayerOutput, read_layers};
+pub use source::{Opened, Source, open};
 pub use tree::{MergedTree, Resolved};
 
 /// A content digest `algorithm:hex`. Only sha256 (and sha512) are verified; others are corrupt input.
@@ -153,11 +153,21 @@ pub struct Attestation {
 pub enum EntryKind {
     File,
     Dir,
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
     /// `target` is normalised like a path (no leading `/`).
-    Hardlink { target: String },
-    Char { major: u32, minor: u32 },
-    Block { major: u32, minor: u32 },
+    Hardlink {
+        target: String,
+    },
+    Char {
+        major: u32,
+        minor: u32,
+    },
+    Block {
+        major: u32,
+        minor: u32,
+    },
     Fifo,
 }
 
@@ -190,15 +200,30 @@ impl Entry {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum HygieneIssue {
-    DuplicatePath { path: String },
-    WhiteoutInFirstLayer { path: String },
-    InvalidWhiteout { path: String },
-    Setuid { path: String, mode: u32 },
+    DuplicatePath {
+        path: String,
+    },
+    WhiteoutInFirstLayer {
+        path: String,
+    },
+    InvalidWhiteout {
+        path: String,
+    },
+    Setuid {
+        path: String,
+        mode: u32,
+    },
     /// The raw tar name (or hardlink/symlink target) escapes the root (`../`, or a link target that
     /// climbs above `/`). Always an error.
-    PathEscape { raw: String, detail: String },
+    PathEscape {
+        raw: String,
+        detail: String,
+    },
     /// Entry types x1-validate does not model (e.g. overlayfs 0/0 char-device whiteouts) are listed here.
-    Unsupported { path: String, detail: String },
+    Unsupported {
+        path: String,
+        detail: String,
+    },
 }
 
 /// Everything one streaming pass learns about one layer, except content scan results.

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// Severity of a finding (from the rule, overridable per rule on the command line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Ordered so that `Error` sorts first.
@@ -144,6 +146,55 @@ pub struct Report {
 /// The stable order every format uses: severity, rule id, layer index, path, then message.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.severity, &a.rule_id, &a.location, &a.message).cmp(&(b.severity, &b.rule_id, &b.location, &b.message))
+        (a.severity, &a.rule_id, &a.location, &a.message).cmp(&(
+            b.severity,
+            &b.rule_id,
+            &b.location,
+            &b.message,
+        ))
     });
+}
+
+/// A rule as reports describe it (SARIF `tool.driver.rules`, `x1-validate rules`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleMeta {
+    pub id: String,
+    pub default_severity: Severity,
+    /// One line.
+    pub summary: String,
+    /// What it checks, why it matters, how to fix (markdown).
+    pub help: String,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+    Sarif,
+    Junit,
+    Github,
+}
+
+/// How to render.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// ANSI colour (false when `NO_COLOR` is set or output is not a terminal).
+    pub color: bool,
+    /// Terminal width for the human format.
+    pub width: usize,
+    /// The rule catalogue (SARIF `tool.driver.rules`, JUnit testcases per rule).
+    pub catalog: Vec<RuleMeta>,
+}
+
+/// Render `report` in `format`, completely, to `out`.
+pub fn render(
+    report: &Report,
+    format: Format,
+    opts: &RenderOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let _ = (report, format, opts, out);
+    Err(std::io::Error::other("renderers not implemented yet"))
 }

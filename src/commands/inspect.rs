@@ -1,0 +1,18 @@
+//! `x1-validate inspect`.
+
+use std::io::Write;
+
+use crate::error::{Error, Result};
+
+/// Arguments of `x1-validate inspect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InspectArgs {
+    /// The image: OCI layout dir, OCI archive, docker-archive tar, or `-` for stdin.
+    pub image: String,
+}
+
+/// Run the command; returns the exit code.
+pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<u8> {
+    let _ = (args, out);
+    Err(Error::Usage("`inspect` is not implemented yet".into()))
+}

@@ -1,0 +1,3 @@
+//! The one integration-test binary. One module per area; `common` holds the in-code image builders.
+
+mod common;
