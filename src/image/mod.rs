@@ -8,10 +8,15 @@
 //! content to a caller-supplied [`ContentScanner`]. [`tree::MergedTree::merge`] folds the listings into
 //! the final filesystem.
 
+pub mod archive;
 pub mod blob;
+pub mod docker;
 pub mod layer;
+pub mod media;
+pub mod select;
 pub mod source;
 pub mod tree;
+pub mod walk;
 pub mod whiteout;
 
 use std::collections::BTreeMap;
@@ -63,6 +68,28 @@ pub struct Platform {
     pub architecture: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parse `os/arch[/variant]` (as given to `--platform`).
+    pub fn parse(s: &str) -> crate::error::Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+                variant: None,
+            }),
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+                variant: Some((*v).into()),
+            }),
+            _ => Err(crate::error::Error::Usage(format!(
+                "--platform {s:?}: expected OS/ARCH or OS/ARCH/VARIANT (e.g. linux/amd64)"
+            ))),
+        }
+    }
 }
 
 impl fmt::Display for Platform {

@@ -1,3 +1,4 @@
 //! The one integration-test binary. One module per area; `common` holds the in-code image builders.
 
 mod common;
+mod image_builder;

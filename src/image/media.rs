@@ -1,0 +1,56 @@
+//! Media types (OCI and Docker v2 schema 2) and what each kind means to the reader. Layer compression is
+//! never taken from the media type; it is sniffed from the bytes.
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// An image index or Docker manifest list.
+pub fn is_index(mt: &str) -> bool {
+    mt == OCI_INDEX || mt == DOCKER_LIST
+}
+
+/// An image manifest (OCI or Docker v2 schema 2).
+pub fn is_manifest(mt: &str) -> bool {
+    mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
+}
+
+/// A runnable image's config (an empty media type is accepted: some writers omit it).
+pub fn is_image_config(mt: &str) -> bool {
+    mt == OCI_CONFIG || mt == DOCKER_CONFIG || mt.is_empty()
+}
+
+/// A filesystem layer x1-validate reads as tar (compression sniffed separately).
+pub fn is_tar_layer(mt: &str) -> bool {
+    mt.starts_with("application/vnd.oci.image.layer.")
+        && (mt.contains(".tar") || mt.ends_with("v1.tar"))
+        && !mt.contains("+encrypted")
+        || mt.starts_with("application/vnd.docker.image.rootfs.")
+        || mt.is_empty()
+}
+
+/// A filesystem layer of a kind x1-validate cannot read (squashfs, EROFS, encrypted): an error, not
+/// an artifact to skip, so no image is silently reported as empty.
+pub fn is_unsupported_layer(mt: &str) -> bool {
+    mt.contains("squashfs") || mt.contains("erofs") || mt.contains("+encrypted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_layers() {
+        assert!(is_tar_layer("application/vnd.oci.image.layer.v1.tar+zstd"));
+        assert!(is_tar_layer(DOCKER_LAYER));
+        assert!(is_tar_layer("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"));
+        assert!(!is_tar_layer("application/vnd.dev.cosign.simplesigning.v1+json"));
+        assert!(!is_tar_layer("application/vnd.sylabs.image.layer.v1.squashfs"));
+        assert!(is_unsupported_layer("application/vnd.sylabs.image.layer.v1.squashfs"));
+        assert!(!is_tar_layer("application/vnd.oci.image.layer.v1.tar+gzip+encrypted"));
+    }
+}
