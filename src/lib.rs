@@ -5,7 +5,10 @@
 //! healthcheck run in a sandbox, no provider key in any layer or in metadata, and license policy. It also
 //! renders the `/x1` overlay and runtime config for the registry build. See README.md.
 
+pub mod app;
+pub mod build;
 pub mod checks;
+pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod image;

@@ -3,9 +3,20 @@
 //! orchestrator (`crate::app`) applies severities and overrides in one place and merges outcomes that
 //! share a rule id (e.g. `provider-env` by name and by value).
 
+pub mod credentials;
+pub mod elf;
+pub mod entrypoint;
+pub mod env;
 pub mod healthcheck;
+pub mod hygiene;
+pub mod jsonc;
+pub mod labels;
 pub mod licenses;
 pub mod secrets;
+pub mod sidecar;
+pub mod structure;
+pub mod support;
+pub mod user;
 
 use std::time::Duration;
 
@@ -60,6 +71,10 @@ pub struct CheckOutcome {
     pub detail: Option<String>,
     /// Severity inside is a placeholder; the orchestrator sets the rule's effective severity.
     pub findings: Vec<Finding>,
+    /// Notes that are not findings (limits hit, unknown licenses, …); copied into the image report.
+    pub notes: Vec<String>,
+    /// Allowlist suppressions per allowlist entry id; summed into the image report.
+    pub suppressed: std::collections::BTreeMap<String, u64>,
 }
 
 impl CheckOutcome {
@@ -75,6 +90,51 @@ impl CheckOutcome {
             status,
             detail: None,
             findings,
+            notes: Vec::new(),
+            suppressed: std::collections::BTreeMap::new(),
         }
     }
+}
+
+/// The structural checks of the gate (every rule this module decides), in a fixed order. The
+/// secret-value, license and healthcheck kinds are called next to these by `crate::app`.
+pub fn structural(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
+    vec![
+        labels::runtime_label(input),
+        entrypoint::check(input),
+        env::provider_env(input),
+        env::build_secret(input),
+        credentials::check(input),
+        structure::preset_files(input),
+        sidecar::check(input),
+        user::image_user(input),
+        structure::base_os(input),
+        labels::tag_policy(input),
+        hygiene::check(input),
+    ]
+}
+
+/// Paths (globs, no leading `/`) whose content the structural checks read.
+pub fn capture_globs(rules: &RuleSet, preset: Option<&Preset>) -> Vec<String> {
+    let mut globs: Vec<String> = [
+        "etc/passwd",
+        "etc/group",
+        "etc/os-release",
+        "usr/lib/os-release",
+        "lib/os-release",
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    globs.extend(rules.credentials.capture_globs());
+    let presets: Vec<&Preset> = match preset {
+        Some(p) => vec![p],
+        None => rules.presets.values().collect(),
+    };
+    for p in presets {
+        if let Some(rc) = &p.runtime_config {
+            globs.push(rc.path.trim_start_matches('/').to_string());
+        }
+    }
+    globs
 }

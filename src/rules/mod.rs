@@ -2,12 +2,66 @@
 //! (unknown keys are errors with a miette label on the offending line), validated once, embedded in the
 //! binary as defaults and overridable with `--rules`/`--presets`.
 
-use std::collections::BTreeMap;
+pub mod credentials;
+pub mod preset;
+pub mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use credentials::{CredentialFile, Credentials};
+pub use preset::{FileKind, Preset};
+pub use source::SourceFile;
+
+use crate::error::{Error, Result};
+use crate::report::{RuleMeta, Severity};
+
+/// Every rule id x1-validate implements (contract.md). `rules/rules.toml` must list exactly these.
+pub const RULE_IDS: &[&str] = &[
+    "runtime-label",
+    "entrypoint",
+    "healthcheck",
+    "provider-env",
+    "build-secret",
+    "secret-in-layer",
+    "credential-file",
+    "secret-in-metadata",
+    "runtime-license",
+    "denied-license",
+    "license-label",
+    "preset-files",
+    "sidecar-config",
+    "image-user",
+    "base-os",
+    "tag-policy",
+    "layer-hygiene",
+];
+
+/// The embedded defaults (so an installed binary works outside the repo).
+mod embedded {
+    pub const RULES: &str = include_str!("../../rules/rules.toml");
+    pub const CREDENTIALS: &str = include_str!("../../rules/credentials.toml");
+    pub const SECRETS: &str = include_str!("../../rules/secrets.toml");
+    pub const LICENSES: &str = include_str!("../../rules/licenses.toml");
+    pub const PRESETS: &[(&str, &str)] = &[
+        (
+            "opencode",
+            include_str!("../../presets/opencode/preset.toml"),
+        ),
+        (
+            "claude-code",
+            include_str!("../../presets/claude-code/preset.toml"),
+        ),
+        ("codex", include_str!("../../presets/codex/preset.toml")),
+    ];
+}
 
 /// Everything loaded from `rules/` and `presets/`, validated and compiled once.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
-    /// The contract's rules with their default severity and explain text.
+    /// The contract's rules with their default severity and explain text, in `RULE_IDS` order.
     pub rules: Vec<RuleDef>,
     /// Presets by runtime id (`opencode`, `claude-code`, `codex`).
     pub presets: BTreeMap<String, Preset>,
@@ -15,22 +69,273 @@ pub struct RuleSet {
     pub secrets: crate::scan::Patterns,
     /// License deny list (`rules/licenses.toml`).
     pub licenses: crate::license::Policy,
+    /// Provider-credential variable names and credential-file kinds (`rules/credentials.toml`).
+    pub credentials: Credentials,
 }
 
 /// One contract rule.
 #[derive(Debug, Clone)]
 pub struct RuleDef {
     pub id: String,
-    pub default_severity: crate::report::Severity,
+    pub default_severity: Severity,
     /// One line: what fails it.
     pub summary: String,
+    /// What it checks, why it matters, how to fix.
+    pub explain: String,
 }
 
-/// A runtime preset (`presets/<runtime>/preset.toml`).
-#[derive(Debug, Clone, Default)]
-pub struct Preset {
-    /// Runtime id, the value of the `org.x1agent.runtime` label.
-    pub name: String,
-    /// The preset's `[license]` table: runtime package, expected SPDX expression, clarifications.
-    pub license: crate::license::PresetLicense,
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    schema_version: u32,
+    #[serde(rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    severity: Severity,
+    summary: String,
+    explain: String,
+}
+
+/// Where to load from: `None` means the embedded defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sources<'a> {
+    pub rules_dir: Option<&'a Path>,
+    pub presets_dir: Option<&'a Path>,
+}
+
+impl RuleSet {
+    /// The embedded defaults.
+    pub fn embedded() -> Result<RuleSet> {
+        RuleSet::load(Sources::default())
+    }
+
+    /// Load `rules/` and `presets/`. A file missing from `--rules DIR` falls back to the embedded one;
+    /// `--presets DIR` replaces the embedded presets entirely (each subdirectory with a `preset.toml`).
+    pub fn load(sources: Sources<'_>) -> Result<RuleSet> {
+        let rules_file = rule_file(sources.rules_dir, "rules.toml", Some(embedded::RULES))?
+            .expect("a built-in default exists");
+        let cred_file = rule_file(
+            sources.rules_dir,
+            "credentials.toml",
+            Some(embedded::CREDENTIALS),
+        )?
+        .expect("a built-in default exists");
+        let secrets_file = rule_file(sources.rules_dir, "secrets.toml", embedded_secrets())?;
+        let licenses_file = rule_file(sources.rules_dir, "licenses.toml", embedded_licenses())?;
+        if let Some(dir) = sources.rules_dir {
+            reject_unknown_files(dir)?;
+        }
+        let rules = parse_rules(&rules_file.source())?;
+        let credentials = Credentials::load(&cred_file.source())?;
+        let secrets = match &secrets_file {
+            Some(f) => crate::scan::Patterns::load(&f.text, &f.name)?,
+            None => crate::scan::Patterns::default(),
+        };
+        let licenses = match &licenses_file {
+            Some(f) => load_license_policy(f)?,
+            None => crate::license::Policy::default(),
+        };
+        let presets = load_presets(sources.presets_dir)?;
+        Ok(RuleSet {
+            rules,
+            presets,
+            secrets,
+            licenses,
+            credentials,
+        })
+    }
+
+    /// The rule with this id.
+    pub fn rule(&self, id: &str) -> Option<&RuleDef> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The catalogue as reports describe it.
+    pub fn catalog(&self) -> Vec<RuleMeta> {
+        self.rules
+            .iter()
+            .map(|r| RuleMeta {
+                id: r.id.clone(),
+                default_severity: r.default_severity,
+                summary: r.summary.clone(),
+                help: r.explain.trim().to_string(),
+            })
+            .collect()
+    }
+
+    /// The preset named `name`, or a usage error listing the known ones.
+    pub fn preset(&self, name: &str) -> Result<&Preset> {
+        self.presets.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.presets.keys().map(String::as_str).collect();
+            Error::Usage(format!(
+                "unknown preset `{name}` (known: {})",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+/// A loaded file's text and its display name.
+struct LoadedFile {
+    name: String,
+    text: String,
+}
+
+impl LoadedFile {
+    fn source(&self) -> SourceFile<'_> {
+        SourceFile {
+            name: &self.name,
+            text: &self.text,
+        }
+    }
+}
+
+fn rule_file(dir: Option<&Path>, file: &str, default: Option<&str>) -> Result<Option<LoadedFile>> {
+    if let Some(dir) = dir {
+        let path = dir.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                return Ok(Some(LoadedFile {
+                    name: path.display().to_string(),
+                    text,
+                }));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(config_io(&path, &e)),
+        }
+    }
+    Ok(default.map(|text| LoadedFile {
+        name: format!("rules/{file} (built in)"),
+        text: text.to_string(),
+    }))
+}
+
+fn config_io(path: &Path, e: &std::io::Error) -> Error {
+    Error::Usage(format!("cannot read {}: {e}", path.display()))
+}
+
+fn reject_unknown_files(dir: &Path) -> Result<()> {
+    const KNOWN: &[&str] = &[
+        "rules.toml",
+        "credentials.toml",
+        "secrets.toml",
+        "licenses.toml",
+    ];
+    let entries = std::fs::read_dir(dir).map_err(|e| config_io(dir, &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| config_io(dir, &e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".toml") && !KNOWN.contains(&name.as_str()) {
+            return Err(Error::Usage(format!(
+                "{}: unknown rule file `{name}` (known: {})",
+                dir.display(),
+                KNOWN.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn parse_rules(src: &SourceFile<'_>) -> Result<Vec<RuleDef>> {
+    let raw: RawRules = src.parse()?;
+    if raw.schema_version != 1 {
+        return Err(src.error_at(
+            "schema_version",
+            0,
+            format!("unsupported schema_version {}", raw.schema_version),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut by_id = BTreeMap::new();
+    for r in raw.rules {
+        let needle = format!("id = \"{}\"", r.id);
+        if !RULE_IDS.contains(&r.id.as_str()) {
+            return Err(src.error_at(
+                &needle,
+                0,
+                format!("unknown rule id `{}` (no check implements it)", r.id),
+            ));
+        }
+        if !seen.insert(r.id.clone()) {
+            return Err(src.error_at(&needle, 1, format!("rule `{}` is listed twice", r.id)));
+        }
+        by_id.insert(
+            r.id.clone(),
+            RuleDef {
+                id: r.id,
+                default_severity: r.severity,
+                summary: r.summary,
+                explain: r.explain,
+            },
+        );
+    }
+    let mut rules = Vec::new();
+    for id in RULE_IDS {
+        match by_id.remove(*id) {
+            Some(r) => rules.push(r),
+            None => {
+                return Err(src.error(
+                    format!("{}: rule `{id}` is missing", src.name),
+                    Some(0..0),
+                    format!("add a [[rule]] with id = \"{id}\""),
+                ));
+            }
+        }
+    }
+    Ok(rules)
+}
+
+fn load_presets(dir: Option<&Path>) -> Result<BTreeMap<String, Preset>> {
+    let mut presets = BTreeMap::new();
+    let Some(dir) = dir else {
+        for (name, text) in embedded::PRESETS {
+            let file_name = format!("presets/{name}/preset.toml (built in)");
+            let src = SourceFile {
+                name: &file_name,
+                text,
+            };
+            presets.insert((*name).to_string(), Preset::load(&src, name)?);
+        }
+        return Ok(presets);
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| config_io(dir, &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| config_io(dir, &e))?;
+        let path = entry.path().join("preset.toml");
+        if !path.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).map_err(|e| config_io(&path, &e))?;
+        let file_name = path.display().to_string();
+        let src = SourceFile {
+            name: &file_name,
+            text: &text,
+        };
+        presets.insert(name.clone(), Preset::load(&src, &name)?);
+    }
+    if presets.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no presets (expected <runtime>/preset.toml)",
+            dir.display()
+        )));
+    }
+    Ok(presets)
+}
+
+fn embedded_secrets() -> Option<&'static str> {
+    Some(embedded::SECRETS)
+}
+
+fn embedded_licenses() -> Option<&'static str> {
+    Some(embedded::LICENSES)
+}
+
+fn load_license_policy(file: &LoadedFile) -> Result<crate::license::Policy> {
+    crate::license::Policy::load(&file.text, &file.name)
 }

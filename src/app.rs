@@ -1,0 +1,311 @@
+//! The `check` orchestration: load rules and presets, open the image, read every platform image's layers
+//! once (capturing the files the checks read, scanning contents for secrets), merge the tree, run every
+//! check kind, merge outcomes per rule id, apply severities and `--deny/--warn/--allow` in one place,
+//! sort findings, render the report, and compute the exit code of contract.md.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::GlobSetBuilder;
+
+use crate::checks::{self, CheckInput, CheckOptions, CheckOutcome, ExecMode};
+use crate::error::{Error, Result};
+use crate::image::{CapturePolicy, Image, MergedTree, Opened, Platform};
+use crate::report::{
+    self, Finding, Format, ImageReport, RenderOptions, Report, RuleResult, RuleStatus, Severity,
+};
+use crate::rules::{Preset, RuleSet};
+use crate::scan::SecretScanner;
+
+/// Everything a `check` run needs, already validated (see `commands::check`).
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    pub image: String,
+    pub platform: Option<Platform>,
+    pub format: Format,
+    pub fail_on: Severity,
+    /// Per-rule severity overrides from `--deny/--warn/--allow` (allow = note).
+    pub overrides: BTreeMap<String, Severity>,
+    pub opts: CheckOptions,
+    /// ANSI colour for the human format.
+    pub color: bool,
+    pub width: usize,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct CheckResult {
+    pub report: Report,
+    pub exit_code: u8,
+}
+
+/// Largest file captured whole for the checks (passwd, os-release, configs, package.json, dpkg status).
+pub const CAPTURE_MAX: u64 = 16 << 20;
+/// Leading bytes kept of executables (ELF headers with their program headers, `#!` lines).
+pub const HEAD_BYTES: usize = 8192;
+
+/// Run every check on every selected platform image. `Err` only for input that cannot be read at all
+/// (exit 3) or bad configuration (exit 2); `partial` receives the images finished before an error.
+pub fn check(rules: &RuleSet, plan: &CheckPlan, partial: &mut Vec<ImageReport>) -> Result<u8> {
+    let opened = crate::image::open(&plan.image, plan.platform.as_ref())?;
+    if opened.images.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no image matches{}",
+            plan.image,
+            plan.platform
+                .as_ref()
+                .map(|p| format!(" platform {p}"))
+                .unwrap_or_default()
+        )));
+    }
+    let mut exit = 0u8;
+    for image in &opened.images {
+        let (report, not_run_required) = check_image(rules, plan, &opened, image)?;
+        if not_run_required {
+            exit = 4;
+        } else if exit == 0 && report.findings.iter().any(|f| f.severity <= plan.fail_on) {
+            exit = 1;
+        }
+        partial.push(report);
+    }
+    if exit == 4 {
+        return Ok(4);
+    }
+    Ok(exit)
+}
+
+/// The preset in force for `image`: `--preset`, else the runtime label (None when unknown).
+pub fn preset_for<'r>(rules: &'r RuleSet, plan: &CheckPlan, image: &Image) -> Result<Option<&'r Preset>> {
+    match &plan.opts.preset_flag {
+        Some(name) => rules.preset(name).map(Some),
+        None => Ok(image
+            .config
+            .labels
+            .get(checks::labels::RUNTIME_LABEL)
+            .and_then(|l| rules.presets.get(l))),
+    }
+}
+
+/// The capture policy: the structural checks' files plus the license checks' files.
+pub fn capture_policy(rules: &RuleSet, preset: Option<&Preset>) -> Result<CapturePolicy> {
+    let mut b = GlobSetBuilder::new();
+    let globs = checks::capture_globs(rules, preset)
+        .into_iter()
+        .chain(checks::licenses::capture_globs(preset));
+    for g in globs {
+        let glob = crate::rules::credentials::glob(&g)
+            .map_err(|e| Error::Usage(format!("invalid capture glob `{g}`: {e}")))?;
+        b.add(glob);
+    }
+    Ok(CapturePolicy {
+        globs: b
+            .build()
+            .map_err(|e| Error::Usage(format!("invalid capture globs: {e}")))?,
+        max_size: CAPTURE_MAX,
+        head_bytes: HEAD_BYTES,
+    })
+}
+
+fn check_image(
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    opened: &Opened,
+    image: &Image,
+) -> Result<(ImageReport, bool)> {
+    let preset = preset_for(rules, plan, image)?;
+    let capture = capture_policy(rules, preset)?;
+    let patterns = Arc::new(rules.secrets.clone());
+    let outputs = crate::image::read_layers(&opened.source, image, &capture, |_| {
+        SecretScanner::new(Arc::clone(&patterns))
+    })?;
+    let (listings, scans): (Vec<_>, Vec<_>) = outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();
+    let tree = MergedTree::merge(&listings);
+    let input = CheckInput {
+        input: &plan.image,
+        opened,
+        image,
+        listings: &listings,
+        tree: &tree,
+        rules,
+        preset,
+        opts: &plan.opts,
+    };
+    let mut outcomes = checks::structural(&input);
+    outcomes.extend(checks::secrets::check(&input, &scans));
+    outcomes.extend(checks::licenses::check(&input));
+    outcomes.push(checks::healthcheck::check(&input));
+    let (mut report, not_run) = assemble(rules, plan, outcomes);
+    report.input.clone_from(&plan.image);
+    report.platform = image.platform.to_string();
+    report.manifest_digest = image.manifest.digest.to_string();
+    report.config_digest = image.config_descriptor.digest.to_string();
+    report.preset = preset.map(|p| p.name.clone());
+    Ok((report, not_run && plan.opts.exec == ExecMode::Always))
+}
+
+/// Merge outcomes per rule id (catalogue order), apply severities and overrides, sort findings.
+/// Returns the report (identity fields empty) and whether the healthcheck was not run.
+pub fn assemble(rules: &RuleSet, plan: &CheckPlan, outcomes: Vec<CheckOutcome>) -> (ImageReport, bool) {
+    let mut by_rule: BTreeMap<&str, Vec<CheckOutcome>> = BTreeMap::new();
+    for o in outcomes {
+        by_rule.entry(o.rule_id).or_default().push(o);
+    }
+    let mut report = ImageReport {
+        input: String::new(),
+        platform: String::new(),
+        manifest_digest: String::new(),
+        config_digest: String::new(),
+        preset: None,
+        rules: Vec::new(),
+        findings: Vec::new(),
+        suppressed: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    let mut healthcheck_not_run = false;
+    for rule in &rules.rules {
+        let outs = by_rule.remove(rule.id.as_str()).unwrap_or_default();
+        let over = plan.overrides.get(&rule.id).copied();
+        let severity = over.unwrap_or(rule.default_severity);
+        let merged = merge(&rule.id, outs, over, severity, &mut report);
+        if rule.id == "healthcheck" && merged.status == RuleStatus::NotRun {
+            healthcheck_not_run = true;
+            if plan.opts.exec == ExecMode::Auto && merged.findings.is_empty() {
+                report.findings.push(Finding {
+                    rule_id: rule.id.clone(),
+                    severity: over.unwrap_or(Severity::Warning),
+                    message: format!(
+                        "the healthcheck was not run: {}",
+                        merged.detail.as_deref().unwrap_or("no sandbox available")
+                    ),
+                    help: Some("run where user namespaces or docker/podman are available, or pass --exec never to skip it knowingly".into()),
+                    location: report::Location::Image,
+                    evidence: None,
+                });
+            }
+        }
+        report.findings.extend(merged.findings);
+        report.rules.push(RuleResult {
+            rule_id: rule.id.clone(),
+            severity,
+            status: merged.status,
+            detail: merged.detail,
+        });
+    }
+    for (id, outs) in by_rule {
+        report.notes.push(format!(
+            "a check reported on `{id}`, which rules.toml does not list ({} outcome(s) ignored)",
+            outs.len()
+        ));
+    }
+    report::sort_findings(&mut report.findings);
+    (report, healthcheck_not_run)
+}
+
+struct Merged {
+    status: RuleStatus,
+    detail: Option<String>,
+    findings: Vec<Finding>,
+}
+
+/// Rules whose checks may pin a finding to `error` regardless of the rule's default (unless the user
+/// overrides the rule): `layer-hygiene` path escapes.
+const PINNED: &[&str] = &["layer-hygiene"];
+
+fn merge(
+    id: &str,
+    outs: Vec<CheckOutcome>,
+    over: Option<Severity>,
+    severity: Severity,
+    report: &mut ImageReport,
+) -> Merged {
+    if outs.is_empty() {
+        return Merged {
+            status: RuleStatus::NotRun,
+            detail: Some("no check in this build decided this rule".into()),
+            findings: Vec::new(),
+        };
+    }
+    let rank = |s: RuleStatus| match s {
+        RuleStatus::Failed => 3,
+        RuleStatus::NotRun => 2,
+        RuleStatus::Passed => 1,
+        RuleStatus::Skipped => 0,
+    };
+    let mut status = RuleStatus::Skipped;
+    let mut details = Vec::new();
+    let mut findings = Vec::new();
+    for o in outs {
+        if rank(o.status) > rank(status) {
+            status = o.status;
+        }
+        details.extend(o.detail);
+        report.notes.extend(o.notes);
+        for (k, v) in o.suppressed {
+            *report.suppressed.entry(k).or_default() += v;
+        }
+        for mut f in o.findings {
+            let pinned = over.is_none() && PINNED.contains(&id) && f.severity == Severity::Error;
+            f.severity = if pinned { Severity::Error } else { severity };
+            f.rule_id = id.to_string();
+            findings.push(f);
+        }
+    }
+    if !findings.is_empty() && status != RuleStatus::Failed {
+        status = RuleStatus::Failed;
+    }
+    if over == Some(Severity::Note) {
+        details.push("allowed by --allow: findings are notes".into());
+    }
+    Merged {
+        status,
+        detail: (!details.is_empty()).then(|| details.join("; ")),
+        findings,
+    }
+}
+
+/// Render `report` completely to `out`.
+pub fn render(rules: &RuleSet, plan: &CheckPlan, report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    let opts = RenderOptions {
+        color: plan.color,
+        width: plan.width,
+        catalog: rules.catalog(),
+        fail_on: Some(plan.fail_on),
+    };
+    report::render(report, plan.format, &opts, out)
+}
+
+/// Parse a duration: `10`, `10s`, `500ms`, `2m`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!("`{s}`: must be between 1ms and 1h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").expect("ok"), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").expect("ok"), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").expect("ok"), Duration::from_secs(120));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+}

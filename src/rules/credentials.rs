@@ -1,0 +1,212 @@
+//! `rules/credentials.toml`: provider-credential variable names and credential-file globs with optional
+//! content conditions, parsed strictly and compiled once (one `GlobSet`, one regex per condition).
+
+use std::collections::BTreeSet;
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use super::source::SourceFile;
+use crate::error::Result;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    schema_version: u32,
+    env: RawEnv,
+    #[serde(default, rename = "file")]
+    files: Vec<RawFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    id: String,
+    description: String,
+    globs: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// One credential-file kind, compiled.
+#[derive(Debug, Clone)]
+pub struct CredentialFile {
+    pub id: String,
+    pub description: String,
+    /// The globs as written (also captured during the layer pass when `content` is set).
+    pub globs: Vec<String>,
+    matcher: GlobSet,
+    except: GlobSet,
+    /// The file is a credential only when its content matches.
+    pub content: Option<regex::bytes::Regex>,
+}
+
+impl CredentialFile {
+    /// Whether the normalised path (no leading `/`) is of this kind (content not considered).
+    pub fn matches_path(&self, path: &str) -> bool {
+        self.matcher.is_match(path) && !self.except.is_match(path)
+    }
+}
+
+/// The compiled `rules/credentials.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Provider-credential variable names, upper-cased.
+    pub env_names: BTreeSet<String>,
+    pub files: Vec<CredentialFile>,
+}
+
+impl Credentials {
+    /// Parse and compile the file.
+    pub fn load(src: &SourceFile<'_>) -> Result<Credentials> {
+        let raw: RawCredentials = src.parse()?;
+        if raw.schema_version != 1 {
+            return Err(src.error_at(
+                "schema_version",
+                0,
+                format!("unsupported schema_version {}", raw.schema_version),
+            ));
+        }
+        let mut env_names = BTreeSet::new();
+        for name in &raw.env.names {
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(src.error_at(
+                    &format!("\"{name}\""),
+                    0,
+                    format!("`{name}` is not an environment variable name"),
+                ));
+            }
+            if !env_names.insert(name.to_ascii_uppercase()) {
+                return Err(src.error_at(
+                    &format!("\"{name}\""),
+                    1,
+                    format!("`{name}` is listed twice"),
+                ));
+            }
+        }
+        let mut files = Vec::new();
+        let mut ids = BTreeSet::new();
+        for f in raw.files {
+            let needle = format!("id = \"{}\"", f.id);
+            if !ids.insert(f.id.clone()) {
+                return Err(src.error_at(
+                    &needle,
+                    1,
+                    format!("file id `{}` is listed twice", f.id),
+                ));
+            }
+            let matcher = build_set(src, &f.globs)?;
+            let except = build_set(src, &f.except)?;
+            let content = match &f.content {
+                None => None,
+                Some(re) => Some(regex::bytes::Regex::new(re).map_err(|e| {
+                    src.error_at(re, 0, format!("invalid content regex for `{}`: {e}", f.id))
+                })?),
+            };
+            if f.globs.is_empty() {
+                return Err(src.error_at(&needle, 0, format!("`{}` has no globs", f.id)));
+            }
+            files.push(CredentialFile {
+                id: f.id,
+                description: f.description,
+                globs: f.globs,
+                matcher,
+                except,
+                content,
+            });
+        }
+        Ok(Credentials { env_names, files })
+    }
+
+    /// Whether `name` is a provider-credential variable (ASCII case-insensitive).
+    pub fn is_credential_var(&self, name: &str) -> bool {
+        self.env_names.contains(&name.to_ascii_uppercase())
+    }
+
+    /// Globs whose content the credential-file check needs captured.
+    pub fn capture_globs(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|f| f.content.is_some())
+            .flat_map(|f| f.globs.iter().cloned())
+            .collect()
+    }
+}
+
+/// One glob as x1-validate matches paths: `/` is literal for `*`, `**/` also matches at the root.
+pub fn glob(pattern: &str) -> std::result::Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
+fn build_set(src: &SourceFile<'_>, globs: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let compiled = glob(g).map_err(|e| {
+            src.error_at(&format!("\"{g}\""), 0, format!("invalid glob `{g}`: {e}"))
+        })?;
+        b.add(compiled);
+    }
+    b.build()
+        .map_err(|e| src.error_at("globs", 0, format!("invalid globs: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Credentials> {
+        Credentials::load(&SourceFile {
+            name: "credentials.toml",
+            text,
+        })
+    }
+
+    #[test]
+    fn shipped_file_loads_and_matches() {
+        let c = load(include_str!("../../rules/credentials.toml")).expect("shipped file loads");
+        assert!(c.is_credential_var("ANTHROPIC_API_KEY"));
+        assert!(c.is_credential_var("opencode_auth_content"));
+        for name in [
+            "AWS_REGION",
+            "GOOGLE_VERTEX_PROJECT",
+            "OPENAI_BASE_URL",
+            "PATH",
+        ] {
+            assert!(!c.is_credential_var(name), "{name}");
+        }
+        let by_id = |id: &str| c.files.iter().find(|f| f.id == id).expect(id);
+        assert!(by_id("opencode-auth").matches_path("home/agent/.local/share/opencode/auth.json"));
+        assert!(by_id("git-credentials").matches_path(".git-credentials"));
+        assert!(by_id("ssh-private-key").matches_path("root/.ssh/id_ed25519"));
+        assert!(!by_id("ssh-private-key").matches_path("root/.ssh/id_ed25519.pub"));
+        assert!(!by_id("npmrc-token").matches_path("usr/lib/node_modules/x/npmrc.js"));
+        let npm = by_id("npmrc-token")
+            .content
+            .as_ref()
+            .expect("has content rule");
+        assert!(npm.is_match(b"//registry.npmjs.org/:_authToken=abc123\n"));
+        assert!(!npm.is_match(b"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n"));
+    }
+
+    #[test]
+    fn duplicate_name_is_an_error_on_its_second_line() {
+        let text = "schema_version = 1\n[env]\nnames = [\n\"A_KEY\",\n\"A_KEY\",\n]\n";
+        let Err(crate::Error::RuleFile { span, .. }) = load(text) else {
+            panic!("expected error");
+        };
+        assert_eq!(
+            span.expect("span").offset(),
+            text.rfind("\"A_KEY\"").expect("present")
+        );
+    }
+}
