@@ -1,0 +1,397 @@
+//! Nested archives inside layer files: sniffed by magic bytes (`.gz`/`.tgz`/npm `_cacache` content are
+//! gzip, `.zst`, `.tar`, `.zip`/`.whl`/`.jar`), opened to [`MAX_DEPTH`] containers, with limits against
+//! bombs (expanded bytes per entry and expansion ratio). Members are named `outer.tgz!inner/path`. A
+//! limit hit or an archive that cannot be read is a note, never a silent skip; what could not be opened
+//! is scanned as raw bytes.
+
+use std::cell::Cell;
+use std::io::{self, Read, Seek};
+use std::rc::Rc;
+
+use super::SecretScanner;
+
+/// Containers (tar, zip) opened inside one layer entry, nested.
+pub const MAX_DEPTH: usize = 3;
+/// Decompressors directly inside decompressors (`.gz.gz`).
+const MAX_WRAPS: usize = 2;
+/// Expanded bytes allowed per layer entry across all its nested archives.
+pub const MAX_EXPANDED: u64 = 2 << 30;
+/// Expansion ratio (out/in) allowed once past [`RATIO_GRACE`] bytes.
+pub const MAX_RATIO: u64 = 200;
+const RATIO_GRACE: u64 = 16 << 20;
+/// A zip is spooled to a private temp file (it needs its central directory) up to this size.
+pub const MAX_ZIP_SPOOL: u64 = 512 << 20;
+/// zstd frames needing a larger window (log2) are refused (bounded memory).
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gzip,
+    Zstd,
+    Zip,
+    Tar,
+    Plain,
+}
+
+fn sniff(head: &[u8]) -> Kind {
+    if head.starts_with(&[0x1f, 0x8b, 0x08]) {
+        Kind::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Kind::Zstd
+    } else if head.starts_with(b"PK\x03\x04") {
+        Kind::Zip
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Kind::Tar
+    } else {
+        Kind::Plain
+    }
+}
+
+/// Shared state for one layer entry's nested tree.
+struct Budget {
+    expanded: Cell<u64>,
+    /// Set by a [`Limited`] reader when it stopped early.
+    hit: Rc<Cell<Option<&'static str>>>,
+}
+
+/// Nesting position.
+#[derive(Clone, Copy)]
+struct Depth {
+    containers: usize,
+    wraps: usize,
+}
+
+/// Records whether an error came from the layer's own stream (which must propagate).
+struct Outer<'a> {
+    inner: &'a mut dyn Read,
+    failed: Rc<Cell<bool>>,
+}
+
+impl Read for Outer<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        if r.is_err() {
+            self.failed.set(true);
+        }
+        r
+    }
+}
+
+/// Counts bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Stops (EOF, flagging the budget) when the expansion ratio or the entry's budget is exceeded.
+struct Limited<'b, R> {
+    inner: R,
+    consumed: Rc<Cell<u64>>,
+    out: u64,
+    budget: &'b Budget,
+}
+
+impl<R: Read> Read for Limited<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.budget.hit.get().is_some() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        let total = self.budget.expanded.get() + n as u64;
+        self.budget.expanded.set(total);
+        if total > MAX_EXPANDED {
+            self.budget.hit.set(Some("expanded size limit"));
+            return Ok(0);
+        }
+        if self.out > RATIO_GRACE && self.out / self.consumed.get().max(1) > MAX_RATIO {
+            self.budget.hit.set(Some("expansion ratio limit"));
+            return Ok(0);
+        }
+        Ok(n)
+    }
+}
+
+/// Scan one top-level layer entry.
+pub(crate) fn scan_entry(
+    s: &mut SecretScanner,
+    ordinal: usize,
+    path: &str,
+    content: &mut dyn Read,
+) -> io::Result<()> {
+    let failed = Rc::new(Cell::new(false));
+    let mut outer = Outer {
+        inner: content,
+        failed: Rc::clone(&failed),
+    };
+    let budget = Budget {
+        expanded: Cell::new(0),
+        hit: Rc::new(Cell::new(None)),
+    };
+    let depth = Depth {
+        containers: 0,
+        wraps: 0,
+    };
+    let r = scan_any(s, ordinal, path, &mut outer, &budget, depth);
+    match r {
+        Err(e) if failed.get() => Err(e),
+        Err(e) => {
+            s.note(format!(
+                "secret scan: could not read {path} to the end ({e}); the part read was scanned"
+            ));
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Read a sniffing head of up to 512 bytes.
+fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    Ok(head)
+}
+
+fn scan_any(
+    s: &mut SecretScanner,
+    ordinal: usize,
+    path: &str,
+    r: &mut dyn Read,
+    budget: &Budget,
+    depth: Depth,
+) -> io::Result<()> {
+    let head = read_head(r)?;
+    let kind = sniff(&head);
+    let opens = match kind {
+        Kind::Plain => false,
+        Kind::Gzip | Kind::Zstd => depth.wraps < MAX_WRAPS && depth.containers < MAX_DEPTH,
+        Kind::Tar | Kind::Zip => depth.containers < MAX_DEPTH,
+    };
+    if kind != Kind::Plain && !opens {
+        s.note(format!(
+            "secret scan: nesting limit (depth {MAX_DEPTH}) reached at {path}; scanned as raw bytes"
+        ));
+    }
+    if !opens {
+        return s.scan_leaf(ordinal, path, &head, r);
+    }
+    let mut chained = io::Cursor::new(head).chain(r);
+    match kind {
+        Kind::Gzip | Kind::Zstd => {
+            scan_compressed(s, ordinal, path, &mut chained, budget, depth, kind)
+        }
+        Kind::Tar => scan_tar(s, ordinal, path, &mut chained, budget, depth),
+        Kind::Zip => scan_zip(s, ordinal, path, &mut chained, budget, depth),
+        Kind::Plain => unreachable!("plain content returned above"),
+    }
+}
+
+/// The name a decompressed stream gets: `x.json.gz` → `x.json`, `x.tgz` → `x.tar`.
+fn inner_name(path: &str) -> String {
+    let base = path.rsplit(['/', '!']).next().unwrap_or(path);
+    for (suffix, repl) in [(".tgz", ".tar"), (".gz", ""), (".zst", ""), (".zstd", "")] {
+        if let Some(stem) = base.strip_suffix(suffix) {
+            if !stem.is_empty() {
+                return format!("{stem}{repl}");
+            }
+        }
+    }
+    "-".to_string()
+}
+
+fn limit_note(s: &mut SecretScanner, path: &str, budget: &Budget) {
+    if let Some(why) = budget.hit.get() {
+        s.note(format!(
+            "secret scan: {why} hit in nested archive {path} (max {MAX_EXPANDED} bytes, ratio \
+             {MAX_RATIO}:1); the rest of it was not scanned"
+        ));
+    }
+}
+
+fn scan_compressed(
+    s: &mut SecretScanner,
+    ordinal: usize,
+    path: &str,
+    r: &mut dyn Read,
+    budget: &Budget,
+    depth: Depth,
+    kind: Kind,
+) -> io::Result<()> {
+    let consumed = Rc::new(Cell::new(0));
+    let counted = Counting {
+        inner: r,
+        count: Rc::clone(&consumed),
+    };
+    let decoder: Box<dyn Read + '_> = if kind == Kind::Gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(counted))
+    } else {
+        let mut d = zstd::stream::read::Decoder::new(counted)?;
+        d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+        Box::new(d)
+    };
+    let mut limited = Limited {
+        inner: decoder,
+        consumed,
+        out: 0,
+        budget,
+    };
+    let inner = format!("{path}!{}", inner_name(path));
+    let next = Depth {
+        containers: depth.containers,
+        wraps: depth.wraps + 1,
+    };
+    // A tar inside (`.tgz`) names its members `x.tgz!member`, not `x.tgz!x.tar!member`.
+    let head = read_head(&mut limited)?;
+    let mut chained = io::Cursor::new(head.clone()).chain(&mut limited);
+    let res = if sniff(&head) == Kind::Tar && depth.containers < MAX_DEPTH {
+        scan_tar(s, ordinal, path, &mut chained, budget, next)
+    } else {
+        scan_any(s, ordinal, &inner, &mut chained, budget, next)
+    };
+    limit_note(s, path, budget);
+    res
+}
+
+fn scan_tar(
+    s: &mut SecretScanner,
+    ordinal: usize,
+    path: &str,
+    r: &mut dyn Read,
+    budget: &Budget,
+    depth: Depth,
+) -> io::Result<()> {
+    let mut ar = tar::Archive::new(r);
+    let next = Depth {
+        containers: depth.containers + 1,
+        wraps: 0,
+    };
+    let res = (|| -> io::Result<()> {
+        for entry in ar.entries()? {
+            let mut entry = entry?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let member = format!("{path}!{}", name.trim_start_matches("./"));
+            scan_any(s, ordinal, &member, &mut entry, budget, next)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        if budget.hit.get().is_none() {
+            s.note(format!(
+                "secret scan: nested tar {path} could not be read to the end ({e}); members \
+                 before the damage were scanned"
+            ));
+        }
+    }
+    limit_note(s, path, budget);
+    Ok(())
+}
+
+fn scan_zip(
+    s: &mut SecretScanner,
+    ordinal: usize,
+    path: &str,
+    r: &mut dyn Read,
+    budget: &Budget,
+    depth: Depth,
+) -> io::Result<()> {
+    let mut spool = tempfile::tempfile()?;
+    let copied = io::copy(&mut r.take(MAX_ZIP_SPOOL), &mut spool)?;
+    spool.rewind()?;
+    if copied == MAX_ZIP_SPOOL {
+        s.note(format!(
+            "secret scan: zip {path} is larger than {MAX_ZIP_SPOOL} bytes; scanned as raw bytes"
+        ));
+        let mut rest = spool.chain(r);
+        return s.scan_leaf(ordinal, path, &[], &mut rest);
+    }
+    let mut zip = match zip::ZipArchive::new(&mut spool) {
+        Ok(z) => z,
+        Err(e) => {
+            s.note(format!(
+                "secret scan: zip {path} could not be opened ({e}); scanned as raw bytes"
+            ));
+            spool.rewind()?;
+            return s.scan_leaf(ordinal, path, &[], &mut spool);
+        }
+    };
+    let next = Depth {
+        containers: depth.containers + 1,
+        wraps: 0,
+    };
+    for i in 0..zip.len() {
+        let file = match zip.by_index(i) {
+            Ok(f) => f,
+            Err(e) => {
+                s.note(format!(
+                    "secret scan: member {i} of zip {path} could not be read ({e})"
+                ));
+                continue;
+            }
+        };
+        if file.is_dir() {
+            continue;
+        }
+        let member = format!("{path}!{}", file.name());
+        let consumed = Rc::new(Cell::new(file.compressed_size().max(1)));
+        let mut limited = Limited {
+            inner: file,
+            consumed,
+            out: 0,
+            budget,
+        };
+        if let Err(e) = scan_any(s, ordinal, &member, &mut limited, budget, next) {
+            s.note(format!(
+                "secret scan: zip member {member} could not be read ({e})"
+            ));
+        }
+        if budget.hit.get().is_some() {
+            break;
+        }
+    }
+    limit_note(s, path, budget);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_by_magic_not_name() {
+        assert_eq!(sniff(&[0x1f, 0x8b, 0x08, 0]), Kind::Gzip);
+        assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Kind::Zstd);
+        assert_eq!(sniff(b"PK\x03\x04rest"), Kind::Zip);
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Kind::Tar);
+        assert_eq!(sniff(b"plain text"), Kind::Plain);
+    }
+
+    #[test]
+    fn inner_names() {
+        assert_eq!(inner_name("/a/b.json.gz"), "b.json");
+        assert_eq!(inner_name("/a/pkg.tgz"), "pkg.tar");
+        assert_eq!(inner_name("/x/_cacache/content-v2/sha512/ab/cd"), "-");
+        assert_eq!(inner_name("/o.tgz!p/inner.zst"), "inner");
+    }
+}

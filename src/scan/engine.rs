@@ -1,0 +1,224 @@
+//! Matching one in-memory buffer: the keyword automaton over the region, each triggered pattern's regex
+//! only in a merged window around its keyword hits, then the entropy / digit / placeholder filters.
+//! Offsets are buffer-relative; the streamer turns them into file offsets.
+
+use aho_corasick::Input;
+use sha2::{Digest as _, Sha256};
+
+use super::patterns::{CONTEXT, Compiled, Pattern};
+use crate::report::Evidence;
+
+/// One accepted match: the secret's span in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawMatch {
+    pub pattern: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Reused scratch space (no allocation per buffer once warm).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    windows: Vec<(usize, usize, usize)>,
+}
+
+/// Find every match whose regex match starts in `lo..hi` of `buf` (`buf` holds context around it).
+pub(crate) fn scan_region(
+    c: &Compiled,
+    buf: &[u8],
+    lo: usize,
+    hi: usize,
+    scratch: &mut Scratch,
+    out: &mut Vec<RawMatch>,
+) {
+    if lo >= hi || c.triggers.is_empty() {
+        return;
+    }
+    let windows = &mut scratch.windows;
+    windows.clear();
+    // A match contains its keyword, so its keyword starts at or after the match start (≥ lo) and at
+    // most `before` bytes after it (< hi + before).
+    let kw_end = (hi + c.max_extent).min(buf.len());
+    for m in c.ac.find_iter(Input::new(buf).span(lo..kw_end)) {
+        let k = m.start();
+        for t in &c.triggers[m.pattern().as_usize()] {
+            let ws = k.saturating_sub(t.before);
+            let we = (k + t.after + CONTEXT).min(buf.len());
+            windows.push((t.pattern, ws, we));
+        }
+    }
+    if windows.is_empty() {
+        return;
+    }
+    windows.sort_unstable();
+    let mut i = 0;
+    while i < windows.len() {
+        let (p, ws, mut we) = windows[i];
+        let mut j = i + 1;
+        while j < windows.len() && windows[j].0 == p && windows[j].1 <= we {
+            we = we.max(windows[j].2);
+            j += 1;
+        }
+        run_pattern(c, p, buf, ws.max(lo), we, hi, out);
+        i = j;
+    }
+    dedupe_overlaps(out);
+}
+
+/// Where matches of different patterns overlap, keep the one listed first in the rules file.
+fn dedupe_overlaps(out: &mut Vec<RawMatch>) {
+    if out.len() < 2 {
+        return;
+    }
+    out.sort_unstable_by_key(|m| (m.start, m.pattern));
+    let mut keep: Vec<RawMatch> = Vec::with_capacity(out.len());
+    for m in out.drain(..) {
+        // Matches of one pattern never overlap, so at most one per pattern can cover `m.start`: a
+        // bounded look back over the most recent keeps is exact.
+        let from = keep.len().saturating_sub(64);
+        let mut dominated = false;
+        let mut i = from;
+        while i < keep.len() {
+            let k = keep[i];
+            if k.start < m.end && m.start < k.end {
+                if k.pattern <= m.pattern {
+                    dominated = true;
+                    i += 1;
+                } else {
+                    keep.remove(i);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if !dominated {
+            keep.push(m);
+        }
+    }
+    keep.sort_unstable_by_key(|m| m.start);
+    *out = keep;
+}
+
+/// Run pattern `p` over `buf[ws..we]` (with the whole buffer as look-around context on the left).
+fn run_pattern(
+    c: &Compiled,
+    p: usize,
+    buf: &[u8],
+    ws: usize,
+    we: usize,
+    hi: usize,
+    out: &mut Vec<RawMatch>,
+) {
+    let pat = &c.patterns[p];
+    let hay = &buf[..we];
+    let mut pos = ws;
+    while pos < we {
+        let Some(caps) = pat.regex.captures_at(hay, pos) else {
+            break;
+        };
+        let whole = caps.get(0).expect("group 0 always participates");
+        if whole.start() >= hi {
+            break;
+        }
+        pos = if whole.end() > whole.start() {
+            whole.end()
+        } else {
+            whole.start() + 1
+        };
+        let m = pat.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
+        if accept(c, pat, &buf[m.start()..m.end()]) {
+            out.push(RawMatch {
+                pattern: p,
+                start: m.start(),
+                end: m.end(),
+            });
+        }
+    }
+}
+
+/// The value filters: entropy, digits, placeholders.
+fn accept(c: &Compiled, pat: &Pattern, secret: &[u8]) -> bool {
+    if let Some(min) = pat.min_entropy {
+        if shannon_entropy(secret) < min {
+            return false;
+        }
+    }
+    if pat.min_digits > 0 && secret.iter().filter(|b| b.is_ascii_digit()).count() < pat.min_digits {
+        return false;
+    }
+    !c.placeholders
+        .as_ref()
+        .is_some_and(|re| re.is_match(secret))
+}
+
+/// Shannon entropy in bits per byte.
+pub fn shannon_entropy(data: &[u8]) -> f64 {
+    if data.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Redacted evidence for `secret`: at most 8 leading characters (a quarter of the value for short
+/// ones), the length, and the SHA-256 fingerprint. Never the value.
+pub fn evidence(pattern: &str, secret: &[u8]) -> Evidence {
+    let keep = (secret.len() / 4).min(8);
+    let prefix: String = secret[..keep]
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect();
+    Evidence {
+        prefix,
+        length: secret.len(),
+        fingerprint: fingerprint(secret),
+        pattern: pattern.to_string(),
+    }
+}
+
+/// `sha256:<hex>` of `secret`.
+pub fn fingerprint(secret: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(secret)))
+}
+
+/// Every match in a small in-memory value (metadata strings, examples): `(pattern id, secret span)`.
+pub(crate) fn scan_value(c: &Compiled, value: &[u8]) -> Vec<RawMatch> {
+    let mut out = Vec::new();
+    let mut scratch = Scratch::default();
+    scan_region(c, value, 0, value.len(), &mut scratch, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_bounds() {
+        assert!(shannon_entropy(b"aaaaaaaa") < 0.01);
+        assert!((shannon_entropy(b"abcdefgh") - 3.0).abs() < 1e-9);
+        assert!(shannon_entropy(b"") < f64::EPSILON);
+    }
+
+    #[test]
+    fn evidence_never_carries_the_value() {
+        let secret = b"sk-ant-api03-0123456789abcdefghijklmnopqrstuvwxyz";
+        let ev = evidence("anthropic-api-key", secret);
+        assert_eq!(ev.prefix, "sk-ant-a");
+        assert_eq!(ev.length, secret.len());
+        assert!(ev.fingerprint.starts_with("sha256:") && ev.fingerprint.len() == 71);
+        let short = evidence("x", b"AKIA0123456789ABCDEF");
+        assert_eq!(short.prefix, "AKIA0");
+    }
+}

@@ -1,0 +1,443 @@
+//! `rules/secrets.toml` → compiled [`Patterns`]: strict parsing, regex compilation, the one keyword
+//! automaton (exact-case keywords, minimised so that no keyword contains another), the placeholder
+//! filter and the allowlist. Provider-credential variable names for the assignment pattern come from
+//! `rules/credentials.toml` (embedded by default, replaceable with [`Patterns::with_env_names`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use globset::{Glob, GlobMatcher};
+use regex::bytes::Regex;
+use serde::Deserialize;
+
+use crate::error::Result;
+use crate::rules::SourceFile;
+
+/// The credentials file whose `[env] names` feed `{credential_names}` until the caller supplies its own.
+const EMBEDDED_CREDENTIALS: &str = include_str!("../../rules/credentials.toml");
+
+/// Bytes of look-behind context kept before a window so `\b` and prefix checks see real data.
+pub(crate) const CONTEXT: usize = 64;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    schema_version: u32,
+    #[serde(default)]
+    placeholders: Vec<String>,
+    #[serde(rename = "pattern")]
+    patterns: Vec<RawPattern>,
+    #[serde(default, rename = "allow")]
+    allow: Vec<RawAllow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPattern {
+    id: String,
+    description: String,
+    regex: String,
+    keywords: Vec<String>,
+    #[serde(default)]
+    before: usize,
+    after: usize,
+    min_entropy: Option<f64>,
+    #[serde(default)]
+    min_digits: usize,
+    tp: Vec<String>,
+    fp: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    id: String,
+    description: String,
+    path: String,
+    pattern: String,
+    fingerprint: Option<String>,
+}
+
+/// One compiled value pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub id: String,
+    pub description: String,
+    pub(crate) regex: Regex,
+    /// Index of the `secret` capture group, if the regex names one.
+    pub(crate) secret_group: Option<usize>,
+    pub min_entropy: Option<f64>,
+    pub min_digits: usize,
+    /// The match may start this many bytes before the keyword…
+    pub(crate) before: usize,
+    /// …and end this many bytes after the keyword's start.
+    pub(crate) after: usize,
+    /// True-positive templates (see [`crate::scan::template`]) and literal false-positive examples.
+    pub tp: Vec<String>,
+    pub fp: Vec<String>,
+}
+
+/// One allowlist entry: suppresses `pattern` (or `*`) under `path` (glob), optionally only one
+/// fingerprint. Every suppression is counted under `id`.
+#[derive(Debug, Clone)]
+pub struct AllowEntry {
+    pub id: String,
+    pub description: String,
+    pub pattern: String,
+    pub fingerprint: Option<String>,
+    pub(crate) path: GlobMatcher,
+}
+
+/// For one (minimised) keyword: which patterns it triggers, with the window to search around a hit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trigger {
+    pub pattern: usize,
+    pub before: usize,
+    pub after: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub patterns: Vec<Pattern>,
+    pub ac: AhoCorasick,
+    pub triggers: Vec<Vec<Trigger>>,
+    pub placeholders: Option<Regex>,
+    pub allow: Vec<AllowEntry>,
+    /// Longest span a match can cover around its keyword: the stream overlap.
+    pub max_extent: usize,
+}
+
+/// The compiled secret patterns and allowlist. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Patterns {
+    pub(crate) inner: Arc<Compiled>,
+    raw: Arc<Vec<RawPattern>>,
+    raw_rest: Arc<(Vec<String>, Vec<RawAllow>)>,
+    file_name: Arc<str>,
+}
+
+impl Default for Patterns {
+    /// No patterns at all (nothing is ever found).
+    fn default() -> Self {
+        let inner = compile(
+            &[],
+            &[],
+            &[],
+            &BTreeSet::new(),
+            &SourceFile { name: "", text: "" },
+        )
+        .expect("an empty pattern set always compiles");
+        Patterns {
+            inner: Arc::new(inner),
+            raw: Arc::new(Vec::new()),
+            raw_rest: Arc::new((Vec::new(), Vec::new())),
+            file_name: Arc::from(""),
+        }
+    }
+}
+
+impl Patterns {
+    /// Parse and compile `rules/secrets.toml` (strict; errors carry a span into `text`). The
+    /// `{credential_names}` macro is filled from the embedded `rules/credentials.toml`.
+    pub fn load(text: &str, file_name: &str) -> Result<Patterns> {
+        let src = SourceFile {
+            name: file_name,
+            text,
+        };
+        let raw: RawFile = src.parse()?;
+        if raw.schema_version != 1 {
+            return Err(src.error_at(
+                "schema_version",
+                0,
+                format!("unsupported schema_version {}", raw.schema_version),
+            ));
+        }
+        let names = embedded_env_names();
+        let inner = compile(&raw.patterns, &raw.placeholders, &raw.allow, &names, &src)?;
+        Ok(Patterns {
+            inner: Arc::new(inner),
+            raw: Arc::new(raw.patterns),
+            raw_rest: Arc::new((raw.placeholders, raw.allow)),
+            file_name: Arc::from(file_name),
+        })
+    }
+
+    /// The same patterns with `{credential_names}` filled from `names` (e.g. a `--rules` dir's
+    /// `credentials.toml`) instead of the embedded list.
+    pub fn with_env_names<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<Self> {
+        let names: BTreeSet<String> = names.into_iter().map(|n| n.to_ascii_uppercase()).collect();
+        let src = SourceFile {
+            name: &self.file_name,
+            text: "",
+        };
+        let inner = compile(&self.raw, &self.raw_rest.0, &self.raw_rest.1, &names, &src)?;
+        Ok(Patterns {
+            inner: Arc::new(inner),
+            raw: Arc::clone(&self.raw),
+            raw_rest: Arc::clone(&self.raw_rest),
+            file_name: Arc::clone(&self.file_name),
+        })
+    }
+
+    /// All patterns, in file order.
+    pub fn patterns(&self) -> &[Pattern] {
+        &self.inner.patterns
+    }
+
+    /// The allowlist.
+    pub fn allowlist(&self) -> &[AllowEntry] {
+        &self.inner.allow
+    }
+
+    /// The distinct keywords of the prefilter automaton (after minimisation).
+    pub fn keyword_count(&self) -> usize {
+        self.inner.triggers.len()
+    }
+
+    /// Whether `value` is a known placeholder (never a secret).
+    pub fn is_placeholder(&self, value: &[u8]) -> bool {
+        self.inner
+            .placeholders
+            .as_ref()
+            .is_some_and(|re| re.is_match(value))
+    }
+
+    /// The allowlist entry that suppresses a hit of `pattern` at `path` with `fingerprint`, if any.
+    pub fn allowed(&self, path: &str, pattern: &str, fingerprint: &str) -> Option<&AllowEntry> {
+        self.inner.allow.iter().find(|a| {
+            (a.pattern == "*" || a.pattern == pattern)
+                && a.fingerprint.as_deref().is_none_or(|f| f == fingerprint)
+                && a.path.is_match(path)
+        })
+    }
+}
+
+/// Names from the embedded `rules/credentials.toml` (`[env] names`), upper-cased.
+fn embedded_env_names() -> BTreeSet<String> {
+    let Ok(doc) = EMBEDDED_CREDENTIALS.parse::<toml::Table>() else {
+        return BTreeSet::new();
+    };
+    doc.get("env")
+        .and_then(|e| e.get("names"))
+        .and_then(toml::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(toml::Value::as_str)
+                .map(str::to_ascii_uppercase)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `{credential_names}` → a regex alternation of the names (longest first);
+/// `{credential_suffixes}` (as a keyword) → the names' distinctive `_SUFFIX`es in upper and lower case.
+fn credential_suffixes(names: &BTreeSet<String>) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for n in names {
+        let segs: Vec<&str> = n.split('_').collect();
+        // The last segment with its `_`, or the last two when that is too short to be selective.
+        let take = if segs.len() >= 3 && segs[segs.len() - 1].len() <= 2 {
+            2
+        } else {
+            1
+        };
+        let suffix = if segs.len() > take {
+            format!("_{}", segs[segs.len() - take..].join("_"))
+        } else {
+            n.clone()
+        };
+        out.insert(suffix.clone());
+        out.insert(suffix.to_ascii_lowercase());
+    }
+    out.into_iter().collect()
+}
+
+fn names_alternation(names: &BTreeSet<String>) -> String {
+    let mut v: Vec<&String> = names.iter().collect();
+    v.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let alts: Vec<String> = v.iter().map(|n| regex::escape(n)).collect();
+    if alts.is_empty() {
+        // Matches nothing.
+        "[^\\x00-\\xff]".into()
+    } else {
+        alts.join("|")
+    }
+}
+
+fn compile(
+    raw: &[RawPattern],
+    placeholders: &[String],
+    allow: &[RawAllow],
+    names: &BTreeSet<String>,
+    src: &SourceFile<'_>,
+) -> Result<Compiled> {
+    let mut patterns = Vec::new();
+    let mut keyed: Vec<(String, usize)> = Vec::new();
+    let mut ids = BTreeSet::new();
+    let max_name = names.iter().map(String::len).max().unwrap_or(0);
+    for (i, r) in raw.iter().enumerate() {
+        let needle = format!("id = \"{}\"", r.id);
+        if !ids.insert(r.id.clone()) {
+            return Err(src.error_at(&needle, 1, format!("pattern `{}` is listed twice", r.id)));
+        }
+        let uses_names = r.regex.contains("{credential_names}");
+        let text = format!(
+            "(?-u){}",
+            r.regex
+                .replace("{credential_names}", &names_alternation(names))
+        );
+        let regex = Regex::new(&text)
+            .map_err(|e| src.error_at(&r.regex, 0, format!("invalid regex for `{}`: {e}", r.id)))?;
+        let secret_group = regex.capture_names().position(|n| n == Some("secret"));
+        let mut kws = Vec::new();
+        for k in &r.keywords {
+            if k == "{credential_suffixes}" {
+                kws.extend(credential_suffixes(names));
+            } else if k.len() < 3 {
+                return Err(src.error_at(
+                    &needle,
+                    0,
+                    format!("keyword `{k}` of `{}` is shorter than 3 bytes", r.id),
+                ));
+            } else {
+                kws.push(k.clone());
+            }
+        }
+        if r.keywords.is_empty() {
+            return Err(src.error_at(&needle, 0, format!("`{}` has no keywords", r.id)));
+        }
+        let extra = if uses_names { max_name } else { 0 };
+        let longest_kw = kws.iter().map(String::len).max().unwrap_or(0);
+        patterns.push(Pattern {
+            id: r.id.clone(),
+            description: r.description.clone(),
+            regex,
+            secret_group,
+            min_entropy: r.min_entropy,
+            min_digits: r.min_digits,
+            before: r.before + extra + longest_kw,
+            after: r.after + longest_kw,
+            tp: r.tp.clone(),
+            fp: r.fp.clone(),
+        });
+        keyed.extend(kws.into_iter().map(|k| (k, i)));
+    }
+    let (ac, triggers) = build_automaton(&keyed, &patterns)?;
+    let max_extent = patterns
+        .iter()
+        .map(|p| p.before + p.after)
+        .max()
+        .unwrap_or(0)
+        + 2 * CONTEXT;
+    let placeholders = if placeholders.is_empty() {
+        None
+    } else {
+        let alt = placeholders
+            .iter()
+            .map(|p| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        Some(Regex::new(&alt).map_err(|e| {
+            src.error_at("placeholders", 0, format!("invalid placeholder regex: {e}"))
+        })?)
+    };
+    let allow = compile_allow(allow, &ids, src)?;
+    Ok(Compiled {
+        patterns,
+        ac,
+        triggers,
+        placeholders,
+        allow,
+        max_extent,
+    })
+}
+
+/// Minimise the keyword set (a keyword that contains another is served by the shorter one, whose
+/// hits then also trigger the longer one's patterns) and build one exact-case automaton.
+fn build_automaton(
+    keyed: &[(String, usize)],
+    patterns: &[Pattern],
+) -> Result<(AhoCorasick, Vec<Vec<Trigger>>)> {
+    let all: BTreeSet<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
+    let minimal: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|k| !all.iter().any(|o| o != k && k.contains(o)))
+        .collect();
+    let mut triggers: Vec<Vec<Trigger>> = vec![Vec::new(); minimal.len()];
+    for (kw, p) in keyed {
+        for (mi, m) in minimal.iter().enumerate() {
+            if kw.contains(m) && !triggers[mi].iter().any(|t| t.pattern == *p) {
+                let pat = &patterns[*p];
+                triggers[mi].push(Trigger {
+                    pattern: *p,
+                    before: pat.before,
+                    after: pat.after,
+                });
+            }
+        }
+    }
+    let ac = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .prefilter(true)
+        .build(&minimal)
+        .or_else(|_| AhoCorasick::new(&minimal))
+        .map_err(|e| crate::Error::Usage(format!("secret keyword automaton: {e}")))?;
+    Ok((ac, triggers))
+}
+
+fn compile_allow(
+    allow: &[RawAllow],
+    ids: &BTreeSet<String>,
+    src: &SourceFile<'_>,
+) -> Result<Vec<AllowEntry>> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for a in allow {
+        let needle = format!("id = \"{}\"", a.id);
+        if !seen.insert(a.id.clone()) {
+            return Err(src.error_at(
+                &needle,
+                1,
+                format!("allow entry `{}` is listed twice", a.id),
+            ));
+        }
+        if a.pattern != "*" && !ids.contains(&a.pattern) {
+            return Err(src.error_at(
+                &needle,
+                0,
+                format!(
+                    "allow entry `{}` names unknown pattern `{}`",
+                    a.id, a.pattern
+                ),
+            ));
+        }
+        if let Some(f) = &a.fingerprint {
+            let ok = f.strip_prefix("sha256:").is_some_and(|h| {
+                h.len() == 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            });
+            if !ok {
+                return Err(src.error_at(
+                    f,
+                    0,
+                    format!("fingerprint of `{}` is not sha256:<64 lowercase hex>", a.id),
+                ));
+            }
+        }
+        let path = Glob::new(&a.path)
+            .map_err(|e| src.error_at(&a.path, 0, format!("bad path glob of `{}`: {e}", a.id)))?
+            .compile_matcher();
+        out.push(AllowEntry {
+            id: a.id.clone(),
+            description: a.description.clone(),
+            pattern: a.pattern.clone(),
+            fingerprint: a.fingerprint.clone(),
+            path,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,253 @@
+//! Unit tests of the scanner on in-memory streams: every pattern's examples from `rules/secrets.toml`,
+//! window boundaries, odd read sizes, nested archives and bombs, the allowlist, line numbers.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Cursor, Read, Write};
+use std::sync::Arc;
+
+use rand::Rng;
+
+use super::template::{expand, has_placeholder};
+use super::{CHUNK, Patterns, SecretScanner, scan_value};
+
+const RULES: &str = include_str!("../../rules/secrets.toml");
+
+fn patterns() -> Patterns {
+    Patterns::load(RULES, "rules/secrets.toml").unwrap()
+}
+
+fn random(template: &str) -> String {
+    let mut rng = rand::rng();
+    expand(template, &mut |a: &[u8]| a[rng.random_range(0..a.len())]).unwrap()
+}
+
+fn scan(p: &Patterns, path: &str, data: &[u8]) -> SecretScanner {
+    let mut s = SecretScanner::new(Arc::new(p.clone()));
+    s.scan_stream(0, path, &mut Cursor::new(data.to_vec()))
+        .unwrap();
+    s
+}
+
+#[test]
+fn every_pattern_has_examples_and_they_hold() {
+    let p = patterns();
+    assert!(p.patterns().len() >= 25, "catalogue shrank");
+    for pat in p.patterns() {
+        assert!(
+            !pat.tp.is_empty() && !pat.fp.is_empty(),
+            "{} lacks examples",
+            pat.id
+        );
+        for t in &pat.tp {
+            assert!(
+                has_placeholder(t),
+                "{}: tp `{t}` must be a template",
+                pat.id
+            );
+            for _ in 0..5 {
+                let ex = random(t);
+                let ids: Vec<String> = scan_value(&p, ex.as_bytes())
+                    .into_iter()
+                    .map(|e| e.pattern)
+                    .collect();
+                assert!(
+                    ids.contains(&pat.id),
+                    "{}: tp `{t}` not found (got {ids:?})",
+                    pat.id
+                );
+                let s = scan(&p, "/tp", ex.as_bytes());
+                assert!(
+                    s.hits.iter().any(|h| h.evidence.pattern == pat.id),
+                    "{}: tp `{t}` not found by the streamer",
+                    pat.id
+                );
+            }
+        }
+        for f in &pat.fp {
+            let got = scan_value(&p, f.as_bytes());
+            assert!(got.is_empty(), "{}: fp `{f}` matched {got:?}", pat.id);
+        }
+    }
+}
+
+#[test]
+fn the_automaton_is_small_and_exact_case() {
+    let p = patterns();
+    // The packed (Teddy) searcher handles up to 64 literals.
+    assert!(p.keyword_count() <= 64, "{} keywords", p.keyword_count());
+}
+
+#[test]
+fn secret_on_every_window_boundary_is_found_once() {
+    let p = patterns();
+    let key = random("sk-ant-api03-{b64u:93}AA");
+    let mut filler = vec![0u8; 3 * CHUNK];
+    rand::rng().fill(&mut filler[..]);
+    for shift in [0, 1, 7, 50, key.len() - 1, key.len(), key.len() + 1] {
+        let at = CHUNK - shift.min(CHUNK);
+        let mut data = filler.clone();
+        data[at - 1] = b' ';
+        data[at..at + key.len()].copy_from_slice(key.as_bytes());
+        data[at + key.len()] = b'\n';
+        let s = scan(&p, "/bin/blob", &data);
+        let hits: Vec<_> = s
+            .hits
+            .iter()
+            .filter(|h| h.evidence.pattern == "anthropic-api-key")
+            .collect();
+        assert_eq!(hits.len(), 1, "shift {shift}: {:?}", s.hits);
+        assert_eq!(hits[0].offset, at as u64);
+        assert!(hits[0].line.is_none(), "binary content has no lines");
+    }
+}
+
+/// Yields 1..=N bytes per read.
+struct Dribble<R>(R, usize);
+
+impl<R: Read> Read for Dribble<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.1 = self.1 % 4093 + 1;
+        let n = buf.len().min(self.1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn odd_read_sizes_and_line_numbers() {
+    let p = patterns();
+    let key = random("ghp_{alnum:36}");
+    let mut text = String::new();
+    for i in 0..40_000 {
+        text.push_str(&format!("line {i} of some config text\n"));
+    }
+    let line_at = text.lines().count() + 1;
+    text.push_str(&format!("token = {key}\nend\n"));
+    let mut s = SecretScanner::new(Arc::new(p.clone()));
+    let mut r = Dribble(Cursor::new(text.clone().into_bytes()), 0);
+    s.scan_stream(3, "/etc/x.conf", &mut r).unwrap();
+    assert_eq!(s.hits.len(), 1, "{:?}", s.hits);
+    assert_eq!(s.hits[0].line, Some(line_at as u64));
+    assert_eq!(s.hits[0].ordinal, 3);
+    assert_eq!(s.hits[0].offset, text.find(&key).unwrap() as u64);
+    assert!(
+        !format!("{:?}", s.hits).contains(&key),
+        "a hit must not carry the key"
+    );
+}
+
+fn tar_with(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, name, content).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn nested_archives_are_opened_and_named() {
+    let p = patterns();
+    let key = random("hf_{alnum:36}");
+    let js = format!("module.exports = {{ token: '{key}' }};\n");
+    let tgz = gzip(&tar_with("package/index.js", js.as_bytes()));
+    // by name
+    let s = scan(&p, "/usr/lib/node_modules/x/pkg.tgz", &tgz);
+    assert_eq!(s.hits.len(), 1, "{:?} {:?}", s.hits, s.notes);
+    assert_eq!(
+        s.hits[0].path,
+        "/usr/lib/node_modules/x/pkg.tgz!package/index.js"
+    );
+    assert_eq!(s.hits[0].line, Some(1));
+    // by content (npm _cacache: no extension)
+    let s = scan(&p, "/root/.npm/_cacache/content-v2/sha512/ab/cd", &tgz);
+    assert_eq!(
+        s.hits[0].path,
+        "/root/.npm/_cacache/content-v2/sha512/ab/cd!package/index.js"
+    );
+    // tgz inside a tar inside a zip (a wheel/jar carrying an npm tarball)
+    let outer = tar_with("vendored/pkg.tgz", &tgz);
+    let mut zw = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zw.start_file("lib/bundle.tar", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zw.write_all(&outer).unwrap();
+    let zipped = zw.finish().unwrap().into_inner();
+    let s = scan(&p, "/opt/app.whl", &zipped);
+    assert_eq!(s.hits.len(), 1, "{:?} {:?}", s.hits, s.notes);
+    assert_eq!(
+        s.hits[0].path,
+        "/opt/app.whl!lib/bundle.tar!vendored/pkg.tgz!package/index.js"
+    );
+    // zstd
+    let zst = zstd::encode_all(Cursor::new(js.as_bytes()), 3).unwrap();
+    let s = scan(&p, "/data/config.js.zst", &zst);
+    assert_eq!(s.hits[0].path, "/data/config.js.zst!config.js");
+}
+
+#[test]
+fn depth_limit_and_bomb_are_notes_not_silence() {
+    let p = patterns();
+    let key = random("gsk_{alnum:52}");
+    // depth: tar in tar in tar in tar: the 4th container is scanned raw (the key is still found,
+    // because tar stores members uncompressed) and the limit is noted.
+    let mut t = tar_with("k.txt", format!("{key}\n").as_bytes());
+    for i in 0..4 {
+        t = tar_with(&format!("l{i}.tar"), &t);
+    }
+    let s = scan(&p, "/deep.tar", &t);
+    assert!(
+        s.notes.iter().any(|n| n.contains("nesting limit")),
+        "{:?}",
+        s.notes
+    );
+    assert_eq!(s.hits.len(), 1);
+    // bomb: 40 MiB of zeros gzip to ~40 KiB: the ratio passes 200:1 after the 16 MiB grace.
+    let zeros = vec![0u8; 40 << 20];
+    let bomb = gzip(&zeros);
+    let s = scan(&p, "/bomb.gz", &bomb);
+    assert!(s.notes.iter().any(|n| n.contains("ratio")), "{:?}", s.notes);
+    assert!(s.bytes_scanned < 40 << 20);
+}
+
+#[test]
+fn allowlist_suppressions_are_counted() {
+    let key = random("npm_{alnum:36}");
+    let fp = super::fingerprint(key.as_bytes());
+    let rules = format!(
+        "{RULES}\n[[allow]]\nid = \"vendored-fixture\"\ndescription = \"test\"\npath = \"/opt/**\"\n\
+         pattern = \"npm-access-token\"\nfingerprint = \"{fp}\"\n"
+    );
+    let p = Patterns::load(&rules, "secrets.toml").unwrap();
+    let data = format!("a {key} b {key}\n");
+    let s = scan(&p, "/opt/x/.npmrc", data.as_bytes());
+    assert!(s.hits.is_empty());
+    assert_eq!(s.suppressed.get("vendored-fixture"), Some(&2));
+    let s = scan(&p, "/home/agent/.npmrc", data.as_bytes());
+    assert_eq!(s.hits.len(), 2, "the glob does not cover /home");
+    let bad = format!(
+        "{RULES}\n[[allow]]\nid = \"x\"\ndescription = \"\"\npath = \"*\"\npattern = \"nope\"\n"
+    );
+    assert!(Patterns::load(&bad, "secrets.toml").is_err());
+}
+
+#[test]
+fn custom_env_names_replace_the_embedded_list() {
+    let p = patterns()
+        .with_env_names(&["MY_PROVIDER_SECRET_THING".to_string()])
+        .unwrap();
+    let v = format!("MY_PROVIDER_SECRET_THING={}\n", random("{alnum:30}7"));
+    assert!(
+        scan_value(&p, v.as_bytes())
+            .iter()
+            .any(|e| e.pattern == "provider-credential-assignment")
+    );
+    let v = format!("ANTHROPIC_API_KEY={}\n", random("{alnum:30}7"));
+    assert!(scan_value(&p, v.as_bytes()).is_empty());
+}
