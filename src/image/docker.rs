@@ -38,14 +38,12 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
         .get("Config")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::corrupt(&where_, "no `Config` path"))?;
-    let cfg_bytes = source
-        .member_bytes(cfg_path, JSON_LIMIT)?
-        .ok_or_else(|| {
-            Error::corrupt(
-                &where_,
-                format!("config {cfg_path:?} is missing from the archive"),
-            )
-        })?;
+    let cfg_bytes = source.member_bytes(cfg_path, JSON_LIMIT)?.ok_or_else(|| {
+        Error::corrupt(
+            &where_,
+            format!("config {cfg_path:?} is missing from the archive"),
+        )
+    })?;
     let cfg_digest = Digest::sha256_of(&cfg_bytes);
     let named = hex_of_blob_path(cfg_path).or_else(|| {
         let stem = cfg_path.rsplit('/').next()?.strip_suffix(".json")?;
@@ -117,7 +115,11 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
     let ref_names = entry
         .get("RepoTags")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Image {
         platform: config_platform(&config),

@@ -3,12 +3,16 @@
 //! regular file's content handed to a [`ContentScanner`]. Layers run in parallel (rayon) and come back in
 //! order. Nothing is extracted to disk; no whole layer or whole file is held in memory.
 
-use std::io::Read;
+use std::io::{self, BufRead, BufReader, Read};
 
 use globset::GlobSet;
+use rayon::prelude::*;
 
-use super::{Entry, Image, LayerInfo, LayerListing, Source};
-use crate::error::Result;
+use super::blob::from_io;
+use super::entries;
+use super::stream::{CHUNK, HashingReader, decoder, layer_name, pipelined, pump, sniff};
+use super::{Compression, Digest, Entry, Image, LayerInfo, LayerListing, Source};
+use crate::error::{Error, Result};
 
 /// Receives the content of every regular-file entry of one layer (deleted, overwritten and hidden
 /// entries included). One instance per layer, made by the factory given to [`read_layers`]; the instance
@@ -75,6 +79,82 @@ where
     S: ContentScanner,
     F: Fn(&LayerInfo) -> S + Sync,
 {
-    let _ = (source, image, capture, &make_scanner);
-    todo!("image helper: implement")
+    // Largest first, so the longest layer starts at once and the small ones fill in around it.
+    let mut order: Vec<&LayerInfo> = image.layers.iter().collect();
+    order.sort_by_key(|l| std::cmp::Reverse(l.descriptor.size));
+    let mut done: Vec<(usize, LayerOutput<S>)> = order
+        .par_iter()
+        .map(|l| read_one(source, l, capture, make_scanner(l)).map(|o| (l.index, o)))
+        .collect::<Result<_>>()?;
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, o)| o).collect())
+}
+
+/// One layer: verified blob → sniff → decode (on its own thread) → hash `diff_id` → tar walk.
+pub fn read_one<S: ContentScanner>(
+    source: &Source,
+    info: &LayerInfo,
+    capture: &CapturePolicy,
+    mut scanner: S,
+) -> Result<LayerOutput<S>> {
+    let what = layer_name(info);
+    let blob = source.blob(&info.descriptor)?;
+    let mut raw = BufReader::with_capacity(CHUNK, blob);
+    let head = fill_head(&mut raw).map_err(|e| from_io(e, &what))?;
+    let compression = sniff(&head).map_err(|d| Error::corrupt(&what, d))?;
+    let mut listing = LayerListing {
+        index: info.index,
+        compression: Some(compression),
+        compressed_size: info.descriptor.size,
+        ..LayerListing::default()
+    };
+    let consume =
+        |r: &mut dyn Read, listing: &mut LayerListing, scanner: &mut S| -> io::Result<Digest> {
+            let mut hashing = HashingReader::new(r, &info.diff_id);
+            entries::walk(&mut hashing, info, capture, scanner, listing, &what)?;
+            hashing.drain_zeros(&what)?;
+            listing.uncompressed_size = hashing.count;
+            Ok(hashing.finish())
+        };
+    let got = if compression == Compression::None {
+        let mut r: &mut dyn Read = &mut raw;
+        consume(&mut r, &mut listing, &mut scanner)
+    } else {
+        pipelined(
+            |send| {
+                let ok = match decoder(compression, &mut raw) {
+                    Ok(mut d) => {
+                        pump(&mut d, send);
+                        true
+                    }
+                    Err(e) => !send(Err(e)),
+                };
+                // the decoder may stop before the blob's end: read the rest so it is verified
+                if ok && let Err(e) = io::copy(&mut raw, &mut io::sink()) {
+                    send(Err(e));
+                }
+            },
+            |mut ch| consume(&mut ch, &mut listing, &mut scanner),
+        )
+    }
+    .map_err(|e| from_io(e, &what))?;
+    if got != info.diff_id {
+        return Err(Error::corrupt(
+            what,
+            format!(
+                "diff_id differs: the uncompressed layer hashes to {got}, the config says {}",
+                info.diff_id
+            ),
+        ));
+    }
+    Ok(LayerOutput {
+        listing,
+        scan: scanner,
+    })
+}
+
+/// Up to 512 leading bytes without consuming them.
+fn fill_head<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
+    let b = r.fill_buf()?;
+    Ok(b[..b.len().min(512)].to_vec())
 }

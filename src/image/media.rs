@@ -47,10 +47,20 @@ mod tests {
     fn classifies_layers() {
         assert!(is_tar_layer("application/vnd.oci.image.layer.v1.tar+zstd"));
         assert!(is_tar_layer(DOCKER_LAYER));
-        assert!(is_tar_layer("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"));
-        assert!(!is_tar_layer("application/vnd.dev.cosign.simplesigning.v1+json"));
-        assert!(!is_tar_layer("application/vnd.sylabs.image.layer.v1.squashfs"));
-        assert!(is_unsupported_layer("application/vnd.sylabs.image.layer.v1.squashfs"));
-        assert!(!is_tar_layer("application/vnd.oci.image.layer.v1.tar+gzip+encrypted"));
+        assert!(is_tar_layer(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+        ));
+        assert!(!is_tar_layer(
+            "application/vnd.dev.cosign.simplesigning.v1+json"
+        ));
+        assert!(!is_tar_layer(
+            "application/vnd.sylabs.image.layer.v1.squashfs"
+        ));
+        assert!(is_unsupported_layer(
+            "application/vnd.sylabs.image.layer.v1.squashfs"
+        ));
+        assert!(!is_tar_layer(
+            "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
+        ));
     }
 }

@@ -11,10 +11,12 @@
 pub mod archive;
 pub mod blob;
 pub mod docker;
+pub mod entries;
 pub mod layer;
 pub mod media;
 pub mod select;
 pub mod source;
+pub mod stream;
 pub mod tree;
 pub mod walk;
 pub mod whiteout;

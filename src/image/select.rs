@@ -119,7 +119,9 @@ pub fn select(
             .collect(),
         Selector::Digest(d) => images
             .into_iter()
-            .filter(|(top, img)| img.manifest.digest.to_string() == *d || tops[*top].0.to_string() == *d)
+            .filter(|(top, img)| {
+                img.manifest.digest.to_string() == *d || tops[*top].0.to_string() == *d
+            })
             .collect(),
     };
     if picked.is_empty() {
@@ -136,7 +138,10 @@ pub fn select(
     let groups: HashSet<BTreeSet<Digest>> = {
         let mut per_top: std::collections::BTreeMap<usize, BTreeSet<Digest>> = Default::default();
         for (top, img) in &picked {
-            per_top.entry(*top).or_default().insert(img.manifest.digest.clone());
+            per_top
+                .entry(*top)
+                .or_default()
+                .insert(img.manifest.digest.clone());
         }
         per_top.into_values().collect()
     };
@@ -202,7 +207,10 @@ fn describe(images: &[(usize, Image)], tops: &[(Digest, Vec<String>)]) -> String
         let name = if refs.is_empty() {
             "(untagged)".to_string()
         } else {
-            refs.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            refs.iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let _ = writeln!(s, "  {name}  {}  {}", img.manifest.digest, img.platform);
     }
@@ -220,7 +228,10 @@ mod tests {
             normalise_ref("index.docker.io/library/test_image_1:latest"),
             "test_image_1:latest"
         );
-        assert_eq!(normalise_ref("localhost:5000/a/b"), "localhost:5000/a/b:latest");
+        assert_eq!(
+            normalise_ref("localhost:5000/a/b"),
+            "localhost:5000/a/b:latest"
+        );
         assert!(tag_matches("test_image_1", "test_image_1:latest"));
         assert!(!tag_matches("test_image_1", "test_image_2:latest"));
     }
@@ -231,9 +242,15 @@ mod tests {
         let p = dir.path().join("a:b.tar");
         std::fs::write(&p, b"x").expect("write");
         let ps = p.display().to_string();
-        assert_eq!(split_spec(&ps).expect("whole"), (ps.clone(), Selector::None));
+        assert_eq!(
+            split_spec(&ps).expect("whole"),
+            (ps.clone(), Selector::None)
+        );
         let (path, sel) = split_spec(&format!("{ps}:repo/x:v1")).expect("tag");
-        assert_eq!((path.as_str(), sel), (ps.as_str(), Selector::Tag("repo/x:v1".into())));
+        assert_eq!(
+            (path.as_str(), sel),
+            (ps.as_str(), Selector::Tag("repo/x:v1".into()))
+        );
         let d = format!("sha256:{}", "a".repeat(64));
         let (path, sel) = split_spec(&format!("{ps}@{d}")).expect("digest");
         assert_eq!((path, sel), (ps, Selector::Digest(d)));

@@ -95,7 +95,9 @@ impl Source {
             ));
         }
         let mut v = Vec::with_capacity(size as usize);
-        r.take(limit).read_to_end(&mut v).map_err(|e| from_io(e, name))?;
+        r.take(limit)
+            .read_to_end(&mut v)
+            .map_err(|e| from_io(e, name))?;
         Ok(Some(v))
     }
 
@@ -107,7 +109,11 @@ impl Source {
     /// A verified reader over the blob of `desc`: yields exactly `desc.size` bytes and fails with
     /// `Error::Corrupt` at EOF if the digest or size differs, or at open if the blob is missing.
     pub fn blob(&self, desc: &Descriptor) -> Result<BlobReader> {
-        let what = format!("blob {} ({})", desc.digest, media_or_unknown(&desc.media_type));
+        let what = format!(
+            "blob {} ({})",
+            desc.digest,
+            media_or_unknown(&desc.media_type)
+        );
         let rel = self.rel(&desc.digest);
         let Some((r, size)) = self.open_rel(&rel)? else {
             return Err(Error::corrupt(
@@ -194,8 +200,7 @@ pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
         _spill: spill,
     };
     let (kind, walk) = discover(&mut source, &path)?;
-    let (images, attestations, annotations, notes) =
-        select(walk, &selector, platform, &path)?;
+    let (images, attestations, annotations, notes) = select(walk, &selector, platform, &path)?;
     Ok(Opened {
         source,
         kind,
@@ -294,7 +299,11 @@ fn add_repo_tags(walk: &mut Walk, manifest_json: &[u8]) {
         let tags: Vec<String> = e
             .get("RepoTags")
             .and_then(|t| t.as_array())
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         for (_, img) in &mut walk.images {
             if cfg.ends_with(&img.config_descriptor.digest.hex) {

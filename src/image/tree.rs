@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::EntryKind::{self, Hardlink, Symlink};
+use super::whiteout::{join, split};
 use super::{Entry, LayerListing};
 
 /// Where an entry lives: layer index and index into that layer's `entries`.
@@ -65,13 +67,108 @@ pub struct MergedTree {
     pub fates: Vec<Vec<Fate>>,
     /// Hardlink entry → the regular-file entry whose content it shares.
     pub link_origin: BTreeMap<NodeRef, NodeRef>,
+    /// The entry that supplies the root directory's attributes (a `./` member), if any layer has one.
+    pub root: Option<NodeRef>,
 }
 
 impl MergedTree {
     /// Fold the listings (in layer order) into the final tree.
     pub fn merge(listings: &[LayerListing]) -> MergedTree {
-        let _ = listings;
-        todo!("image helper: implement")
+        let mut t = MergedTree {
+            fates: listings
+                .iter()
+                .map(|l| vec![Fate::Visible; l.entries.len()])
+                .collect(),
+            ..MergedTree::default()
+        };
+        for (layer, l) in listings.iter().enumerate() {
+            // Pass 1: opaque markers and whiteouts apply to the lower layers only, wherever they sit.
+            for d in &l.opaque_dirs {
+                let d = t.place(listings, d);
+                t.remove_under(&d, Fate::HiddenByOpaque { by: layer });
+            }
+            for w in &l.whiteouts {
+                let w = t.place(listings, w);
+                t.remove(&w, Fate::Deleted { by: layer });
+            }
+            // Pass 2: the layer's own entries, in tar order.
+            for (entry, e) in l.entries.iter().enumerate() {
+                t.insert(listings, NodeRef { layer, entry }, e);
+            }
+        }
+        t
+    }
+
+    fn set_fate(&mut self, n: NodeRef, f: Fate) {
+        self.fates[n.layer][n.entry] = f;
+    }
+
+    /// Remove everything strictly below `dir` (`""` = the root).
+    fn remove_under(&mut self, dir: &str, fate: Fate) {
+        let gone: Vec<String> = if dir.is_empty() {
+            self.nodes.keys().cloned().collect()
+        } else {
+            let prefix = format!("{dir}/");
+            self.nodes
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for k in gone {
+            if let Some(n) = self.nodes.remove(&k) {
+                self.set_fate(n, fate);
+            }
+        }
+    }
+
+    /// Remove `path` and everything below it.
+    fn remove(&mut self, path: &str, fate: Fate) {
+        if path.is_empty() {
+            return;
+        }
+        if let Some(n) = self.nodes.remove(path) {
+            self.set_fate(n, fate);
+        }
+        self.remove_under(path, fate);
+    }
+
+    /// Where a write to `path` lands: its parent is resolved through symlinks inside the root, as an
+    /// extracting runtime would (`bin/x` with `bin -> usr/bin` lands at `usr/bin/x`).
+    fn place(&self, listings: &[LayerListing], path: &str) -> String {
+        let (parent, base) = split(path);
+        if parent.is_empty() || self.nodes.get(parent).is_some_and(|n| Self::entry(listings, *n).is_dir()) {
+            return path.to_string();
+        }
+        match self.resolve(listings, parent) {
+            Resolved::Found { path: p, node } if Self::entry(listings, node).is_dir() => join(&p, base),
+            _ => path.to_string(),
+        }
+    }
+
+    fn insert(&mut self, listings: &[LayerListing], node: NodeRef, e: &Entry) {
+        if e.path.is_empty() {
+            if let Some(old) = self.root.replace(node) {
+                self.set_fate(old, Fate::Overwritten { by: node.layer });
+            }
+            return;
+        }
+        let path = self.place(listings, &e.path);
+        if let Hardlink { target } = &e.kind {
+            let tp = self.place(listings, target);
+            if let Some(&t) = self.nodes.get(&tp) {
+                let origin = self.link_origin.get(&t).copied().unwrap_or(t);
+                if Self::entry(listings, origin).is_file() {
+                    self.link_origin.insert(node, origin);
+                }
+            }
+        }
+        if let Some(old) = self.nodes.insert(path.clone(), node) {
+            self.set_fate(old, Fate::Overwritten { by: node.layer });
+            if Self::entry(listings, old).is_dir() && !e.is_dir() {
+                self.remove_under(&path, Fate::Overwritten { by: node.layer });
+            }
+        }
     }
 
     /// The entry behind a node.
@@ -79,23 +176,98 @@ impl MergedTree {
         &listings[node.layer].entries[node.entry]
     }
 
+    /// The regular-file entry whose content `node` has (itself unless it is a hardlink).
+    pub fn origin(&self, node: NodeRef) -> NodeRef {
+        self.link_origin.get(&node).copied().unwrap_or(node)
+    }
+
+    fn has_children(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        self.nodes
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
     /// Resolve `path` (absolute or relative to `/`) inside the root, following symlinks in every
     /// component including the last (absolute targets from the image root, `..` clamped at the root,
     /// at most 40 hops).
     pub fn resolve(&self, listings: &[LayerListing], path: &str) -> Resolved {
-        let _ = (listings, path);
-        todo!("image helper: implement")
+        let mut pending: Vec<String> = comps(path);
+        let mut cur = String::new();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            if c == ".." {
+                cur = split(&cur).0.to_string();
+                continue;
+            }
+            let cand = join(&cur, &c);
+            let Some(&n) = self.nodes.get(&cand) else {
+                if self.has_children(&cand) {
+                    cur = cand;
+                    continue;
+                }
+                return Resolved::Missing { path: cand };
+            };
+            match &Self::entry(listings, n).kind {
+                Symlink { target } => {
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        return Resolved::Loop { path: cand };
+                    }
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    pending.extend(comps(target));
+                }
+                EntryKind::Dir => cur = cand,
+                _ if pending.is_empty() => return Resolved::Found { path: cand, node: n },
+                _ => return Resolved::NotADirectory { path: cand },
+            }
+        }
+        if cur.is_empty() {
+            return match self.root {
+                Some(node) => Resolved::Found { path: cur, node },
+                None => Resolved::Missing { path: cur },
+            };
+        }
+        match self.nodes.get(&cur) {
+            Some(&node) => Resolved::Found { path: cur, node },
+            None => Resolved::Missing { path: cur },
+        }
     }
 
     /// The captured content of the file at final `path` (after symlinks, through hardlinks), if captured.
     pub fn content<'a>(&self, listings: &'a [LayerListing], path: &str) -> Option<&'a [u8]> {
-        let _ = (listings, path);
-        todo!("image helper: implement")
+        let Resolved::Found { node, .. } = self.resolve(listings, path) else {
+            return None;
+        };
+        let o = self.origin(node);
+        listings[o.layer].captured.get(&o.entry).map(Vec::as_slice)
     }
 
     /// The captured head bytes of the file at final `path` (after symlinks, through hardlinks).
     pub fn head<'a>(&self, listings: &'a [LayerListing], path: &str) -> Option<&'a [u8]> {
-        let _ = (listings, path);
-        todo!("image helper: implement")
+        let Resolved::Found { node, .. } = self.resolve(listings, path) else {
+            return None;
+        };
+        let o = self.origin(node);
+        let l = &listings[o.layer];
+        l.heads
+            .get(&o.entry)
+            .or_else(|| l.captured.get(&o.entry))
+            .map(Vec::as_slice)
     }
+}
+
+/// Symlink hops allowed while resolving (Linux's limit).
+pub const MAX_HOPS: usize = 40;
+
+/// Path components in reverse order (for a stack), without empty and `.` components.
+fn comps(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .rev()
+        .map(String::from)
+        .collect()
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Attestation, Descriptor, Digest, HistoryEntry, Image, ImageConfig, LayerInfo, Platform};
+use super::{
+    Attestation, Descriptor, Digest, HistoryEntry, Image, ImageConfig, LayerInfo, Platform,
+};
 use super::{Source, media};
 use crate::error::{Error, Result};
 
@@ -30,7 +32,9 @@ pub struct Walk {
 /// Parse a descriptor object; `where_` names it in errors.
 pub fn descriptor(v: &Value, where_: &str) -> Result<Descriptor> {
     let bad = |d: &str| Error::corrupt(where_, d.to_string());
-    let o = v.as_object().ok_or_else(|| bad("descriptor is not a JSON object"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| bad("descriptor is not a JSON object"))?;
     let digest = o
         .get("digest")
         .and_then(Value::as_str)
@@ -95,7 +99,8 @@ pub fn walk_top(source: &Source, index: &Value, walk: &mut Walk) -> Result<()> {
         let where_ = format!("index.json manifests[{i}]");
         let d = descriptor(v, &where_)?;
         for (k, val) in &d.annotations {
-            walk.annotations.push((where_.clone(), k.clone(), val.clone()));
+            walk.annotations
+                .push((where_.clone(), k.clone(), val.clone()));
         }
         let refs: Vec<String> = [
             "org.opencontainers.image.ref.name",
@@ -120,7 +125,10 @@ fn visit(
     walk: &mut Walk,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::corrupt(blob_name(d), "indexes nest deeper than 8 levels"));
+        return Err(Error::corrupt(
+            blob_name(d),
+            "indexes nest deeper than 8 levels",
+        ));
     }
     let mt = d.media_type.as_str();
     if is_attestation(d) {
@@ -139,7 +147,8 @@ fn visit(
         return Ok(());
     }
     if !known && (d.size > JSON_LIMIT || !mt.is_empty() && !mt.contains("json")) {
-        walk.notes.push(format!("skipped {} with media type {mt:?}", d.digest));
+        walk.notes
+            .push(format!("skipped {} with media type {mt:?}", d.digest));
         return Ok(());
     }
     let bytes = source.blob_bytes(d, JSON_LIMIT)?;
@@ -150,15 +159,21 @@ fn visit(
         for (i, v) in list.unwrap_or_default().iter().enumerate() {
             let child = descriptor(v, &format!("{} manifests[{i}]", blob_name(d)))?;
             for (k, val) in &child.annotations {
-                walk.annotations
-                    .push((format!("{} manifests[{i}]", blob_name(d)), k.clone(), val.clone()));
+                walk.annotations.push((
+                    format!("{} manifests[{i}]", blob_name(d)),
+                    k.clone(),
+                    val.clone(),
+                ));
             }
             visit(source, &child, top, refs, depth + 1, walk)?;
         }
         return Ok(());
     }
     if doc.get("config").is_none() || doc.get("layers").is_none() {
-        walk.notes.push(format!("{} is neither an index nor a manifest", blob_name(d)));
+        walk.notes.push(format!(
+            "{} is neither an index nor a manifest",
+            blob_name(d)
+        ));
         return Ok(());
     }
     match manifest_image(source, d, &doc, refs)? {
@@ -173,8 +188,7 @@ fn visit(
 
 fn is_attestation(d: &Descriptor) -> bool {
     d.annotations.contains_key("vnd.docker.reference.type")
-        || d
-            .platform
+        || d.platform
             .as_ref()
             .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
 }
@@ -216,7 +230,10 @@ pub fn manifest_image(
     let cfg_bytes = source.blob_bytes(&config_descriptor, JSON_LIMIT)?;
     let config = parse_config(&cfg_bytes, &format!("config {}", config_descriptor.digest))?;
     let layers = layer_infos(&where_, layer_descs, &config)?;
-    let platform = d.platform.clone().unwrap_or_else(|| config_platform(&config));
+    let platform = d
+        .platform
+        .clone()
+        .unwrap_or_else(|| config_platform(&config));
     let mut manifest = d.clone();
     if manifest.media_type.is_empty() {
         manifest.media_type = doc["mediaType"].as_str().unwrap_or_default().to_string();
@@ -257,8 +274,7 @@ pub fn layer_infos(
             ),
         ));
     }
-    let non_empty: Vec<&HistoryEntry> =
-        config.history.iter().filter(|h| !h.empty_layer).collect();
+    let non_empty: Vec<&HistoryEntry> = config.history.iter().filter(|h| !h.empty_layer).collect();
     let lined_up = non_empty.len() == descs.len();
     Ok(descs
         .into_iter()
@@ -284,7 +300,11 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -310,8 +330,9 @@ pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
                     d.as_str()
                         .ok_or_else(|| Error::corrupt(what, "a diff_id is not a string"))
                         .and_then(|s| {
-                            Digest::parse(s)
-                                .map_err(|_| Error::corrupt(what, format!("malformed diff_id {s:?}")))
+                            Digest::parse(s).map_err(|_| {
+                                Error::corrupt(what, format!("malformed diff_id {s:?}"))
+                            })
                         })
                 })
                 .collect::<Result<Vec<_>>>()
@@ -325,10 +346,16 @@ pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
             a.iter()
                 .map(|h| HistoryEntry {
                     created: h.get("created").and_then(Value::as_str).map(String::from),
-                    created_by: h.get("created_by").and_then(Value::as_str).map(String::from),
+                    created_by: h
+                        .get("created_by")
+                        .and_then(Value::as_str)
+                        .map(String::from),
                     comment: h.get("comment").and_then(Value::as_str).map(String::from),
                     author: h.get("author").and_then(Value::as_str).map(String::from),
-                    empty_layer: h.get("empty_layer").and_then(Value::as_bool).unwrap_or(false),
+                    empty_layer: h
+                        .get("empty_layer")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                 })
                 .collect()
         })

@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn normalises_names() {
         let n = normalise("./a//b/./c/");
-        assert_eq!((n.path.as_str(), n.escapes, n.absolute), ("a/b/c", false, false));
+        assert_eq!(
+            (n.path.as_str(), n.escapes, n.absolute),
+            ("a/b/c", false, false)
+        );
         let n = normalise("../x");
         assert_eq!((n.path.as_str(), n.escapes), ("x", true));
         let n = normalise("/abs/p");

@@ -1,0 +1,256 @@
+//! The hardened tar walk of one uncompressed layer stream: PAX/GNU names (via the `tar` crate ≥ 0.4.46),
+//! path normalisation, whiteout classification, hygiene issues (duplicates, first-layer whiteouts,
+//! invalid `.wh.`, setuid/setgid, escapes, unsupported entry types), ambiguous PAX sizes as corrupt
+//! input, captures per [`CapturePolicy`], and every regular file's content to the [`ContentScanner`].
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+
+use tar::EntryType;
+
+use super::blob::corrupt_io;
+use super::layer::{CapturePolicy, ContentScanner};
+use super::whiteout::{Marker, classify, normalise, symlink_escapes};
+use super::{Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
+
+/// Walk every tar entry of `r`, filling `listing`.
+pub fn walk<S: ContentScanner>(
+    r: &mut dyn Read,
+    info: &LayerInfo,
+    capture: &CapturePolicy,
+    scanner: &mut S,
+    listing: &mut LayerListing,
+    what: &str,
+) -> io::Result<()> {
+    let mut ar = tar::Archive::new(r);
+    let mut seen: HashSet<String> = HashSet::new();
+    for (ordinal, entry) in ar.entries()?.enumerate() {
+        let mut entry = entry?;
+        let hdr = entry.header();
+        let etype = hdr.entry_type();
+        let header_size = hdr.entry_size()?;
+        if header_size != 0 && header_size != entry.size() {
+            return Err(corrupt_io(
+                what,
+                format!(
+                    "ambiguous tar: entry {:?} has a PAX size of {} but a header size of {header_size}",
+                    String::from_utf8_lossy(&entry.path_bytes()),
+                    entry.size()
+                ),
+            ));
+        }
+        if matches!(etype, EntryType::XGlobalHeader) {
+            continue;
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let norm = normalise(&raw);
+        let mode = hdr.mode()? & 0o7777;
+        let mut e = Entry {
+            path: norm.path.clone(),
+            kind: EntryKind::File,
+            mode,
+            uid: hdr.uid()?,
+            gid: hdr.gid()?,
+            size: entry.size(),
+            mtime: hdr.mtime().unwrap_or(0),
+            ordinal,
+        };
+        let mut keep = true;
+        if norm.escapes {
+            listing.hygiene.push(HygieneIssue::PathEscape {
+                raw: raw.clone(),
+                detail: "the member name climbs above the root with `..`".into(),
+            });
+            keep = false;
+        } else if norm.absolute {
+            listing.hygiene.push(HygieneIssue::PathEscape {
+                raw: raw.clone(),
+                detail: "the member name is absolute".into(),
+            });
+        }
+        e.kind = match kind_of(&entry, etype, &e.path, &raw, listing, &mut keep)? {
+            Some(k) => k,
+            None => continue,
+        };
+        if e.is_file() {
+            if keep {
+                match classify(&e.path) {
+                    Marker::Plain => {}
+                    m => {
+                        marker(m, &e.path, info.index, listing);
+                        continue;
+                    }
+                }
+            }
+            if mode & 0o6000 != 0 {
+                listing.hygiene.push(HygieneIssue::Setuid {
+                    path: e.path.clone(),
+                    mode,
+                });
+            }
+            let idx = listing.entries.len();
+            content(&mut entry, info, &e, capture, scanner, listing, idx, keep)?;
+        } else if keep && classify(&e.path) != Marker::Plain {
+            let m = classify(&e.path);
+            if matches!(m, Marker::AufsMeta) {
+                continue;
+            }
+            marker(m, &e.path, info.index, listing);
+            continue;
+        }
+        if !keep {
+            continue;
+        }
+        if !seen.insert(e.path.clone()) {
+            listing.hygiene.push(HygieneIssue::DuplicatePath {
+                path: e.path.clone(),
+            });
+        }
+        listing.entries.push(e);
+    }
+    Ok(())
+}
+
+/// Record a whiteout/opaque/invalid marker.
+fn marker(m: Marker, path: &str, layer: usize, listing: &mut LayerListing) {
+    match m {
+        Marker::Whiteout(p) => {
+            if layer == 0 {
+                listing.hygiene.push(HygieneIssue::WhiteoutInFirstLayer {
+                    path: path.to_string(),
+                });
+            }
+            listing.whiteouts.push(p);
+        }
+        Marker::Opaque(d) => {
+            if layer == 0 {
+                listing.hygiene.push(HygieneIssue::WhiteoutInFirstLayer {
+                    path: path.to_string(),
+                });
+            }
+            listing.opaque_dirs.push(d);
+        }
+        Marker::Invalid => listing.hygiene.push(HygieneIssue::InvalidWhiteout {
+            path: path.to_string(),
+        }),
+        Marker::AufsMeta | Marker::Plain => {}
+    }
+}
+
+/// The entry kind; `None` for types that are skipped (recorded as unsupported).
+fn kind_of<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    etype: EntryType,
+    path: &str,
+    raw: &str,
+    listing: &mut LayerListing,
+    keep: &mut bool,
+) -> io::Result<Option<EntryKind>> {
+    let link = || {
+        entry
+            .link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let hdr = entry.header();
+    let dev = || -> io::Result<(u32, u32)> {
+        Ok((
+            hdr.device_major()?.unwrap_or(0),
+            hdr.device_minor()?.unwrap_or(0),
+        ))
+    };
+    Ok(Some(match etype {
+        EntryType::Regular | EntryType::Continuous => EntryKind::File,
+        EntryType::Directory => EntryKind::Dir,
+        EntryType::Symlink => {
+            let target = link();
+            if symlink_escapes(path, &target) {
+                listing.hygiene.push(HygieneIssue::PathEscape {
+                    raw: raw.to_string(),
+                    detail: format!("symlink target {target:?} climbs above the root"),
+                });
+            }
+            EntryKind::Symlink { target }
+        }
+        EntryType::Link => {
+            let t = link();
+            let n = normalise(&t);
+            if n.escapes {
+                listing.hygiene.push(HygieneIssue::PathEscape {
+                    raw: raw.to_string(),
+                    detail: format!("hardlink target {t:?} climbs above the root"),
+                });
+                *keep = false;
+            }
+            EntryKind::Hardlink { target: n.path }
+        }
+        EntryType::Char => {
+            let (major, minor) = dev()?;
+            if major == 0 && minor == 0 {
+                listing.hygiene.push(HygieneIssue::Unsupported {
+                    path: path.to_string(),
+                    detail: "character device 0/0 (an overlayfs whiteout, not an OCI one)".into(),
+                });
+            }
+            EntryKind::Char { major, minor }
+        }
+        EntryType::Block => {
+            let (major, minor) = dev()?;
+            EntryKind::Block { major, minor }
+        }
+        EntryType::Fifo => EntryKind::Fifo,
+        other => {
+            listing.hygiene.push(HygieneIssue::Unsupported {
+                path: path.to_string(),
+                detail: format!(
+                    "tar entry type {:?} is not modelled",
+                    other.as_byte() as char
+                ),
+            });
+            return Ok(None);
+        }
+    }))
+}
+
+/// Hand a regular file's content to the scanner, capturing what the policy asks for.
+#[allow(clippy::too_many_arguments)]
+fn content<R: Read, S: ContentScanner>(
+    entry: &mut tar::Entry<'_, R>,
+    info: &LayerInfo,
+    e: &Entry,
+    capture: &CapturePolicy,
+    scanner: &mut S,
+    listing: &mut LayerListing,
+    idx: usize,
+    keep: bool,
+) -> io::Result<()> {
+    if keep && e.size <= capture.max_size && capture.globs.is_match(&e.path) {
+        let mut v = Vec::with_capacity(e.size as usize);
+        entry.read_to_end(&mut v)?;
+        let head_ok = capture.head_bytes > 0 && is_exec(e.mode, &v);
+        if head_ok {
+            listing
+                .heads
+                .insert(idx, v[..v.len().min(capture.head_bytes)].to_vec());
+        }
+        scanner.scan(info, e, &mut &v[..])?;
+        listing.captured.insert(idx, v);
+        return Ok(());
+    }
+    if capture.head_bytes > 0 && e.size > 0 {
+        let want = (e.size as usize).min(capture.head_bytes);
+        let mut head = vec![0u8; want];
+        entry.read_exact(&mut head)?;
+        let mut chained = (&head[..]).chain(&mut *entry);
+        scanner.scan(info, e, &mut chained)?;
+        if keep && is_exec(e.mode, &head) {
+            listing.heads.insert(idx, head);
+        }
+        return Ok(());
+    }
+    scanner.scan(info, e, entry)
+}
+
+fn is_exec(mode: u32, head: &[u8]) -> bool {
+    mode & 0o111 != 0 || head.starts_with(b"\x7fELF") || head.starts_with(b"#!")
+}
