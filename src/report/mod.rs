@@ -3,7 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+mod github;
+mod human;
+mod json;
+mod junit;
+mod sarif;
+mod text;
+mod verdict;
+
+pub use verdict::{Tally, Verdict, short_digest};
+
+/// The version of the JSON document (`docs/report-schema.md`). Bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// Severity of a finding (from the rule, overridable per rule on the command line).
 #[derive(
@@ -28,7 +41,7 @@ impl Severity {
 }
 
 /// A layer, as findings name it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LayerRef {
     pub index: usize,
     pub digest: String,
@@ -39,7 +52,7 @@ pub struct LayerRef {
 }
 
 /// Where a finding points.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Location {
     /// The image as a whole (e.g. a missing label).
@@ -67,7 +80,7 @@ pub enum Location {
 }
 
 /// Redacted evidence of a secret: never the value itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Evidence {
     /// Up to 8 leading characters (less for short values), e.g. `sk-ant-a`.
     pub prefix: String,
@@ -79,7 +92,7 @@ pub struct Evidence {
 }
 
 /// One finding of one rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Public rule id from contract.md (`secret-in-layer`).
     pub rule_id: String,
@@ -93,7 +106,7 @@ pub struct Finding {
 }
 
 /// The status of one rule for one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleStatus {
     Passed,
@@ -105,7 +118,7 @@ pub enum RuleStatus {
 }
 
 /// Per-rule outcome for one image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleResult {
     pub rule_id: String,
     pub severity: Severity,
@@ -116,7 +129,7 @@ pub struct RuleResult {
 }
 
 /// The verdict for one image (one platform).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageReport {
     /// The input as given on the command line.
     pub input: String,
@@ -135,7 +148,7 @@ pub struct ImageReport {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// JSON schema version of this document.
     pub schema_version: u32,
@@ -156,7 +169,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
 }
 
 /// A rule as reports describe it (SARIF `tool.driver.rules`, `x1-validate rules`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleMeta {
     pub id: String,
     pub default_severity: Severity,
@@ -182,19 +195,34 @@ pub enum Format {
 pub struct RenderOptions {
     /// ANSI colour (false when `NO_COLOR` is set or output is not a terminal).
     pub color: bool,
-    /// Terminal width for the human format.
+    /// Terminal width for the human format (0: no wrapping).
     pub width: usize,
-    /// The rule catalogue (SARIF `tool.driver.rules`, JUnit testcases per rule).
+    /// The rule catalogue (SARIF `tool.driver.rules`, `JUnit` testcases per rule).
     pub catalog: Vec<RuleMeta>,
+    /// `--fail-on`: the least severe level that fails an image. `None` means `error` (the default).
+    pub fail_on: Option<Severity>,
 }
 
-/// Render `report` in `format`, completely, to `out`.
+impl RenderOptions {
+    /// The effective `--fail-on` level.
+    pub fn fail_on(&self) -> Severity {
+        self.fail_on.unwrap_or(Severity::Error)
+    }
+}
+
+/// Render `report` in `format`, completely, to `out` (flushed before returning).
 pub fn render(
     report: &Report,
     format: Format,
     opts: &RenderOptions,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let _ = (report, format, opts, out);
-    Err(std::io::Error::other("renderers not implemented yet"))
+    match format {
+        Format::Human => human::render(report, opts, out)?,
+        Format::Json => json::render(report, opts, out)?,
+        Format::Sarif => sarif::render(report, opts, out)?,
+        Format::Junit => junit::render(report, opts, out)?,
+        Format::Github => github::render(report, opts, out)?,
+    }
+    out.flush()
 }

@@ -2,3 +2,4 @@
 
 mod common;
 mod image_builder;
+mod report;
