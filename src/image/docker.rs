@@ -32,6 +32,17 @@ fn hex_of_blob_path(p: &str) -> Option<Digest> {
     Digest::parse(&format!("{alg}:{hex}")).ok()
 }
 
+/// A digest spelled by a member's name: `blobs/sha256/<hex>`, `<hex>.tar.gz`, `sha256:<hex>`, `<hex>.json`.
+fn digest_of_name(p: &str) -> Option<Digest> {
+    if let Some(d) = hex_of_blob_path(p) {
+        return Some(d);
+    }
+    let base = p.rsplit('/').next()?;
+    let stem = base.strip_prefix("sha256:").unwrap_or(base);
+    let stem = stem.split('.').next()?;
+    Digest::parse(&format!("sha256:{stem}")).ok()
+}
+
 fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) -> Result<Image> {
     let where_ = format!("manifest.json[{i}]");
     let cfg_path = entry
@@ -45,10 +56,7 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
         )
     })?;
     let cfg_digest = Digest::sha256_of(&cfg_bytes);
-    let named = hex_of_blob_path(cfg_path).or_else(|| {
-        let stem = cfg_path.rsplit('/').next()?.strip_suffix(".json")?;
-        Digest::parse(&format!("sha256:{stem}")).ok()
-    });
+    let named = digest_of_name(cfg_path);
     if let Some(n) = named
         && n != cfg_digest
     {
@@ -82,7 +90,7 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
                 format!("blob {p:?} is missing from the archive"),
             )
         })?;
-        let (digest, media_type) = match hex_of_blob_path(p) {
+        let (digest, media_type) = match digest_of_name(p) {
             Some(d) => (d, "application/vnd.oci.image.layer.v1.tar".to_string()),
             None => {
                 let d = config.diff_ids.get(li).cloned().ok_or_else(|| {

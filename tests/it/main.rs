@@ -3,3 +3,5 @@
 mod common;
 mod image_builder;
 mod report;
+mod image_fixtures;
+mod sandbox;
