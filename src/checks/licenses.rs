@@ -1,16 +1,262 @@
-//! License checks: `runtime-license`, `denied-license`, `license-label`. (Owned by the license work.)
+//! License checks: `runtime-license`, `denied-license`, `license-label`.
+//!
+//! What they check: the runtime package's license against the preset (with hash-pinned
+//! clarifications), every npm/Debian package of every layer against the deny list, and the
+//! `org.opencontainers.image.licenses` label. Why: the platform must never ship a runtime or a
+//! dependency under a license it cannot honour. The inventory is built from contents captured during
+//! the single layer pass ([`capture_globs`]).
+//!
+//! Notes vs findings: a package whose license cannot be determined (no field, not SPDX, free-form
+//! Debian copyright) is not a finding — it goes to [`CheckOutcome::notes`] (one line per kind of
+//! reason, naming the packages), so it is never silent but never fails a gate either.
+
+use std::collections::BTreeMap;
 
 use super::{CheckInput, CheckOutcome};
+use crate::license::image::TreeFiles;
+use crate::license::runtime;
+use crate::license::{Inventory, Package, Verdict};
+use crate::report::{Finding, LayerRef, Location, RuleStatus, Severity};
 use crate::rules::Preset;
+
+/// The label `license-label` reads.
+pub const LICENSE_LABEL: &str = "org.opencontainers.image.licenses";
 
 /// Paths (globs, no leading `/`) whose content the license checks need captured during the layer pass.
 pub fn capture_globs(preset: Option<&Preset>) -> Vec<String> {
-    let _ = preset;
-    Vec::new()
+    crate::license::capture_globs(preset.map(|p| &p.license))
 }
 
 /// Outcomes for `runtime-license`, `denied-license`, `license-label`.
 pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
-    let _ = input;
-    Vec::new()
+    let preset_license = input.preset.map(|p| &p.license);
+    let inv = crate::license::image::inventory(input.listings, input.tree, preset_license);
+    vec![
+        runtime_license(input, &inv),
+        denied_license(input, &inv),
+        license_label(input),
+    ]
+}
+
+fn layer_ref(input: &CheckInput<'_>, index: usize) -> LayerRef {
+    let info = input.image.layers.get(index);
+    LayerRef {
+        index,
+        digest: info
+            .map(|l| l.descriptor.digest.to_string())
+            .unwrap_or_default(),
+        diff_id: info.map(|l| l.diff_id.to_string()).unwrap_or_default(),
+        created_by: info
+            .and_then(|l| l.history.as_ref())
+            .and_then(|h| h.created_by.clone()),
+    }
+}
+
+fn finding(rule: &str, message: String, help: String, location: Location) -> Finding {
+    Finding {
+        rule_id: rule.to_string(),
+        severity: Severity::Error,
+        message,
+        help: Some(help),
+        location,
+        evidence: None,
+    }
+}
+
+fn entry_location(input: &CheckInput<'_>, layer: usize, path: &str, fate: &str) -> Location {
+    Location::Entry {
+        layer: layer_ref(input, layer),
+        path: path.to_string(),
+        fate: fate.to_string(),
+        offset: None,
+        line: None,
+    }
+}
+
+fn runtime_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
+    let skipped = |why: String| CheckOutcome {
+        status: RuleStatus::Skipped,
+        detail: Some(why),
+        ..CheckOutcome::from_findings("runtime-license", Vec::new())
+    };
+    let Some(preset) = input.preset else {
+        return skipped("no preset (from --preset or the org.x1agent.runtime label)".into());
+    };
+    if preset.license.package.is_none() || preset.license.expression.is_none() {
+        return skipped(format!("preset `{}` names no runtime package", preset.name));
+    }
+    let preset_file = format!("presets/{}/preset.toml", preset.name);
+    let fin = TreeFiles {
+        tree: input.tree,
+        listings: input.listings,
+    };
+    let v = runtime::evaluate(inv, &preset.license, &fin, &preset_file);
+    let findings = v
+        .problems
+        .into_iter()
+        .map(|p| {
+            let location = match p.layer {
+                Some(l) => entry_location(input, l, &p.path, "visible"),
+                None => Location::Path { path: p.path },
+            };
+            finding("runtime-license", p.message, p.help, location)
+        })
+        .collect();
+    CheckOutcome {
+        detail: Some(v.summary),
+        ..CheckOutcome::from_findings("runtime-license", findings)
+    }
+}
+
+fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
+    let policy = &input.rules.licenses;
+    let mut findings = Vec::new();
+    let mut suppressed: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unknown: BTreeMap<String, Vec<&Package>> = BTreeMap::new();
+    for p in &inv.packages {
+        let (message, help) = match (&p.parsed, &p.declared) {
+            (Some(e), _) => match policy.evaluate(p.ecosystem, &p.name, &p.version, e) {
+                Verdict::Allowed { exception } => {
+                    if let Some(id) = exception {
+                        *suppressed.entry(id).or_default() += 1;
+                    }
+                    continue;
+                }
+                Verdict::Denied { terms } => {
+                    let names: Vec<&str> = terms.iter().map(|(n, _)| n.as_str()).collect();
+                    let reasons: Vec<String> =
+                        terms.iter().map(|(n, r)| format!("{n}: {r}")).collect();
+                    (
+                        format!(
+                            "{} package `{}` {} is licensed `{e}`: {} on the deny list",
+                            p.ecosystem.as_str(),
+                            p.name,
+                            p.version,
+                            names.join(", ")
+                        ),
+                        format!(
+                            "{}. Remove the package, pick an alternative, or after legal review add an \
+                             [[allow]] exception to rules/licenses.toml",
+                            reasons.join("; ")
+                        ),
+                    )
+                }
+            },
+            (None, Some(d)) if policy.denied_by_text(d).is_some() => {
+                let (entry, phrase) = policy.denied_by_text(d).expect("checked just above");
+                (
+                    format!(
+                        "{} package `{}` {} declares `{d}`, which is not SPDX but names \"{phrase}\" \
+                         ({} is on the deny list)",
+                        p.ecosystem.as_str(),
+                        p.name,
+                        p.version,
+                        entry.license.as_str()
+                    ),
+                    format!("{}; remove the package or review it", entry.reason),
+                )
+            }
+            (None, _) => {
+                let why = p.unknown.clone().unwrap_or_else(|| "unknown".into());
+                unknown.entry(reason_kind(&why)).or_default().push(p);
+                continue;
+            }
+        };
+        let path = p.license_path.as_deref().unwrap_or(&p.path);
+        let location = entry_location(input, p.layer, path, &p.fate);
+        findings.push(finding("denied-license", message, help, location));
+    }
+    let npm = inv
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem == crate::license::Ecosystem::Npm)
+        .count();
+    let deb = inv.packages.len() - npm;
+    let n_unknown: usize = unknown.values().map(Vec::len).sum();
+    let mut out = CheckOutcome::from_findings("denied-license", findings);
+    out.detail = Some(format!(
+        "{npm} npm and {deb} Debian packages; {} denied; {n_unknown} with a license that could not be \
+         determined",
+        out.findings.len()
+    ));
+    out.notes = unknown
+        .into_iter()
+        .map(|(kind, pkgs)| unknown_note(&kind, &pkgs))
+        .collect();
+    out.suppressed = suppressed;
+    out
+}
+
+/// Group unknown reasons into a few kinds so notes stay short.
+fn reason_kind(why: &str) -> String {
+    if why.contains("not an SPDX expression") {
+        "the declared license is not an SPDX expression".into()
+    } else if why.contains("clarification no longer holds") {
+        "a preset clarification's pinned file changed".into()
+    } else if let Some(rest) = why.strip_prefix("DEP-5 ") {
+        let _ = rest;
+        "a DEP-5 license name could not be mapped to SPDX".into()
+    } else {
+        why.to_string()
+    }
+}
+
+fn unknown_note(kind: &str, pkgs: &[&Package]) -> String {
+    const SHOWN: usize = 12;
+    let mut names: Vec<String> = pkgs
+        .iter()
+        .take(SHOWN)
+        .map(|p| match &p.declared {
+            Some(d) if p.ecosystem == crate::license::Ecosystem::Npm => {
+                format!("{}@{} (`{d}`)", p.name, p.version)
+            }
+            _ => format!("{}@{}", p.name, p.version),
+        })
+        .collect();
+    if pkgs.len() > SHOWN {
+        names.push(format!("and {} more", pkgs.len() - SHOWN));
+    }
+    format!(
+        "denied-license: license not determined for {} package(s): {kind}: {} \
+         (`x1-validate licenses` lists them all)",
+        pkgs.len(),
+        names.join(", ")
+    )
+}
+
+fn license_label(input: &CheckInput<'_>) -> CheckOutcome {
+    let pointer = format!(
+        "/config/Labels/{}",
+        LICENSE_LABEL.replace('~', "~0").replace('/', "~1")
+    );
+    let location = Location::Config { pointer };
+    let findings = match input.image.config.labels.get(LICENSE_LABEL) {
+        None => vec![finding(
+            "license-label",
+            format!("label `{LICENSE_LABEL}` is missing"),
+            format!(
+                "declare the image's license as an SPDX expression, e.g. `LABEL {LICENSE_LABEL}=\"MIT\"`"
+            ),
+            location,
+        )],
+        Some(v) => match crate::license::SpdxExpr::strict(v) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![finding(
+                "license-label",
+                format!("label `{LICENSE_LABEL}`: {e}"),
+                "use SPDX ids (https://spdx.org/licenses/) joined with AND/OR/WITH; \
+                 `LicenseRef-<name>` for others"
+                    .into(),
+                location,
+            )],
+        },
+    };
+    let mut out = CheckOutcome::from_findings("license-label", findings);
+    out.detail = input
+        .image
+        .config
+        .labels
+        .get(LICENSE_LABEL)
+        .map(|v| format!("{LICENSE_LABEL}={v}"));
+    out
 }

@@ -1,0 +1,296 @@
+//! The package inventory: every npm package root and every Debian package of every layer, each with its
+//! declared license, the SPDX expression it maps to (or why there is none), its path and the layer it
+//! came from. Built only from captured file contents ([`CapturedFile`]) and final-tree lookups
+//! ([`FinalFiles`]); no layer is read again.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::dpkg::{self, Copyright};
+use super::expr::SpdxExpr;
+use super::npm::{self, Declared, RootKind};
+use super::runtime;
+use super::{Ecosystem, PresetLicense};
+
+/// One captured regular-file entry of one layer.
+#[derive(Debug, Clone)]
+pub struct CapturedFile<'a> {
+    pub layer: usize,
+    /// Normalised path (no leading `/`).
+    pub path: &'a str,
+    /// `None` when the entry exists but was larger than the capture limit.
+    pub content: Option<&'a [u8]>,
+    /// `Fate::describe()` of the entry ("visible", "deleted by layer 7", …).
+    pub fate: String,
+}
+
+/// Content lookups in the final filesystem (after merge, symlinks resolved inside the root).
+pub trait FinalFiles {
+    /// The captured content of the file at normalised `path`, if it exists and was captured.
+    fn content(&self, path: &str) -> Option<&[u8]>;
+}
+
+impl FinalFiles for BTreeMap<String, Vec<u8>> {
+    fn content(&self, path: &str) -> Option<&[u8]> {
+        self.get(path.trim_start_matches('/')).map(Vec::as_slice)
+    }
+}
+
+/// One package of the inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Package {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub version: String,
+    /// What the package declares, verbatim (`MIT`, `SEE LICENSE IN README.md`, DEP-5 short names).
+    pub declared: Option<String>,
+    /// The SPDX expression in force: parsed from `declared`, or from a verified clarification.
+    pub expression: Option<String>,
+    #[serde(skip)]
+    pub parsed: Option<SpdxExpr>,
+    /// Where `expression` came from: `package.json`, `copyright`, `clarification`.
+    pub source: &'static str,
+    /// Why there is no expression (missing, not SPDX, not DEP-5, broken pin, not captured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+    /// Absolute path of the manifest (`package.json`, or the dpkg status file).
+    pub path: String,
+    /// Absolute path of the license evidence when it is another file (DEP-5 copyright).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license_path: Option<String>,
+    /// The layer the package came from (first layer that has it).
+    pub layer: usize,
+    /// What became of it: "visible", "deleted by layer 7", "not in the final dpkg status".
+    pub fate: String,
+}
+
+/// The whole inventory, sorted by ecosystem, name, version, path.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Inventory {
+    pub packages: Vec<Package>,
+}
+
+impl Inventory {
+    /// Build the inventory. `preset` supplies clarifications for the runtime's packages.
+    pub fn collect(
+        files: &[CapturedFile<'_>],
+        fin: &dyn FinalFiles,
+        preset: Option<&PresetLicense>,
+    ) -> Inventory {
+        let mut packages = npm_packages(files, fin, preset);
+        packages.extend(deb_packages(files, fin));
+        packages.sort_by(|a, b| {
+            (a.ecosystem, &a.name, &a.version, &a.path, a.layer).cmp(&(
+                b.ecosystem,
+                &b.name,
+                &b.version,
+                &b.path,
+                b.layer,
+            ))
+        });
+        Inventory { packages }
+    }
+}
+
+fn npm_packages(
+    files: &[CapturedFile<'_>],
+    fin: &dyn FinalFiles,
+    preset: Option<&PresetLicense>,
+) -> Vec<Package> {
+    // (path, name, version, declared) → index; a later layer re-adding the same manifest keeps the
+    // first layer and takes the later fate.
+    let mut seen: BTreeMap<(String, String, String, Option<String>), usize> = BTreeMap::new();
+    let mut out: Vec<Package> = Vec::new();
+    let mut ordered: Vec<&CapturedFile<'_>> = files.iter().collect();
+    ordered.sort_by_key(|f| f.layer);
+    for f in ordered {
+        let Some(kind) = npm::package_root(f.path) else {
+            continue;
+        };
+        let Some(bytes) = f.content else {
+            out.push(uncaptured(f, "package.json larger than the capture limit"));
+            continue;
+        };
+        let Some(m) = npm::parse_manifest(bytes) else {
+            continue;
+        };
+        let declared = match &m.license {
+            Declared::Text(t) => Some(t.clone()),
+            Declared::Malformed(raw) => Some(raw.clone()),
+            Declared::Missing => None,
+        };
+        let key = (
+            f.path.to_string(),
+            m.name.clone(),
+            m.version.clone(),
+            declared.clone(),
+        );
+        if let Some(&i) = seen.get(&key) {
+            out[i].fate.clone_from(&f.fate);
+            continue;
+        }
+        let mut pkg = Package {
+            ecosystem: Ecosystem::Npm,
+            name: m.name.clone(),
+            version: m.version.clone(),
+            declared,
+            expression: None,
+            parsed: None,
+            source: "package.json",
+            unknown: None,
+            path: format!("/{}", f.path),
+            license_path: None,
+            layer: f.layer,
+            fate: f.fate.clone(),
+        };
+        match &m.license {
+            Declared::Text(t) => match SpdxExpr::declared(t) {
+                Ok(e) => set_expr(&mut pkg, e),
+                Err(why) => pkg.unknown = Some(why),
+            },
+            Declared::Malformed(raw) => {
+                pkg.unknown = Some(format!("`license` has an unsupported shape: {raw}"));
+            }
+            Declared::Missing => pkg.unknown = Some("no `license` field".into()),
+        }
+        if let (Some(pl), RootKind::Installed { .. }) = (preset, &kind) {
+            apply_clarification(&mut pkg, f.path, pl, fin);
+        }
+        seen.insert(key, out.len());
+        out.push(pkg);
+    }
+    out
+}
+
+fn set_expr(pkg: &mut Package, e: SpdxExpr) {
+    pkg.expression = Some(e.as_str().to_string());
+    pkg.parsed = Some(e);
+    pkg.unknown = None;
+}
+
+/// A clarification in force replaces an unknown declaration; a broken pin leaves it unknown and says so.
+fn apply_clarification(pkg: &mut Package, path: &str, pl: &PresetLicense, fin: &dyn FinalFiles) {
+    let (Some(runtime_pkg), Some(c)) = (pl.package.as_deref(), pl.clarification(&pkg.name)) else {
+        return;
+    };
+    if pkg.parsed.is_some() {
+        return;
+    }
+    let Some(dir) = runtime::runtime_dir_for(path, runtime_pkg) else {
+        return;
+    };
+    match runtime::verify_pins(&dir, c, fin) {
+        Ok(()) => {
+            set_expr(pkg, c.expression.clone());
+            pkg.source = "clarification";
+        }
+        Err(problems) => {
+            pkg.unknown = Some(format!(
+                "the preset's clarification no longer holds: {}",
+                problems.join("; ")
+            ));
+        }
+    }
+}
+
+fn uncaptured(f: &CapturedFile<'_>, why: &str) -> Package {
+    Package {
+        ecosystem: Ecosystem::Npm,
+        name: f.path.rsplit('/').nth(1).unwrap_or("?").to_string(),
+        version: "?".into(),
+        declared: None,
+        expression: None,
+        parsed: None,
+        source: "package.json",
+        unknown: Some(why.into()),
+        path: format!("/{}", f.path),
+        license_path: None,
+        layer: f.layer,
+        fate: f.fate.clone(),
+    }
+}
+
+fn is_status(path: &str) -> bool {
+    path == "var/lib/dpkg/status"
+        || path
+            .strip_prefix("var/lib/dpkg/status.d/")
+            .is_some_and(|n| !n.is_empty() && !n.contains('/') && !n.ends_with(".md5sums"))
+}
+
+/// (name, version, architecture) of a Debian package.
+type DebKey = (String, String, Option<String>);
+
+fn deb_packages(files: &[CapturedFile<'_>], fin: &dyn FinalFiles) -> Vec<Package> {
+    // (name, version, arch) → (first layer, status path, listed by a visible status file)
+    let mut found: BTreeMap<DebKey, (usize, String, bool)> = BTreeMap::new();
+    let mut copyrights: BTreeMap<&str, (&CapturedFile<'_>, &[u8])> = BTreeMap::new();
+    let mut ordered: Vec<&CapturedFile<'_>> = files.iter().collect();
+    ordered.sort_by_key(|f| f.layer);
+    for f in &ordered {
+        if is_status(f.path) {
+            let Some(bytes) = f.content else { continue };
+            let visible = f.fate == "visible";
+            for p in dpkg::parse_status(&String::from_utf8_lossy(bytes)) {
+                let e = found.entry((p.name, p.version, p.architecture)).or_insert((
+                    f.layer,
+                    format!("/{}", f.path),
+                    false,
+                ));
+                e.2 |= visible;
+            }
+        } else if let (Some(name), Some(bytes)) = (copyright_pkg(f.path), f.content) {
+            copyrights.insert(name, (f, bytes)); // later layers win
+        }
+    }
+    let mut out = Vec::new();
+    for ((name, version, _arch), (layer, status_path, visible)) in found {
+        let cpath = format!("usr/share/doc/{name}/copyright");
+        let text = fin
+            .content(&cpath)
+            .or_else(|| copyrights.get(name.as_str()).map(|(_, b)| *b));
+        let mut pkg = Package {
+            ecosystem: Ecosystem::Deb,
+            name,
+            version,
+            declared: None,
+            expression: None,
+            parsed: None,
+            source: "copyright",
+            unknown: None,
+            path: status_path,
+            license_path: Some(format!("/{cpath}")),
+            layer,
+            fate: if visible {
+                "visible".into()
+            } else {
+                "not in the final dpkg status (removed by a later layer)".into()
+            },
+        };
+        match text.map(|b| dpkg::parse_copyright(&String::from_utf8_lossy(b))) {
+            None => {
+                pkg.license_path = None;
+                pkg.unknown = Some(format!("no /{cpath} (or larger than the capture limit)"));
+            }
+            Some(Copyright::FreeForm) => {
+                pkg.unknown = Some("copyright file is not machine-readable (DEP-5)".into());
+            }
+            Some(Copyright::Dep5 { licenses }) => {
+                pkg.declared = Some(licenses.join(" | "));
+                match dpkg::combined(&licenses) {
+                    Ok(e) => set_expr(&mut pkg, e),
+                    Err(why) => pkg.unknown = Some(why),
+                }
+            }
+        }
+        out.push(pkg);
+    }
+    out
+}
+
+/// `usr/share/doc/<pkg>/copyright` → `<pkg>`.
+fn copyright_pkg(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("usr/share/doc/")?;
+    let name = rest.strip_suffix("/copyright")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
