@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# setup.sh — install everything x1-validate's build, tests and benchmarks need on a Debian 12 machine,
+# idempotently, and build the release binary. Heavy downloads are cached OUTSIDE the repo:
+#   X1_TOOLS_CACHE   (default ~/.cache/x1-tools)      npm/PyPI tools, opencode, node 22
+#   X1_CORPUS_CACHE  (default ~/.cache/x1-corpus)     the corpus build's Debian/npm downloads
+#   X1_CORPUS_DIR    (default ~/x1-corpus/runtime-opencode)  the 870 MiB corpus image (3 forms)
+# Set X1_SKIP_CORPUS=1 to skip building the corpus image (tests that need it then skip, saying so).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+APT_PACKAGES=(umoci skopeo buildah crun uidmap debootstrap pigz jq busybox-static util-linux iproute2 curl ca-certificates git python3-venv)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v node >/dev/null && command -v npm >/dev/null || {
+  log "apt-get install nodejs npm"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+}
+command -v cargo >/dev/null || { log "error: the Rust toolchain (cargo) is required"; exit 1; }
+
+TOOLS=${X1_TOOLS_CACHE:-$HOME/.cache/x1-tools}
+mkdir -p "$TOOLS"
+# shellcheck source=scripts/tools.sh
+. scripts/tools.sh
+install_tools "$TOOLS"
+
+if [ "${X1_SKIP_CORPUS:-0}" != 1 ]; then
+  CORPUS=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
+  log "corpus image → $CORPUS (cached; a no-op when up to date)"
+  ../shared/corpus/build-runtime-image.sh "$CORPUS" >/dev/null
+fi
+
+log "cargo build --release"
+cargo build --release --quiet
+log "ready: target/release/x1-validate"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# test.sh — run ALL of x1-validate's tests: the Rust unit + integration tests (incl. real-tool images,
+# third-party fixtures and the corpus image), the adapter's node tests, and the end-to-end runtime image
+# build. Runs setup.sh first, so on a fresh Debian machine this one command is enough.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export X1_TOOLS_CACHE=${X1_TOOLS_CACHE:-$HOME/.cache/x1-tools}
+export X1_CORPUS_DIR=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
+
+echo "== cargo test"
+cargo test --all-targets --quiet 2>&1

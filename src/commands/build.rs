@@ -1,0 +1,109 @@
+//! `x1-validate build`: append a rendered `/x1` overlay to a base image and write the result with no
+//! container engine, reproducibly (see [`crate::build`]).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::build::{self, BuildSpec, OutFormat};
+use crate::error::{Error, Result};
+
+/// Arguments of `x1-validate build`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// The base image (OCI layout dir, OCI archive, docker-archive tar; `:TAG`/`@sha256:` select).
+    #[arg(long)]
+    pub base: String,
+    /// The runtime preset; sets `org.x1agent.runtime`.
+    #[arg(long)]
+    pub preset: String,
+    /// The rendered overlay directory (`x1-validate render --out DIR`); its contents go under `/x1`.
+    #[arg(long)]
+    pub overlay: PathBuf,
+    /// Where to write the image (must not exist, or be an empty directory for `oci`).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Output shape.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutFormat,
+    /// Reference to record (`x1agent/runtime-opencode:edge`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Platform to take from a multi-platform base (`linux/amd64`).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Extra label `KEY=VALUE` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Env entry `KEY=VALUE` set over the base's (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Image user.
+    #[arg(long, default_value = "agent")]
+    pub user: String,
+    /// Timestamp for mtimes and `created`; defaults to `SOURCE_DATE_EPOCH`, else 0.
+    #[arg(long)]
+    pub epoch: Option<u64>,
+}
+
+/// Parse `os/arch[/variant]`.
+pub fn parse_platform(s: &str) -> Result<crate::image::Platform> {
+    let mut parts = s.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(os), Some(arch), variant, None) if !os.is_empty() && !arch.is_empty() => {
+            Ok(crate::image::Platform {
+                os: os.into(),
+                architecture: arch.into(),
+                variant: variant.map(String::from),
+            })
+        }
+        _ => Err(Error::Usage(format!(
+            "--platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64"
+        ))),
+    }
+}
+
+fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::Usage(format!("--{flag} {kv:?}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+/// Run the command; returns the exit code.
+pub fn run(args: &BuildArgs, out: &mut dyn Write) -> Result<u8> {
+    let epoch = match args.epoch {
+        Some(e) => e,
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(v) => v.trim().parse().map_err(|_| {
+                Error::Usage(format!(
+                    "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds"
+                ))
+            })?,
+            Err(_) => 0,
+        },
+    };
+    let mut labels = key_values("label", &args.labels)?;
+    labels.insert("org.x1agent.runtime".into(), args.preset.clone());
+    key_values("env", &args.env)?;
+    let spec = BuildSpec {
+        base: args.base.clone(),
+        platform: args.platform.as_deref().map(parse_platform).transpose()?,
+        overlay: args.overlay.clone(),
+        labels,
+        user: Some(args.user.clone()),
+        entrypoint: Some(vec!["/x1/bin/entrypoint".into()]),
+        env: args.env.clone(),
+        epoch,
+        tag: args.tag.clone(),
+        format: args.format,
+        out: args.out.clone(),
+    };
+    let built = build::build(&spec)?;
+    let json = serde_json::to_string_pretty(&built).map_err(|e| Error::Usage(e.to_string()))?;
+    writeln!(out, "{json}").map_err(|e| Error::output("stdout", e))?;
+    Ok(0)
+}
