@@ -5,3 +5,6 @@ mod image_builder;
 mod report;
 mod image_fixtures;
 mod sandbox;
+mod secrets;
+mod image;
+mod checks;

@@ -70,6 +70,9 @@ pub enum Corruption {
     MalformedIndex,
     /// The layer blob's bytes start with an unknown magic (bzip2) — digest and size consistent.
     UnknownCompression(usize),
+    /// Non-zero bytes after the layer tar's end-of-archive marker (diff_id and digests consistent):
+    /// an ambiguous tar another parser could read differently.
+    TrailingGarbage(usize),
 }
 
 /// Builds one image from code.
@@ -318,7 +321,12 @@ impl ImageBuilder {
         let mut raw_layers = Vec::new();
         let mut stored = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
-            let raw = l.tar_bytes();
+            let mut raw = l.tar_bytes();
+            if self.has(&Corruption::TrailingGarbage(i)) {
+                let mut hidden = Layer::new().file("hidden", b"smuggled").tar_bytes();
+                hidden.truncate(1024);
+                raw.extend_from_slice(&hidden);
+            }
             let mut blob = if self.has(&Corruption::UnknownCompression(i)) {
                 let mut b = b"BZh91AY&SY".to_vec();
                 b.extend_from_slice(&raw);

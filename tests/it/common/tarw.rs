@@ -50,6 +50,13 @@ pub enum Spec {
         name: String,
         mode: u32,
     },
+    /// A directory with an owner (e.g. a home directory owned by uid 1000).
+    DirOwned {
+        name: String,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    },
     Symlink {
         name: String,
         target: String,
@@ -147,6 +154,16 @@ impl Layer {
         self
     }
     #[must_use]
+    pub fn dir_owned(mut self, name: &str, mode: u32, uid: u64, gid: u64) -> Self {
+        let name = if name.ends_with('/') {
+            name.to_string()
+        } else {
+            format!("{name}/")
+        };
+        self.entries.push(Spec::DirOwned { name, mode, uid, gid });
+        self
+    }
+    #[must_use]
     pub fn symlink(mut self, name: &str, target: &str) -> Self {
         self.entries.push(Spec::Symlink {
             name: name.into(),
@@ -229,6 +246,17 @@ impl Layer {
                     t.entry(&h, content);
                 }
                 Spec::Dir { name, mode } => t.entry(&Hdr::simple(name, b'5', *mode, ""), b""),
+                Spec::DirOwned {
+                    name,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let mut h = Hdr::simple(name, b'5', *mode, "");
+                    h.uid = *uid;
+                    h.gid = *gid;
+                    t.entry(&h, b"");
+                }
                 Spec::Symlink { name, target } => {
                     t.entry(&Hdr::simple(name, b'2', 0o777, target), b"");
                 }
