@@ -99,7 +99,17 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
                         "the archive lists more layers than the config has diff_ids",
                     )
                 })?;
-                (d, media::DOCKER_LAYER.to_string())
+                // `docker load` accepts a compressed layer.tar; its stored digest is then unknown, so
+                // it is computed (the diff_id is still verified while streaming).
+                let head = source.member_head(p, 512)?;
+                let compressed = super::stream::sniff(&head)
+                    .map_or(true, |c| c != super::Compression::None);
+                if compressed && !head.is_empty() {
+                    let stored = source.member_digest(p)?.unwrap_or(d);
+                    (stored, media::DOCKER_LAYER.to_string())
+                } else {
+                    (d, media::DOCKER_LAYER.to_string())
+                }
             }
         };
         source.register(&digest, p);

@@ -101,6 +101,33 @@ impl Source {
         Ok(Some(v))
     }
 
+    /// The first bytes of a member (up to `n`), for sniffing.
+    pub(crate) fn member_head(&self, name: &str, n: usize) -> Result<Vec<u8>> {
+        let Some((r, _)) = self.open_rel(name)? else {
+            return Ok(Vec::new());
+        };
+        let mut v = Vec::with_capacity(n);
+        r.take(n as u64).read_to_end(&mut v).map_err(|e| from_io(e, name))?;
+        Ok(v)
+    }
+
+    /// The sha256 of a whole member (for legacy compressed layers that carry no digest).
+    pub(crate) fn member_digest(&self, name: &str) -> Result<Option<Digest>> {
+        let Some((mut r, _)) = self.open_rel(name)? else {
+            return Ok(None);
+        };
+        let mut h = super::blob::Hasher::for_digest(&Digest::sha256_of(b""));
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = r.read(&mut buf).map_err(|e| from_io(e, name))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(Some(h.finish()))
+    }
+
     /// Record that the blob `d` is stored at `name`.
     pub(crate) fn register(&mut self, d: &Digest, name: &str) {
         self.paths.insert(d.clone(), name.to_string());

@@ -8,3 +8,5 @@ mod sandbox;
 mod secrets;
 mod image;
 mod checks;
+mod build;
+mod image_inputs;

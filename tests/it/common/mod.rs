@@ -362,7 +362,16 @@ impl ImageBuilder {
             }))
             .unwrap()
         };
-        let mut blobs = vec![(sha256(&config), config.clone())];
+        // a blob whose descriptor names a wrong digest is stored under that (wrong) name, so the
+        // reader finds it and must notice that its content does not match
+        let key = |t: Target, bytes: &[u8]| {
+            if self.has(&Corruption::WrongDigest(t)) {
+                sha256(b"something else entirely")
+            } else {
+                sha256(bytes)
+            }
+        };
+        let mut blobs = vec![(key(Target::Config, &config), config.clone())];
         let mut missing = Vec::new();
         if self.has(&Corruption::MissingBlob(Target::Config)) {
             missing.push(sha256(&config));
@@ -372,13 +381,13 @@ impl ImageBuilder {
             if self.has(&Corruption::MissingBlob(Target::Layer(i))) {
                 missing.push(sha256(b));
             } else {
-                blobs.push((sha256(b), b.clone()));
+                blobs.push((key(Target::Layer(i), b), b.clone()));
             }
         }
         if self.has(&Corruption::MissingBlob(Target::Manifest)) {
             missing.push(sha256(&manifest));
         } else {
-            blobs.push((sha256(&manifest), manifest.clone()));
+            blobs.push((key(Target::Manifest, &manifest), manifest.clone()));
         }
         Built {
             manifest_digest: sha256(&manifest),
