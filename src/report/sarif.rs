@@ -166,7 +166,10 @@ struct ArtifactLocation {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Region {
-    start_line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byte_offset: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -390,15 +393,19 @@ fn result(
 fn location(loc: &Location, input: &str) -> SarifLocation {
     let (physical, name, fqn, kind) = match loc {
         Location::Entry {
-            layer, path, line, ..
+            layer,
+            path,
+            line,
+            offset,
+            ..
         } => (
-            in_image(path, *line),
+            in_image(path, *line, *offset),
             last_segment(path),
             format!("layer/{}/{}", layer.digest, path.trim_start_matches('/')),
             "resource",
         ),
         Location::Path { path } => (
-            in_image(path, None),
+            in_image(path, None, None),
             last_segment(path),
             format!("fs/{}", path.trim_start_matches('/')),
             "resource",
@@ -435,15 +442,17 @@ fn location(loc: &Location, input: &str) -> SarifLocation {
     }
 }
 
-fn in_image(path: &str, line: Option<u64>) -> Physical {
+fn in_image(path: &str, line: Option<u64>, offset: Option<u64>) -> Physical {
+    let start_line = line.filter(|l| *l > 0);
     Physical {
         artifact_location: ArtifactLocation {
             uri: encode_uri_path(path.trim_start_matches('/')),
             uri_base_id: Some(IMAGE_ROOT),
         },
-        region: line
-            .filter(|l| *l > 0)
-            .map(|start_line| Region { start_line }),
+        region: (start_line.is_some() || offset.is_some()).then_some(Region {
+            start_line,
+            byte_offset: offset,
+        }),
     }
 }
 

@@ -80,6 +80,12 @@ fn sarif_has_rules_results_locations_and_fingerprints() {
     );
     assert_eq!(nested["artifactLocation"]["uriBaseId"], "IMAGEROOT");
     assert_eq!(nested["region"]["startLine"], 3);
+    assert!(nested["region"]["byteOffset"].is_null());
+    let first = &secrets[0]["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(
+        (first["startLine"].as_u64(), first["byteOffset"].as_u64()),
+        (Some(1), Some(4))
+    );
     let notes = run["invocations"][0]["toolExecutionNotifications"]
         .as_array()
         .unwrap();
