@@ -1,0 +1,306 @@
+//! Secrets end to end: images built at test time with a key in each placement the contract names
+//! (deleted by a whiteout, overwritten, hidden by an opaque dir, under node_modules and /usr/lib, inside
+//! an ELF, inside a .tgz, in Env, only in history, in a label), checked with the real binary; each
+//! must be found with the right rule, layer, path and fate, and the key must never be printed. Plus
+//! zero findings on the corpus image.
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::Rng;
+use serde_json::Value;
+
+use crate::common::{ImageBuilder, Layer, corpus_dir, run_bin};
+
+const SECRET_RULES: [&str; 4] = [
+    "secret-in-layer",
+    "secret-in-metadata",
+    "provider-env",
+    "build-secret",
+];
+
+/// A key built at test time: real prefix, random body.
+fn key(template: &str) -> String {
+    let mut rng = rand::rng();
+    x1_validate::scan::template::expand(template, &mut |a: &[u8]| a[rng.random_range(0..a.len())])
+        .expect("known template classes")
+}
+
+/// Run `check --format json` on the OCI layout of `img`; returns the secret findings. Asserts that no
+/// output carries `secret`.
+fn check(img: &ImageBuilder, secret: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = img.write_oci_dir(dir.path());
+    check_path(&path, secret)
+}
+
+fn check_path(path: &Path, secret: &str) -> Vec<Value> {
+    let out = run_bin(&[
+        "check",
+        "--exec",
+        "never",
+        "--format",
+        "json",
+        path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
+        "the secret was printed"
+    );
+    let doc: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("json report: {e}\nstdout: {stdout}\nstderr: {stderr}"));
+    doc["images"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| SECRET_RULES.contains(&f["rule_id"].as_str().unwrap_or("")))
+        .cloned()
+        .collect()
+}
+
+/// The one finding of `rule` whose evidence has `pattern`.
+fn one<'a>(findings: &'a [Value], rule: &str, pattern: &str) -> &'a Value {
+    let hits: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["rule_id"] == rule && f["evidence"]["pattern"] == pattern)
+        .collect();
+    assert_eq!(hits.len(), 1, "{rule}/{pattern}: {findings:#?}");
+    hits[0]
+}
+
+fn assert_entry(f: &Value, layer: u64, path: &str, fate: &str) {
+    let loc = &f["location"];
+    assert_eq!(loc["kind"], "entry", "{f:#}");
+    assert_eq!(loc["layer"]["index"], layer, "{f:#}");
+    assert!(
+        loc["layer"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{f:#}"
+    );
+    assert_eq!(loc["path"], path, "{f:#}");
+    assert_eq!(loc["fate"], fate, "{f:#}");
+}
+
+fn base() -> Layer {
+    Layer::new().dir("etc").file("etc/hostname", b"x1\n")
+}
+
+#[test]
+fn deleted_by_whiteout_is_still_found_in_its_layer() {
+    let k = key("sk-ant-api03-{b64u:93}AA");
+    let img = ImageBuilder::new()
+        .layer(
+            base()
+                .dir("app")
+                .file("app/.env", format!("ANTHROPIC_API_KEY={k}\n").as_bytes()),
+        )
+        .layer(Layer::new().whiteout("app/.env"))
+        .history("COPY .env /app/.env # buildkit", false)
+        .history("RUN rm /app/.env # buildkit", false);
+    let f = check(&img, &k);
+    let hit = one(&f, "secret-in-layer", "anthropic-api-key");
+    assert_entry(
+        hit,
+        0,
+        "/app/.env",
+        "deleted by layer 1 — still shipped in layer 0's blob",
+    );
+    assert_eq!(
+        hit["location"]["layer"]["created_by"],
+        "COPY .env /app/.env # buildkit"
+    );
+    assert_eq!(hit["location"]["line"], 1);
+    assert_eq!(hit["location"]["offset"], "ANTHROPIC_API_KEY=".len());
+    assert_eq!(hit["evidence"]["length"], k.len());
+    assert_eq!(hit["evidence"]["prefix"], "sk-ant-a");
+}
+
+#[test]
+fn overwritten_without_whiteout_is_found() {
+    let k = key("sk-proj-{b64u:156}");
+    let img = ImageBuilder::new()
+        .layer(
+            base()
+                .dir("app")
+                .file("app/config.json", format!("{{\"key\":\"{k}\"}}").as_bytes()),
+        )
+        .layer(Layer::new().dir("app").file("app/config.json", b"{}"));
+    let f = check(&img, &k);
+    let hit = one(&f, "secret-in-layer", "openai-project-key");
+    assert_entry(
+        hit,
+        0,
+        "/app/config.json",
+        "overwritten by layer 1 — still shipped in layer 0's blob",
+    );
+}
+
+#[test]
+fn hidden_by_opaque_dir_is_found() {
+    let k = key("ghp_{alnum:36}");
+    let img = ImageBuilder::new()
+        .layer(
+            base()
+                .dir("opt")
+                .dir("opt/keys")
+                .file("opt/keys/gh.txt", k.as_bytes()),
+        )
+        .layer(
+            Layer::new()
+                .dir("opt")
+                .dir("opt/keys")
+                .opaque("opt/keys")
+                .file("opt/keys/readme", b"empty\n"),
+        );
+    let f = check(&img, &k);
+    let hit = one(&f, "secret-in-layer", "github-pat");
+    assert_entry(
+        hit,
+        0,
+        "/opt/keys/gh.txt",
+        "hidden by an opaque directory in layer 1 — still shipped in layer 0's blob",
+    );
+}
+
+#[test]
+fn node_modules_usr_lib_and_markdown_are_not_skipped() {
+    let k1 = key("hf_{alnum:36}");
+    let k2 = key("AIza{b64u:35}");
+    let k3 = key("gsk_{alnum:52}");
+    let img = ImageBuilder::new().layer(
+        base()
+            .file(
+                "usr/local/lib/node_modules/pkg/test/fixtures/index.js",
+                format!("const t = '{k1}';\n").as_bytes(),
+            )
+            .file(
+                "usr/lib/x86_64-linux-gnu/libfoo.so.1",
+                format!("\0\0{k2}\0").as_bytes(),
+            )
+            .file(
+                "usr/share/doc/pkg/README.md",
+                format!("Use `{k3}`\n").as_bytes(),
+            ),
+    );
+    let f = check(&img, &k1);
+    assert_entry(
+        one(&f, "secret-in-layer", "huggingface-token"),
+        0,
+        "/usr/local/lib/node_modules/pkg/test/fixtures/index.js",
+        "visible",
+    );
+    let lib = one(&f, "secret-in-layer", "google-api-key");
+    assert_entry(lib, 0, "/usr/lib/x86_64-linux-gnu/libfoo.so.1", "visible");
+    assert!(lib["location"].get("line").is_none(), "binary: no line");
+    assert_entry(
+        one(&f, "secret-in-layer", "groq-api-key"),
+        0,
+        "/usr/share/doc/pkg/README.md",
+        "visible",
+    );
+}
+
+#[test]
+fn key_inside_an_elf_binary_is_found() {
+    let elf = std::fs::read("/bin/true").expect("/bin/true exists");
+    assert!(elf.starts_with(b"\x7fELF"));
+    let k = key("AKIA{b32:16}");
+    let mut bin = elf.clone();
+    let mid = bin.len() / 2;
+    let mut embedded = b"\0".to_vec();
+    embedded.extend_from_slice(k.as_bytes());
+    embedded.push(0);
+    bin.splice(mid..mid, embedded);
+    let img = ImageBuilder::new().layer(base().dir("usr/local/bin").file_mode(
+        "usr/local/bin/tool",
+        &bin,
+        0o755,
+    ));
+    let f = check(&img, &k);
+    let hit = one(&f, "secret-in-layer", "aws-access-key-id");
+    assert_entry(hit, 0, "/usr/local/bin/tool", "visible");
+    assert_eq!(hit["location"]["offset"], mid + 1);
+}
+
+#[test]
+fn key_inside_a_tgz_is_found_with_a_nested_path() {
+    let k = key("npm_{alnum:36}");
+    let mut tar = tar::Builder::new(Vec::new());
+    let js = format!("//registry.npmjs.org/:_authToken={k}\n");
+    let mut h = tar::Header::new_gnu();
+    h.set_size(js.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "package/.npmrc", js.as_bytes())
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    let tgz = gz.finish().unwrap();
+    let img = ImageBuilder::new().layer(base().dir("srv").file("srv/pkg-1.0.0.tgz", &tgz));
+    let f = check(&img, &k);
+    let hit = one(&f, "secret-in-layer", "npm-access-token");
+    assert_entry(hit, 0, "/srv/pkg-1.0.0.tgz!package/.npmrc", "visible");
+    assert_eq!(hit["location"]["line"], 1);
+}
+
+#[test]
+fn key_in_env_is_provider_env_by_value() {
+    let k = key("xai-{alnum:80}");
+    let img = ImageBuilder::new()
+        .layer(base())
+        .env("PATH=/usr/bin")
+        .env(&format!("SOME_SETTING={k}"));
+    let f = check(&img, &k);
+    let hit = one(&f, "provider-env", "xai-api-key");
+    assert_eq!(hit["location"]["kind"], "config");
+    assert_eq!(hit["location"]["pointer"], "/config/Env/1");
+}
+
+#[test]
+fn key_only_in_history_is_build_secret() {
+    let k = key("glpat-{b64u:20}");
+    let img = ImageBuilder::new()
+        .layer(base())
+        .history("ADD rootfs.tar / # buildkit", false)
+        .history(
+            &format!("RUN |1 CI_JOB_TOKEN={k} /bin/sh -c make # buildkit"),
+            true,
+        );
+    let f = check(&img, &k);
+    let hit = one(&f, "build-secret", "gitlab-pat");
+    assert_eq!(hit["location"]["pointer"], "/history/1/created_by");
+    assert!(
+        f.iter().all(|x| x["rule_id"] != "secret-in-layer"),
+        "the key is in no layer: {f:#?}"
+    );
+}
+
+#[test]
+fn key_in_a_label_is_secret_in_metadata() {
+    let k = key("pplx-{alnum:48}");
+    let img = ImageBuilder::new()
+        .layer(base())
+        .label("org.example.debug", &format!("token={k}"));
+    let f = check(&img, &k);
+    let hit = one(&f, "secret-in-metadata", "perplexity-api-key");
+    assert_eq!(
+        hit["location"]["pointer"],
+        "/config/Labels/org.example.debug"
+    );
+}
+
+#[test]
+fn corpus_image_has_no_secret_findings() {
+    let Some(corpus) = corpus_dir() else {
+        println!(
+            "SKIP: corpus image absent (set X1_CORPUS_DIR or build it with build-runtime-image.sh)"
+        );
+        return;
+    };
+    let f = check_path(&corpus.join("oci"), "\u{0}never-printed\u{0}");
+    assert!(f.is_empty(), "{f:#?}");
+}
