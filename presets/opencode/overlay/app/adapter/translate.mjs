@@ -1,0 +1,197 @@
+// translate.mjs — turns opencode `/event` events into platform events (see docs/adapter-events.md).
+//
+// One Translator per adapter; it owns the adapter's opencode session (plus any child sessions that
+// opencode's `task` tool spawns) and at most one active turn. It never does I/O itself: platform
+// events go to `publish(type, sessionId, turnId, payload)` and permission answers to `reply(...)`.
+import { randomBytes } from "node:crypto";
+import { decide } from "./policy.mjs";
+
+const MAX_OUTPUT = 64 * 1024;
+
+/** Map an opencode error ({name, data}) or a retry message onto a platform error code. */
+export function classify(error) {
+  const name = error?.name ?? "UnknownError";
+  const data = error?.data ?? {};
+  const status = Number(data.statusCode) || null;
+  const message = String(data.message ?? error?.message ?? name);
+  const base = { message: message.slice(0, 2000), ...(status ? { status } : {}), upstream: name };
+  if (name === "MessageAbortedError") return { code: "aborted", retryable: false, ...base };
+  if (name === "ProviderAuthError" || status === 401 || status === 403) return { code: "auth", retryable: false, ...base };
+  if (status === 429 || /rate.?limit|too many requests/i.test(message)) return { code: "rate_limited", retryable: true, ...base };
+  if (status === 404 || /model.{0,40}(not (found|exist|available|supported)|unknown|unavailable)/i.test(message)) {
+    return { code: "model_unavailable", retryable: false, ...base };
+  }
+  if ((status && status >= 500) || status === 408 || (name === "APIError" && !status && data.isRetryable) ||
+      /overloaded|unavailable|ECONNREFUSED|ECONNRESET|fetch failed|timed? ?out/i.test(message)) {
+    return { code: "provider_unavailable", retryable: true, ...base };
+  }
+  return { code: "internal", retryable: Boolean(data.isRetryable), ...base };
+}
+
+function clip(s) {
+  if (typeof s !== "string") return s;
+  return s.length > MAX_OUTPUT ? s.slice(0, MAX_OUTPUT) + `\n[… ${s.length - MAX_OUTPUT} more bytes]` : s;
+}
+
+export class Translator {
+  /**
+   * @param {{publish: Function, reply?: Function, permissions?: any, askFallback?: string, log?: Function}} o
+   */
+  constructor({ publish, reply = async () => {}, permissions = null, askFallback = "reject", log = () => {} }) {
+    this.publish = publish;
+    this.reply = reply;
+    this.permissions = permissions;
+    this.askFallback = askFallback;
+    this.log = log;
+    this.sessionId = null;
+    this.children = new Set();
+    this.turn = null;
+    this.turnCount = 0;
+  }
+
+  setSession(id) {
+    this.sessionId = id;
+  }
+
+  ours(sessionId) {
+    return sessionId && (sessionId === this.sessionId || this.children.has(sessionId));
+  }
+
+  /** Open a turn for an injected prompt (or join the active one); returns {turnId, joined}. */
+  startTurn({ text, agent, model }) {
+    if (this.turn) return { turnId: this.turn.id, joined: true };
+    this.turnCount += 1;
+    const id = `turn_${this.turnCount}_${randomBytes(4).toString("hex")}`;
+    this.turn = { id, sawBusy: false, used: new Map(), done: new Set(), texts: new Set(), roles: new Map(), errors: new Set(), reason: "completed", lastError: null };
+    this.emit("turn.start", { text, agent: agent ?? null, model: model ?? null });
+    return { turnId: id, joined: false };
+  }
+
+  emit(type, payload) {
+    return this.publish(type, this.sessionId, this.turn?.id ?? null, payload);
+  }
+
+  /** Report an error once per (code, retryable, attempt-or-final) within the turn. */
+  error(info, extra = {}) {
+    const key = `${info.code}:${extra.attempt === undefined ? "final" : "retry"}`;
+    if (this.turn) {
+      if (this.turn.errors.has(key)) return;
+      this.turn.errors.add(key);
+      if (info.code === "aborted") this.turn.reason = "aborted";
+      else if (extra.attempt === undefined) {
+        this.turn.reason = "error";
+        this.turn.lastError = info.code;
+      }
+    }
+    this.emit("error", { ...info, ...extra });
+  }
+
+  /** End the active turn: close tools left open, then `turn.end`. */
+  endTurn(reason) {
+    const turn = this.turn;
+    if (!turn) return;
+    for (const [callId, tool] of turn.used) {
+      if (!turn.done.has(callId)) this.emit("tool.result", { call_id: callId, tool, status: "aborted", output: null });
+    }
+    this.emit("turn.end", { reason: reason ?? turn.reason, ...(turn.lastError ? { error_code: turn.lastError } : {}) });
+    this.turn = null;
+  }
+
+  /** Handle one opencode event object `{id, type, properties}`. */
+  async handle(ev) {
+    const p = ev?.properties ?? {};
+    if (ev?.type === "session.created" && p.info?.parentID && this.ours(p.info.parentID)) {
+      this.children.add(p.info.id ?? p.sessionID);
+      return;
+    }
+    const sid = p.sessionID ?? p.part?.sessionID ?? p.info?.sessionID;
+    if (!this.ours(sid)) return;
+    const root = sid === this.sessionId;
+    if (ev.type === "permission.asked") return this.onPermission(p);
+    const turn = this.turn;
+    if (!turn) return;
+    switch (ev.type) {
+      case "session.status":
+        if (!root) return;
+        if (p.status?.type === "busy") turn.sawBusy = true;
+        if (p.status?.type === "retry") {
+          turn.sawBusy = true;
+          this.error(classify({ name: "RetryStatus", data: { message: p.status.message, isRetryable: true } }), {
+            retryable: true,
+            attempt: p.status.attempt,
+            next_retry_at: p.status.next ? new Date(p.status.next).toISOString() : null,
+          });
+        }
+        return;
+      case "session.error":
+        if (root) this.error(classify(p.error));
+        return;
+      case "session.idle":
+        if (root && turn.sawBusy) this.endTurn();
+        return;
+      case "message.updated":
+        if (p.info?.id) turn.roles.set(p.info.id, p.info.role);
+        if (root && p.info?.role === "assistant" && p.info.error) this.error(classify(p.info.error));
+        return;
+      case "message.part.updated":
+        return this.onPart(p.part ?? {});
+      default:
+        return;
+    }
+  }
+
+  onPart(part) {
+    const turn = this.turn;
+    if (part.type === "tool") {
+      const st = part.state ?? {};
+      const callId = part.callID ?? part.id;
+      if ((st.status === "running" || st.status === "completed" || st.status === "error") && !turn.used.has(callId)) {
+        turn.used.set(callId, part.tool);
+        this.emit("tool.use", { call_id: callId, tool: part.tool, input: st.input ?? {}, title: st.title ?? null });
+      }
+      if ((st.status === "completed" || st.status === "error") && !turn.done.has(callId)) {
+        turn.done.add(callId);
+        this.emit("tool.result", {
+          call_id: callId,
+          tool: part.tool,
+          status: st.status,
+          output: clip(st.output ?? null),
+          error: st.error ?? null,
+          title: st.title ?? null,
+          exit: st.metadata?.exit ?? null,
+        });
+      }
+      return;
+    }
+    if (part.type === "text" && part.time?.end && !part.synthetic && !part.ignored) {
+      if (turn.roles.get(part.messageID) !== "assistant" || turn.texts.has(part.id)) return;
+      turn.texts.add(part.id);
+      this.emit("assistant.message", { message_id: part.messageID, part_id: part.id, text: part.text ?? "" });
+    }
+  }
+
+  async onPermission(p) {
+    const { decision, reply } = decide(this.permissions, p, this.askFallback);
+    this.emit("permission", {
+      request_id: p.id,
+      permission: p.permission,
+      patterns: p.patterns ?? [],
+      call_id: p.tool?.callID ?? null,
+      decision,
+      reply,
+    });
+    try {
+      await this.reply(p.id, reply);
+    } catch (e) {
+      this.log(`permission reply for ${p.id} failed: ${e.message}`);
+      this.error({ code: "internal", retryable: false, message: `could not answer permission ${p.id}: ${e.message}` });
+    }
+  }
+
+  /** After the opencode stream reconnects: end a turn whose idle we may have missed. */
+  reconcile(statusMap) {
+    if (this.turn && this.turn.sawBusy && this.sessionId && !statusMap?.[this.sessionId]) {
+      this.endTurn("completed");
+    }
+  }
+}
