@@ -270,6 +270,21 @@ mod tests {
         assert_eq!(seen[1].1, 0o644);
     }
 
+    /// Pins the bytes: a change here means every rebuilt image changes digest, which must be deliberate.
+    #[test]
+    fn pinned_digest_of_a_known_tree() {
+        let a = tree();
+        let l = layer_from_dir(a.path(), "x1", 1_700_000_000).unwrap();
+        assert_eq!(
+            l.diff_id,
+            "sha256:c69535941582f92526508d5c9c0eef27913b9d03974a1849b8aa091fa924767b"
+        );
+        assert_eq!(
+            l.digest,
+            "sha256:d36dc8c86353cc9ebdbfa3d91cfc87c9bc2d5d6fd9bb2b1403b6913bc318d4f5"
+        );
+    }
+
     #[test]
     fn refuses_a_file_as_the_tree() {
         let a = tree();

@@ -68,7 +68,7 @@ fn oci_layer_type(desc: &Descriptor, compression: Option<image::Compression>) ->
 
 /// RFC 3339 UTC for a Unix time (no external time crate needed for whole seconds).
 pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
+    let days = i64::try_from(epoch / 86_400).expect("u64 seconds / 86400 fits in i64");
     let secs = epoch % 86_400;
     // civil-from-days (Howard Hinnant), valid for the whole u64 range we accept.
     let z = days + 719_468;

@@ -57,10 +57,7 @@ struct DirSink {
 impl DirSink {
     fn create(root: &Path) -> Result<Self> {
         if let Ok(m) = fs::symlink_metadata(root) {
-            let empty = m.is_dir()
-                && fs::read_dir(root)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
+            let empty = m.is_dir() && fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
             if !empty {
                 return Err(Error::Usage(format!(
                     "{}: exists and is not an empty directory; refusing to write",
@@ -191,8 +188,15 @@ fn sniffed_layer_type(head: &[u8]) -> &'static str {
 pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(String, String)> {
     match format {
         OutFormat::Oci => {
+            let existed = out.exists();
             let mut s = DirSink::create(out)?;
-            write_all(a, &mut s, false)
+            write_all(a, &mut s, false).inspect_err(|_| {
+                // Leave nothing half-written: the directory was absent or empty before.
+                let _ = fs::remove_dir_all(out);
+                if existed {
+                    let _ = fs::create_dir(out);
+                }
+            })
         }
         OutFormat::OciArchive | OutFormat::DockerArchive => {
             let mut s = TarSink::create(out, a.epoch)?;
@@ -319,6 +323,9 @@ mod tests {
     fn sniffing() {
         assert!(sniffed_layer_type(&[0x1f, 0x8b, 8, 0]).ends_with("+gzip"));
         assert!(sniffed_layer_type(&[0x28, 0xb5, 0x2f, 0xfd]).ends_with("+zstd"));
-        assert!(sniffed_layer_type(b"usta").ends_with(".tar"));
+        assert_eq!(
+            sniffed_layer_type(b"usta"),
+            "application/vnd.oci.image.layer.v1.tar"
+        );
     }
 }

@@ -13,7 +13,8 @@ use super::layer::{CapturePolicy, ContentScanner};
 use super::whiteout::{Marker, classify, normalise, symlink_escapes};
 use super::{Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
 
-/// Walk every tar entry of `r`, filling `listing`.
+/// Walk every tar entry of `r`, filling `listing`. Returns the stream offset where the last entry's
+/// data ends (to tell a tar that merely lacks its final padding from a truncated one).
 pub fn walk<S: ContentScanner>(
     r: &mut dyn Read,
     info: &LayerInfo,
@@ -21,11 +22,15 @@ pub fn walk<S: ContentScanner>(
     scanner: &mut S,
     listing: &mut LayerListing,
     what: &str,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let mut ar = tar::Archive::new(r);
     let mut seen: HashSet<String> = HashSet::new();
+    // Where the content of the furthest entry ends, so the caller can tell missing trailing padding
+    // (forgiven) from a stream cut inside content (corrupt).
+    let mut content_end = 0u64;
     for (ordinal, entry) in ar.entries()?.enumerate() {
         let mut entry = entry?;
+        content_end = content_end.max(entry.raw_file_position() + entry.size());
         let hdr = entry.header();
         let etype = hdr.entry_type();
         let header_size = hdr.entry_size()?;
@@ -108,7 +113,7 @@ pub fn walk<S: ContentScanner>(
         }
         listing.entries.push(e);
     }
-    Ok(())
+    Ok(content_end)
 }
 
 /// Record a whiteout/opaque/invalid marker.

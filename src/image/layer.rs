@@ -111,7 +111,9 @@ pub fn read_one<S: ContentScanner>(
     let consume =
         |r: &mut dyn Read, listing: &mut LayerListing, scanner: &mut S| -> io::Result<Digest> {
             let mut hashing = HashingReader::new(r, &info.diff_id);
-            entries::walk(&mut hashing, info, capture, scanner, listing, &what)?;
+            let mut padded = PadAtEof::new(&mut hashing);
+            let content_end = entries::walk(&mut padded, info, capture, scanner, listing, &what)?;
+            padded.check_complete(content_end, &what)?;
             hashing.drain_zeros(&what)?;
             listing.uncompressed_size = hashing.count;
             Ok(hashing.finish())
@@ -157,4 +159,59 @@ pub fn read_one<S: ContentScanner>(
 fn fill_head<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
     let b = r.fill_buf()?;
     Ok(b[..b.len().min(512)].to_vec())
+}
+
+/// Real producers (umoci 0.4.7 `insert`, seen here) end a layer right after the last file's content: no
+/// padding to the 512-byte block and no end-of-archive blocks. The tar crate reports that as an
+/// unexpected EOF. This reader passes the real bytes through and, at their end, supplies only what is
+/// missing of the padding plus the two zero blocks. Whether the real bytes covered every entry's content
+/// is then checked by [`PadAtEof::check_complete`]: a stream cut inside content stays corrupt (exit 3).
+struct PadAtEof<R> {
+    inner: R,
+    real: u64,
+    synthetic_left: Option<u64>,
+}
+
+impl<R: Read> PadAtEof<R> {
+    fn new(inner: R) -> Self {
+        PadAtEof {
+            inner,
+            real: 0,
+            synthetic_left: None,
+        }
+    }
+
+    /// After the walk: fail when an entry's content ran past the real bytes (synthetic zeros were taken
+    /// for content), so only missing padding and terminator are ever forgiven.
+    fn check_complete(&self, content_end: u64, what: &str) -> io::Result<()> {
+        if self.synthetic_left.is_some() && content_end > self.real {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{what}: truncated tar: the stream ends after {} bytes, inside entry content that runs to byte {content_end}",
+                    self.real
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for PadAtEof<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(left) = self.synthetic_left.as_mut() {
+            let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+            buf[..n].fill(0);
+            *left -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let pad = (512 - self.real % 512) % 512;
+            self.synthetic_left = Some(pad + 1024);
+            return self.read(buf);
+        }
+        self.real += n as u64;
+        Ok(n)
+    }
 }

@@ -1,12 +1,18 @@
 //! The one integration-test binary. One module per area; `common` holds the in-code image builders.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+mod build;
+mod checks;
+mod cli;
 mod common;
+mod image;
 mod image_builder;
-mod report;
 mod image_fixtures;
+mod image_inputs;
+mod image_tools;
+mod report;
 mod sandbox;
 mod secrets;
-mod image;
-mod checks;
-mod build;
-mod image_inputs;
+mod tar_tail;
