@@ -12,7 +12,6 @@ mod image_builder;
 mod image_fixtures;
 mod image_inputs;
 mod image_tools;
-mod licenses;
 mod render;
 mod report;
 mod sandbox;
