@@ -115,7 +115,7 @@ fn image(
         group(g, opts, p, out)?;
         writeln!(out)?;
     }
-    rules(img, p, out)?;
+    rules(img, opts, p, out)?;
     trailer(img, p, out)
 }
 
@@ -178,32 +178,48 @@ fn cut(s: &str) -> String {
     }
 }
 
-fn rules(img: &ImageReport, p: &Paint, out: &mut dyn Write) -> std::io::Result<()> {
+fn rules(
+    img: &ImageReport,
+    opts: &RenderOptions,
+    p: &Paint,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(out, "  {}", p.bold("Rules"))?;
     if img.rules.is_empty() {
         writeln!(out, "    (no rule results recorded)")?;
     }
-    let width = img
+    let id_width = img
         .rules
         .iter()
         .map(|r| r.rule_id.chars().count())
         .max()
         .unwrap_or(0);
     for r in &img.rules {
-        writeln!(out, "    {}", rule_line(r, img, width, p).trim_end())?;
+        let (label, head) = rule_head(r, img, id_width, p);
+        let head = head.trim_end();
+        let Some(detail) = r.detail.as_deref().map(|d| neutralise(d, false)) else {
+            writeln!(out, "    {label} {head}")?;
+            continue;
+        };
+        // "    " + 10-column label + " " before the head; the detail wraps under the id column.
+        let used = 15 + head.chars().count() + 3;
+        if opts.width == 0 || used + detail.chars().count() <= opts.width {
+            writeln!(out, "    {label} {head} — {detail}")?;
+        } else {
+            writeln!(out, "    {label} {head}")?;
+            for l in wrap(&detail, opts.width.saturating_sub(17).max(20)) {
+                writeln!(out, "{:17}{}", "", p.dim(&l))?;
+            }
+        }
     }
     Ok(())
 }
 
-fn rule_line(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> String {
+/// The styled status label (10 columns) and the rest of a rule's line, without its detail.
+fn rule_head(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> (String, String) {
     let id = neutralise(&r.rule_id, false);
-    let detail = r
-        .detail
-        .as_deref()
-        .map(|d| format!(" — {}", neutralise(d, false)))
-        .unwrap_or_default();
     match r.status {
-        RuleStatus::Passed => format!("{} {id:<width$}{detail}", p.style("32", "✓ passed  ")),
+        RuleStatus::Passed => (p.style("32", "✓ passed  "), id),
         RuleStatus::Failed => {
             let n = img
                 .findings
@@ -211,16 +227,16 @@ fn rule_line(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> Stri
                 .filter(|f| f.rule_id == r.rule_id)
                 .count();
             let s = if n == 1 { "" } else { "s" };
-            format!(
-                "{} {id:<width$} ({n} finding{s}){detail}",
-                p.severity(r.severity, "✗ failed  ")
+            (
+                p.severity(r.severity, "✗ failed  "),
+                format!("{id:<width$} ({n} finding{s})"),
             )
         }
-        RuleStatus::NotRun => format!(
-            "{} {id:<width$}{detail} (not counted as passed)",
-            p.style("1;35", "? NOT RUN ")
+        RuleStatus::NotRun => (
+            p.style("1;35", "? NOT RUN "),
+            format!("{id:<width$} (not counted as passed)"),
         ),
-        RuleStatus::Skipped => format!("{} {id:<width$}{detail}", p.dim("- skipped ")),
+        RuleStatus::Skipped => (p.dim("- skipped "), id),
     }
 }
 

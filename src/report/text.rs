@@ -2,10 +2,11 @@
 //! grouping of one secret found in several places, and the neutralising of control characters that
 //! come from untrusted image content (paths, history lines) before they reach a terminal or a log.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 use super::verdict::short_digest;
-use super::{Evidence, Finding, Location};
+use super::{Evidence, Finding, Location, Severity};
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,26 +75,28 @@ pub(crate) struct Group<'a> {
     pub members: Vec<&'a Finding>,
 }
 
-/// Group `findings` by (rule id, evidence fingerprint), keeping the order of first occurrence.
+/// Group `findings` by (rule id, severity, evidence fingerprint), keeping the order of first
+/// occurrence. Linear in the number of findings.
 pub(crate) fn group_findings(findings: &[Finding]) -> Vec<Group<'_>> {
     let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: HashMap<(&str, Severity, &str), usize> = HashMap::new();
     for f in findings {
-        let joined = f.evidence.as_ref().and_then(|ev| {
-            groups.iter_mut().find(|g| {
-                g.head.rule_id == f.rule_id
-                    && g.head.severity == f.severity
-                    && g.head
-                        .evidence
-                        .as_ref()
-                        .is_some_and(|h| h.fingerprint == ev.fingerprint)
-            })
-        });
-        match joined {
-            Some(g) => g.members.push(f),
-            None => groups.push(Group {
+        let Some(ev) = &f.evidence else {
+            groups.push(Group {
                 head: f,
                 members: vec![f],
-            }),
+            });
+            continue;
+        };
+        let key = (f.rule_id.as_str(), f.severity, ev.fingerprint.as_str());
+        if let Some(&i) = index.get(&key) {
+            groups[i].members.push(f);
+        } else {
+            index.insert(key, groups.len());
+            groups.push(Group {
+                head: f,
+                members: vec![f],
+            });
         }
     }
     groups

@@ -286,9 +286,28 @@ fn human_groups_secrets_shows_not_run_and_ends_with_verdicts() {
     )));
     let hc: Vec<&str> = out.lines().filter(|l| l.contains("healthcheck")).collect();
     assert!(
-        hc.iter()
-            .any(|l| l.contains("NOT RUN") && l.contains("no sandbox")),
+        hc.iter().any(|l| l.contains("? NOT RUN  healthcheck")
+            && l.ends_with("(not counted as passed) — no sandbox: user namespaces are disabled")),
         "{hc:?}"
+    );
+    // on a narrow terminal the reason wraps under the rule, indented
+    let narrow = rendered(
+        &fx,
+        Format::Human,
+        &RenderOptions {
+            width: 60,
+            ..fx.opts.clone()
+        },
+    );
+    let lines: Vec<&str> = narrow.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("NOT RUN  healthcheck"))
+        .unwrap();
+    assert!(
+        lines[at + 1].starts_with("                 no sandbox: user namespaces are disabled"),
+        "{:?}",
+        &lines[at..at + 2]
     );
     let passed = hc.iter().filter(|l| l.contains("✓ passed")).count();
     assert_eq!(passed, 1, "only riscv64 ran its healthcheck: {hc:?}");
