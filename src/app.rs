@@ -77,7 +77,11 @@ pub fn check(rules: &RuleSet, plan: &CheckPlan, partial: &mut Vec<ImageReport>) 
 }
 
 /// The preset in force for `image`: `--preset`, else the runtime label (None when unknown).
-pub fn preset_for<'r>(rules: &'r RuleSet, plan: &CheckPlan, image: &Image) -> Result<Option<&'r Preset>> {
+pub fn preset_for<'r>(
+    rules: &'r RuleSet,
+    plan: &CheckPlan,
+    image: &Image,
+) -> Result<Option<&'r Preset>> {
     match &plan.opts.preset_flag {
         Some(name) => rules.preset(name).map(Some),
         None => Ok(image
@@ -120,7 +124,8 @@ fn check_image(
     let outputs = crate::image::read_layers(&opened.source, image, &capture, |_| {
         SecretScanner::new(Arc::clone(&patterns))
     })?;
-    let (listings, scans): (Vec<_>, Vec<_>) = outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();
+    let (listings, scans): (Vec<_>, Vec<_>) =
+        outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();
     let tree = MergedTree::merge(&listings);
     let input = CheckInput {
         input: &plan.image,
@@ -147,7 +152,11 @@ fn check_image(
 
 /// Merge outcomes per rule id (catalogue order), apply severities and overrides, sort findings.
 /// Returns the report (identity fields empty) and whether the healthcheck was not run.
-pub fn assemble(rules: &RuleSet, plan: &CheckPlan, outcomes: Vec<CheckOutcome>) -> (ImageReport, bool) {
+pub fn assemble(
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    outcomes: Vec<CheckOutcome>,
+) -> (ImageReport, bool) {
     let mut by_rule: BTreeMap<&str, Vec<CheckOutcome>> = BTreeMap::new();
     for o in outcomes {
         by_rule.entry(o.rule_id).or_default().push(o);
@@ -266,7 +275,12 @@ fn merge(
 }
 
 /// Render `report` completely to `out`.
-pub fn render(rules: &RuleSet, plan: &CheckPlan, report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn render(
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    report: &Report,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let opts = RenderOptions {
         color: plan.color,
         width: plan.width,
@@ -282,7 +296,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
@@ -302,7 +318,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10").expect("ok"), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").expect("ok"), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("500ms").expect("ok"),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_duration("2m").expect("ok"), Duration::from_secs(120));
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("ten").is_err());

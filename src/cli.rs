@@ -47,8 +47,19 @@ pub enum Command {
 
 /// The subcommand names (and the flags that stand on their own).
 const FIRST_WORDS: &[&str] = &[
-    "check", "inspect", "files", "licenses", "render", "build", "rules", "explain", "help", "-h",
-    "--help", "-V", "--version",
+    "check",
+    "inspect",
+    "files",
+    "licenses",
+    "render",
+    "build",
+    "rules",
+    "explain",
+    "help",
+    "-h",
+    "--help",
+    "-V",
+    "--version",
 ];
 
 /// Insert `check` after the program name unless the first argument is a subcommand or help/version.
@@ -73,26 +84,48 @@ mod tests {
 
     #[test]
     fn bare_image_means_check() {
-        let Command::Check(c) = parse(&["x1-validate", "img.tar", "--deny", "base-os"]).expect("ok").command
+        let Command::Check(c) = parse(&["x1-validate", "img.tar", "--deny", "base-os"])
+            .expect("ok")
+            .command
         else {
             panic!("not check");
         };
         assert_eq!(c.image, "img.tar");
         assert_eq!(c.deny, vec!["base-os".to_string()]);
-        let Command::Check(c) = parse(&["x1-validate", "--preset", "codex", "x"]).expect("ok").command
+        let Command::Check(c) = parse(&["x1-validate", "--preset", "codex", "x"])
+            .expect("ok")
+            .command
         else {
             panic!("not check");
         };
         assert_eq!(c.preset.as_deref(), Some("codex"));
-        assert!(matches!(parse(&["x1-validate", "rules"]).expect("ok").command, Command::Rules(_)));
+        assert!(matches!(
+            parse(&["x1-validate", "rules"]).expect("ok").command,
+            Command::Rules(_)
+        ));
         assert!(parse(&["x1-validate", "img", "--format", "xml"]).is_err());
     }
 
     #[test]
     fn flags_parse() {
         let Command::Check(c) = parse(&[
-            "x1-validate", "check", "i", "-o", "r.sarif", "--format", "sarif", "--exec", "never",
-            "--fail-on", "warning", "--allow", "a", "--allow", "b", "--ref", "x1agent/runtime-opencode:edge",
+            "x1-validate",
+            "check",
+            "i",
+            "-o",
+            "r.sarif",
+            "--format",
+            "sarif",
+            "--exec",
+            "never",
+            "--fail-on",
+            "warning",
+            "--allow",
+            "a",
+            "--allow",
+            "b",
+            "--ref",
+            "x1agent/runtime-opencode:edge",
         ])
         .expect("ok")
         .command

@@ -22,19 +22,24 @@ fn main() -> ExitCode {
     let flushed = out.flush();
     match result {
         Ok(code) => match flushed {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => report(&Error::output("<stdout>", e)),
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                report(&Error::output("<stdout>", e))
+            }
             _ => ExitCode::from(code),
         },
-        Err(Error::Io { source, output: true, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        Err(Error::Io {
+            source,
+            output: true,
+            ..
+        }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => report(&e),
     }
 }
 
 /// Render an error with miette on stderr and return its exit code.
 fn report(e: &Error) -> ExitCode {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let handler = miette::GraphicalReportHandler::new_themed(if color {
         miette::GraphicalTheme::unicode()
     } else {

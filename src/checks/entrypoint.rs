@@ -160,15 +160,18 @@ fn shebang_findings(
     ));
     if interp.ends_with("/env") {
         let program = words.find(|w| !w.starts_with('-'));
-        if let Some(program) = program.filter(|p| !p.contains('=')) {
-            if !on_path(input, program) {
-                out.push(finding(
-                    ID,
-                    format!("{path} runs `{interp} {program}` but `{program}` is on no directory of the image PATH"),
-                    None,
-                    loc.clone(),
-                ));
-            }
+        if let Some(program) = program.filter(|p| !p.contains('='))
+            && !on_path(input, program)
+        {
+            out.push(finding(
+                ID,
+                format!(
+                    "{path} runs `{interp} {program}` but `{program}` is on no directory of the \
+                     image PATH"
+                ),
+                None,
+                loc.clone(),
+            ));
         }
     }
     out

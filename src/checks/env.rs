@@ -1,6 +1,6 @@
 //! `provider-env` and `build-secret` by variable name: a provider-credential variable
 //! (`rules/credentials.toml`) assigned a non-empty literal in the config `Env`, or in a history
-//! `created_by`/`comment` (`ENV K=V`, legacy `ENV K V`, `ARG K=V`, BuildKit `RUN |N K=V …`, inline
+//! `created_by`/`comment` (`ENV K=V`, legacy `ENV K V`, `ARG K=V`, `BuildKit` `RUN |N K=V …`, inline
 //! `K=V` in a `RUN`). An empty value or a reference (`${VAR}`, `$VAR`, `{env:VAR}`) is not a key. The
 //! by-value halves of both rules live in `checks::secrets`.
 

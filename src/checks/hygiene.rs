@@ -46,7 +46,7 @@ fn describe(issue: &HygieneIssue) -> (String, String, Option<&'static str>, bool
         ),
         HygieneIssue::WhiteoutInFirstLayer { path } => (
             path.clone(),
-            format!("whiteout for /{path} in the first layer (there is nothing below to delete)"),
+            format!("whiteout /{path} in the first layer (there is nothing below it to delete)"),
             Some("a flattening tool left whiteout markers behind; rebuild the base layer"),
             false,
         ),

@@ -91,28 +91,26 @@ pub fn runtime_label(input: &CheckInput<'_>) -> CheckOutcome {
                     loc(),
                 ));
             }
-            if let Some(flag) = &input.opts.preset_flag {
-                if flag != value {
-                    findings.push(finding(
-                        id,
-                        format!("label `{RUNTIME_LABEL}` is `{value}` but --preset is `{flag}`"),
-                        Some("check the image with its own preset, or fix the label".into()),
-                        loc(),
-                    ));
-                }
+            if let Some(flag) = &input.opts.preset_flag
+                && flag != value
+            {
+                findings.push(finding(
+                    id,
+                    format!("label `{RUNTIME_LABEL}` is `{value}` but --preset is `{flag}`"),
+                    Some("check the image with its own preset, or fix the label".into()),
+                    loc(),
+                ));
             }
-            if let Some(r) = &input.opts.reference {
-                let parsed = Reference::parse(r);
-                if let Some(rt) = parsed.runtime() {
-                    if rt != value {
-                        findings.push(finding(
-                            id,
-                            format!("label `{RUNTIME_LABEL}` is `{value}` but --ref names runtime `{rt}`"),
-                            Some(format!("push it as {REPO_PREFIX}{value}, or fix the label")),
-                            loc(),
-                        ));
-                    }
-                }
+            let parsed = input.opts.reference.as_deref().map(Reference::parse);
+            if let Some(rt) = parsed.as_ref().and_then(Reference::runtime)
+                && rt != value
+            {
+                findings.push(finding(
+                    id,
+                    format!("label `{RUNTIME_LABEL}` is `{value}` but --ref names runtime `{rt}`"),
+                    Some(format!("push it as {REPO_PREFIX}{value}, or fix the label")),
+                    loc(),
+                ));
             }
         }
     }

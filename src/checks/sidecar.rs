@@ -267,13 +267,16 @@ fn providers(sc: &SidecarPolicy, doc: &Value, out: &mut Vec<Problem>) {
             .as_ref()
             .and_then(|p| cfg.pointer(p))
             .and_then(Value::as_str)
+            && !npm.starts_with("file://")
+            && !sc.bundled_npm.iter().any(|b| b == npm)
         {
-            if !npm.starts_with("file://") && !sc.bundled_npm.iter().any(|b| b == npm) {
-                out.push(problem(
-                    format!("provider `{id}` uses npm package `{npm}`, which is not bundled: it is fetched at run time"),
-                    Some("use a bundled SDK such as @ai-sdk/openai-compatible"),
-                ));
-            }
+            out.push(problem(
+                format!(
+                    "provider `{id}` uses npm package `{npm}`, which is not bundled: it is fetched \
+                     at run time"
+                ),
+                Some("use a bundled SDK such as @ai-sdk/openai-compatible"),
+            ));
         }
     }
     let Some(en) = &sc.enabled else { return };
@@ -322,4 +325,95 @@ pub fn evaluate_document(rc: &RuntimeConfig, doc: &Value) -> Vec<Finding> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleSet;
+
+    fn policy(preset: &str) -> RuntimeConfig {
+        let rs = RuleSet::embedded().expect("shipped presets load");
+        rs.presets[preset]
+            .runtime_config
+            .clone()
+            .expect("has a runtime config")
+    }
+
+    fn problems(preset: &str, text: &str) -> Vec<String> {
+        let rc = policy(preset);
+        let doc = parse(rc.format, text.as_bytes()).expect("parses");
+        let mut out = Vec::new();
+        evaluate(&rc, &doc, &mut out);
+        out.into_iter().map(|p| p.message).collect()
+    }
+
+    #[test]
+    fn codex_toml_policy() {
+        let ok = "model_provider = \"x1\"\ncheck_for_update_on_startup = false\n[model_providers.x1]\nname = \"x1\"\nbase_url = \"http://localhost:11432/v1\"\n";
+        assert!(
+            problems("codex", ok).is_empty(),
+            "{:?}",
+            problems("codex", ok)
+        );
+        let builtin = ok.replace("model_provider = \"x1\"", "model_provider = \"openai\"");
+        let p = problems("codex", &builtin);
+        assert!(
+            p.iter().any(|m| m.contains("enabled provider `openai`")),
+            "{p:?}"
+        );
+        let bearer = ok.replace(
+            "[model_providers.x1]",
+            "[model_providers.x1]\nexperimental_bearer_token = \"abc\"",
+        );
+        let p = problems("codex", &bearer);
+        assert!(
+            p.iter().any(|m| m.contains("experimental_bearer_token")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn claude_code_json_policy() {
+        let ok = r#"{"env": {"ANTHROPIC_BASE_URL": "http://localhost:11432", "ANTHROPIC_AUTH_TOKEN": "sidecar-placeholder", "DISABLE_AUTOUPDATER": "1"}}"#;
+        assert!(
+            problems("claude-code", ok).is_empty(),
+            "{:?}",
+            problems("claude-code", ok)
+        );
+        let direct = ok.replace("http://localhost:11432", "https://api.anthropic.com");
+        assert!(
+            problems("claude-code", &direct)
+                .iter()
+                .any(|m| m.contains("ANTHROPIC_BASE_URL"))
+        );
+        let helper = ok.replace("{\"env\"", "{\"apiKeyHelper\": \"/bin/key\", \"env\"");
+        assert!(
+            problems("claude-code", &helper)
+                .iter()
+                .any(|m| m.contains("apiKeyHelper"))
+        );
+    }
+
+    #[test]
+    fn sidecar_urls() {
+        let sc = policy("opencode").sidecar;
+        for ok in [
+            "http://localhost:11432",
+            "http://localhost:11432/",
+            "http://LOCALHOST:11432/v1",
+            "http://localhost:11432/v1/",
+        ] {
+            assert!(is_sidecar_url(&sc, ok), "{ok}");
+        }
+        for bad in [
+            "http://localhost:11433/v1",
+            "https://localhost:11432",
+            "http://localhost:11432/v2",
+            "http://localhost:114320",
+            "http://evil/localhost:11432",
+        ] {
+            assert!(!is_sidecar_url(&sc, bad), "{bad}");
+        }
+    }
 }

@@ -137,7 +137,7 @@ pub fn resolve_identity(
     let supplementary = entry.as_ref().map_or_else(Vec::new, |e| {
         groups
             .iter()
-            .filter(|x| x.members.iter().any(|m| *m == e.name))
+            .filter(|x| x.members.contains(&e.name))
             .map(|x| x.gid)
             .collect()
     });

@@ -82,7 +82,9 @@ pub fn overrides(args: &CheckArgs) -> Result<BTreeMap<String, Severity>> {
                 )));
             }
             if map.insert(id.clone(), sev).is_some_and(|old| old != sev) {
-                return Err(Error::Usage(format!("rule `{id}` is given two different severities")));
+                return Err(Error::Usage(format!(
+                    "rule `{id}` is given two different severities"
+                )));
             }
         }
     }

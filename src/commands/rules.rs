@@ -26,20 +26,38 @@ pub fn run(args: &RulesArgs, out: &mut dyn Write) -> Result<u8> {
         rules_dir: args.rules.as_deref(),
         presets_dir: args.presets.as_deref(),
     })?;
-    let preset = args.preset.as_deref().map(|p| rules.preset(p)).transpose()?;
+    let preset = args
+        .preset
+        .as_deref()
+        .map(|p| rules.preset(p))
+        .transpose()?;
     write(&rules, preset, out).map_err(|e| Error::output("<stdout>", e))?;
     Ok(0)
 }
 
-fn write(rules: &RuleSet, preset: Option<&crate::rules::Preset>, out: &mut dyn Write) -> std::io::Result<()> {
+fn write(
+    rules: &RuleSet,
+    preset: Option<&crate::rules::Preset>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let width = rules.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
     for r in &rules.rules {
-        writeln!(out, "{:<width$}  {:<7}  {}", r.id, r.default_severity.as_str(), r.summary)?;
+        writeln!(
+            out,
+            "{:<width$}  {:<7}  {}",
+            r.id,
+            r.default_severity.as_str(),
+            r.summary
+        )?;
     }
     let Some(p) = preset else { return Ok(()) };
     writeln!(out, "\npreset {}: {}", p.name, p.summary)?;
     writeln!(out, "  image       {}", p.image)?;
-    writeln!(out, "  user        {} (uid {}, home {})", p.user.name, p.user.uid, p.user.home)?;
+    writeln!(
+        out,
+        "  user        {} (uid {}, home {})",
+        p.user.name, p.user.uid, p.user.home
+    )?;
     writeln!(out, "  entrypoint  {}", p.entrypoint)?;
     writeln!(
         out,
@@ -50,7 +68,11 @@ fn write(rules: &RuleSet, preset: Option<&crate::rules::Preset>, out: &mut dyn W
         writeln!(out, "  requires    {} ({})", f.path, f.kind.describe())?;
     }
     if let Some(rc) = &p.runtime_config {
-        writeln!(out, "  config      {} ({:?}), sidecar {}", rc.path, rc.format, rc.sidecar.base_url)?;
+        writeln!(
+            out,
+            "  config      {} ({:?}), sidecar {}",
+            rc.path, rc.format, rc.sidecar.base_url
+        )?;
     }
     let d = &p.descriptor;
     let list = |v: &[String]| v.join(", ");

@@ -125,8 +125,9 @@ impl RuleSet {
             Some(embedded::CREDENTIALS),
         )?
         .expect("a built-in default exists");
-        let secrets_file = rule_file(sources.rules_dir, "secrets.toml", embedded_secrets())?;
-        let licenses_file = rule_file(sources.rules_dir, "licenses.toml", embedded_licenses())?;
+        let secrets_file = rule_file(sources.rules_dir, "secrets.toml", Some(embedded::SECRETS))?;
+        let licenses_file =
+            rule_file(sources.rules_dir, "licenses.toml", Some(embedded::LICENSES))?;
         if let Some(dir) = sources.rules_dir {
             reject_unknown_files(dir)?;
         }
@@ -230,7 +231,10 @@ fn reject_unknown_files(dir: &Path) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(|e| config_io(dir, &e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".toml") && !KNOWN.contains(&name.as_str()) {
+        let is_toml = std::path::Path::new(&name)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        if is_toml && !KNOWN.contains(&name.as_str()) {
             return Err(Error::Usage(format!(
                 "{}: unknown rule file `{name}` (known: {})",
                 dir.display(),
@@ -328,14 +332,68 @@ fn load_presets(dir: Option<&Path>) -> Result<BTreeMap<String, Preset>> {
     Ok(presets)
 }
 
-fn embedded_secrets() -> Option<&'static str> {
-    Some(embedded::SECRETS)
-}
-
-fn embedded_licenses() -> Option<&'static str> {
-    Some(embedded::LICENSES)
-}
-
 fn load_license_policy(file: &LoadedFile) -> Result<crate::license::Policy> {
     crate::license::Policy::load(&file.text, &file.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_rules_and_presets_load() {
+        let rs = RuleSet::embedded().expect("the shipped files load");
+        let ids: Vec<&str> = rs.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, RULE_IDS);
+        for r in &rs.rules {
+            for part in ["What it checks", "Why it matters", "How to fix"] {
+                assert!(r.explain.contains(part), "{}: no `{part}`", r.id);
+            }
+        }
+        assert_eq!(
+            rs.presets.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["claude-code", "codex", "opencode"]
+        );
+        let oc = &rs.presets["opencode"];
+        assert_eq!((oc.user.uid, oc.user.home.as_str()), (1000, "/home/agent"));
+        assert!(
+            oc.descriptor
+                .state_paths
+                .contains(&"~/.local/share/opencode/opencode.db".to_string())
+        );
+        assert_eq!(
+            oc.runtime_config.as_ref().map(|c| c.path.as_str()),
+            Some("/x1/app/config/opencode.json")
+        );
+        assert_eq!(oc.license.package.as_deref(), Some("opencode-ai"));
+        assert!(rs.preset("nope").is_err());
+    }
+
+    fn parse(text: &str) -> Result<Vec<RuleDef>> {
+        parse_rules(&SourceFile {
+            name: "rules.toml",
+            text,
+        })
+    }
+
+    #[test]
+    fn rules_file_must_list_exactly_the_known_ids() {
+        let full = embedded::RULES;
+        let unknown = full.replacen("id = \"base-os\"", "id = \"base-oss\"", 1);
+        let Err(Error::RuleFile { span, message, .. }) = parse(&unknown) else {
+            panic!("an unknown id is an error");
+        };
+        assert!(message.contains("base-oss"), "{message}");
+        let at = span.expect("span").offset();
+        assert_eq!(&unknown[at..at + 15], "id = \"base-oss\"");
+        let dup = format!(
+            "{full}\n[[rule]]\nid = \"base-os\"\nseverity = \"note\"\nsummary = \"x\"\nexplain = \"x\"\n"
+        );
+        let Err(Error::RuleFile { message, .. }) = parse(&dup) else {
+            panic!("a duplicate is an error");
+        };
+        assert!(message.contains("listed twice"), "{message}");
+        let bad_sev = full.replacen("severity = \"warning\"", "severity = \"fatal\"", 1);
+        assert!(matches!(parse(&bad_sev), Err(Error::RuleFile { .. })));
+    }
 }

@@ -257,10 +257,10 @@ impl Preset {
 
 impl RuntimeConfig {
     fn validate(&self, src: &SourceFile<'_>) -> Result<()> {
-        if let Some(re) = &self.sidecar.env_ref {
-            if let Err(e) = regex::Regex::new(re) {
-                return Err(src.error_at("env_ref", 0, format!("invalid regex: {e}")));
-            }
+        if let Some(re) = &self.sidecar.env_ref
+            && let Err(e) = regex::Regex::new(re)
+        {
+            return Err(src.error_at("env_ref", 0, format!("invalid regex: {e}")));
         }
         let pointers = [
             &self.sidecar.providers,

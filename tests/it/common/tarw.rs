@@ -160,7 +160,12 @@ impl Layer {
         } else {
             format!("{name}/")
         };
-        self.entries.push(Spec::DirOwned { name, mode, uid, gid });
+        self.entries.push(Spec::DirOwned {
+            name,
+            mode,
+            uid,
+            gid,
+        });
         self
     }
     #[must_use]
