@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Materialisation speed and memory of the healthcheck sandbox (issue 6), against `umoci raw unpack` of the
+# same OCI layout, in the same run, alternating, medians. Both write to tmpfs (/dev/shm).
+#
+#   bench/healthcheck.sh [RUNS]        (default 5; needs the corpus image and umoci)
+#
+# Prints per-run times, the medians, the ratio (target ≤ 0.8) and peak RSS: of the materialisation step
+# alone, and of a whole `x1-validate check --exec always` run (target ≤ 64 MiB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+CORPUS=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
+OCI=$CORPUS/oci
+[ -d "$OCI" ] || { echo "SKIP: no corpus image at $OCI" >&2; exit 0; }
+command -v umoci >/dev/null || { echo "SKIP: umoci is not installed" >&2; exit 0; }
+TAG=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$OCI/index.json" 2>/dev/null || echo latest)
+
+cargo build --release --quiet
+cargo test --release --quiet --test it --no-run 2>/dev/null
+IT=$(ls -t target/release/deps/it-* | grep -v '\.d$' | head -1)
+
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+
+WORK=$(mktemp -d /dev/shm/x1-bench-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+ours=(); theirs=(); rss=()
+for i in $(seq "$RUNS"); do
+  out=$("$IT" --ignored --exact sandbox::bench_materialise_corpus --nocapture 2>/dev/null)
+  t=$(sed -n 's/^materialise_seconds=//p' <<<"$out"); r=$(sed -n 's/^materialise_peak_rss_kib=//p' <<<"$out")
+  ours+=("$t"); rss+=("$r")
+  rm -rf "$WORK/rootfs"
+  s=$(date +%s.%N)
+  umoci raw unpack --rootless --image "$OCI:$TAG" "$WORK/rootfs" >/dev/null 2>&1
+  e=$(date +%s.%N)
+  rm -rf "$WORK/rootfs"
+  u=$(echo "$e - $s" | bc -l)
+  theirs+=("$u")
+  printf 'run %d: x1-validate materialise %.3f s (peak RSS %s KiB)   umoci raw unpack %.3f s\n' "$i" "$t" "$r" "$u"
+done
+mo=$(printf '%s\n' "${ours[@]}" | median)
+mu=$(printf '%s\n' "${theirs[@]}" | median)
+mr=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
+echo "$out" | grep '^materialise_stats=' || true
+printf 'median: materialise %s s, umoci %s s, ratio %.2f (target <= 0.80); materialise peak RSS max %s KiB\n' \
+  "$mo" "$mu" "$(echo "$mo / $mu" | bc -l)" "$mr"
+
+# The whole gate with the healthcheck, as CI runs it.
+/usr/bin/time -v target/release/x1-validate check --exec always --format json "$OCI" \
+  >"$WORK/check.json" 2>"$WORK/time.txt" || echo "check exited $? (see report)"
+echo "check --exec always: $(grep -E 'Maximum resident' "$WORK/time.txt" | sed 's/^[[:space:]]*//'), $(grep -E 'Elapsed' "$WORK/time.txt" | sed 's/^[[:space:]]*//')"
+python3 - "$WORK/check.json" <<'PY' || true
+import json, sys
+try:
+    doc = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("no JSON report:", e); sys.exit(0)
+for img in doc.get("images", []):
+    for r in img.get("rules", []):
+        if r.get("rule_id") == "healthcheck":
+            print("healthcheck:", r.get("status"), "-", r.get("detail"))
+PY

@@ -1,0 +1,508 @@
+//! Materialise the merged root filesystem of one image into a private directory.
+//!
+//! Only what survives the merge is written: the [`MergedTree`] names, for every final path, the layer
+//! entry that supplies it. Directories, symlinks and FIFOs come straight from the listings; file contents
+//! are streamed again from the layer blobs (digest-checked by [`Source::blob`]), the layers in parallel
+//! since the surviving paths of two layers are disjoint. Hardlinks are made last (`linkat`).
+//!
+//! Every write is relative to a directory descriptor opened with `openat2(RESOLVE_IN_ROOT)` from the
+//! root, and leaf names are created with `O_EXCL | O_NOFOLLOW` (or the `*at` call's equivalent): a
+//! symlink in the image can never redirect a write outside the directory (containerd's in-root semantics:
+//! an entry below an in-image symlink lands where the symlink points, inside the root).
+//!
+//! Ownership is mapped: as host root, image id `n` becomes host id `base + n` (the sandbox's user
+//! namespace maps it back to `n`); otherwise every file stays ours and the namespace maps us to the
+//! image's user. Device nodes are not created (the sandbox stages its own `/dev`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rayon::prelude::*;
+use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid};
+
+use crate::image::stream;
+use crate::image::tree::NodeRef;
+use crate::image::{Compression, EntryKind, Image, LayerInfo, LayerListing, MergedTree, Source};
+
+/// Why materialisation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A layer blob could not be read back (digest, compression or tar).
+    #[error("{what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    /// Writing into the temporary directory failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+        Error::Corrupt {
+            what: what.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How image ids become host ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Host id = `base + image id` (ids above 65535 become `base + 65534`).
+    Shifted { base: u32 },
+    /// Leave everything owned by the calling user (non-root: the user namespace maps it).
+    Caller,
+}
+
+impl Ownership {
+    fn ids(self, uid: u64, gid: u64) -> Option<(Uid, Gid)> {
+        match self {
+            Ownership::Caller => None,
+            Ownership::Shifted { base } => {
+                let shift = |id: u64| {
+                    base + u32::try_from(id)
+                        .ok()
+                        .filter(|&i| i < 65536)
+                        .unwrap_or(65534)
+                };
+                Some((Uid::from_raw(shift(uid)), Gid::from_raw(shift(gid))))
+            }
+        }
+    }
+}
+
+/// What materialisation wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub dirs: usize,
+    pub files: usize,
+    pub symlinks: usize,
+    pub hardlinks: usize,
+    /// Device nodes and other entries the sandbox does not create.
+    pub skipped: usize,
+    pub bytes: u64,
+}
+
+/// A file to write while streaming a layer: the final path and the entry whose metadata it takes.
+#[derive(Debug, Clone)]
+struct Dest {
+    path: String,
+    node: NodeRef,
+}
+
+/// Write the merged tree of `image` into `root` (an existing, empty directory).
+pub fn materialise(
+    source: &Source,
+    image: &Image,
+    listings: &[LayerListing],
+    tree: &MergedTree,
+    root: &Path,
+    own: Ownership,
+) -> Result<Stats> {
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| local(root, e))?;
+    let mut stats = Stats::default();
+    let entry = |n: NodeRef| &listings[n.layer].entries[n.entry];
+
+    // 1. Directories (parents sort before children), writable for now; modes are fixed at the end.
+    for (path, &node) in &tree.nodes {
+        if entry(node).is_dir() {
+            make_dir(&root_fd, path, root)?;
+            stats.dirs += 1;
+        }
+    }
+    // 2. Symlinks and FIFOs; collect the file plan per layer and the hardlinks.
+    let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); listings.len()];
+    let mut links: Vec<(String, NodeRef)> = Vec::new();
+    for (path, &node) in &tree.nodes {
+        let e = entry(node);
+        match &e.kind {
+            EntryKind::Dir => {}
+            EntryKind::File => plan[node.layer].entry(e.ordinal).or_default().push(Dest {
+                path: path.clone(),
+                node,
+            }),
+            EntryKind::Symlink { target } => {
+                let (dir, name) = parent_of(&root_fd, path, root)?;
+                replace(&dir, name);
+                rustix::fs::symlinkat(target.as_str(), &dir, name)
+                    .map_err(|err| local(&root.join(path), err))?;
+                chown_at(&dir, name, own.ids(e.uid, e.gid), root, path)?;
+                stats.symlinks += 1;
+            }
+            EntryKind::Fifo => {
+                let (dir, name) = parent_of(&root_fd, path, root)?;
+                replace(&dir, name);
+                rustix::fs::mknodat(
+                    &dir,
+                    name,
+                    rustix::fs::FileType::Fifo,
+                    Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .map_err(|err| local(&root.join(path), err))?;
+                finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
+            }
+            EntryKind::Hardlink { .. } => links.push((path.clone(), node)),
+            EntryKind::Char { .. } | EntryKind::Block { .. } => stats.skipped += 1,
+        }
+    }
+    let link_plan = plan_links(tree, listings, links, &mut plan, &mut stats);
+    // 3. File contents, layers in parallel.
+    let out = Out {
+        root_fd: &root_fd,
+        root,
+        own,
+        listings,
+    };
+    let written: Vec<Result<(usize, u64)>> = image
+        .layers
+        .par_iter()
+        .zip(plan.par_iter())
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(layer, p)| stream_layer(source, layer, p, &out))
+        .collect();
+    for w in written {
+        let (n, bytes) = w?;
+        stats.files += n;
+        stats.bytes += bytes;
+    }
+    // 4. Hardlinks.
+    for (path, target) in link_plan {
+        let (dir, name) = parent_of(&root_fd, &path, root)?;
+        let (tdir, tname) = parent_of(&root_fd, &target, root)?;
+        replace(&dir, name);
+        rustix::fs::linkat(&tdir, tname, &dir, name, AtFlags::empty())
+            .map_err(|e| local(&root.join(&path), e))?;
+        stats.hardlinks += 1;
+    }
+    // 5. Directory modes and owners, deepest first (a 0500 parent must not block its children).
+    for (path, &node) in tree.nodes.iter().rev() {
+        let e = entry(node);
+        if e.is_dir() {
+            let (dir, name) = parent_of(&root_fd, path, root)?;
+            finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
+        }
+    }
+    if let Some((u, g)) = own.ids(0, 0) {
+        rustix::fs::chown(root, Some(u), Some(g)).map_err(|e| local(root, e))?;
+    }
+    Ok(stats)
+}
+
+/// Make sure a directory exists at `path` (in-root), for mount points and the working directory:
+/// a non-directory there is replaced. Missing parents are created `0755`, owned by image root.
+pub fn ensure_dir(root: &Path, path: &str, own: Ownership) -> Result<()> {
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| local(root, e))?;
+    let path = normalise(path);
+    if path.is_empty() {
+        return Ok(());
+    }
+    let (dir, name) = parent_of(&root_fd, &path, root)?;
+    match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
+            Ok(())
+        }
+        _ => {
+            replace(&dir, name);
+            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755))
+                .map_err(|e| local(&root.join(&path), e))?;
+            chown_at(&dir, name, own.ids(0, 0), root, &path)
+        }
+    }
+}
+
+/// `a//b/./c/` → `a/b/c`; `..` components are dropped by the caller's contract (paths are normalised).
+pub fn normalise(path: &str) -> String {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Hardlinks become `(link path, existing path)` pairs; a link whose origin is not visible at its own
+/// path gets the origin's content written directly (added to `plan`), and its siblings link to it.
+fn plan_links(
+    tree: &MergedTree,
+    listings: &[LayerListing],
+    links: Vec<(String, NodeRef)>,
+    plan: &mut [HashMap<usize, Vec<Dest>>],
+    stats: &mut Stats,
+) -> Vec<(String, String)> {
+    let mut link_plan: Vec<(String, String)> = Vec::new();
+    let mut carried: HashMap<NodeRef, String> = HashMap::new();
+    for (path, node) in links {
+        let Some(origin) = link_origin(tree, listings, node) else {
+            stats.skipped += 1;
+            continue;
+        };
+        let origin_path = &listings[origin.layer].entries[origin.entry].path;
+        if tree.nodes.get(origin_path) == Some(&origin) {
+            link_plan.push((path, origin_path.clone()));
+        } else if let Some(first) = carried.get(&origin) {
+            link_plan.push((path, first.clone()));
+        } else {
+            carried.insert(origin, path.clone());
+            plan[origin.layer]
+                .entry(listings[origin.layer].entries[origin.entry].ordinal)
+                .or_default()
+                .push(Dest { path, node: origin });
+        }
+    }
+    link_plan
+}
+
+fn link_origin(tree: &MergedTree, listings: &[LayerListing], node: NodeRef) -> Option<NodeRef> {
+    if let Some(&o) = tree.link_origin.get(&node) {
+        return Some(o);
+    }
+    // Fallback: the target path as it stands in the final tree.
+    let EntryKind::Hardlink { target } = &listings[node.layer].entries[node.entry].kind else {
+        return None;
+    };
+    let &o = tree.nodes.get(&normalise(target))?;
+    listings[o.layer].entries[o.entry].is_file().then_some(o)
+}
+
+/// Stream one layer blob (the image reader's sniff → decoder → inflate-thread pipeline) and write the
+/// planned files. Tar entries are matched by ordinal, exactly as the reader numbered them.
+fn stream_layer(
+    source: &Source,
+    layer: &LayerInfo,
+    plan: &HashMap<usize, Vec<Dest>>,
+    out: &Out<'_>,
+) -> Result<(usize, u64)> {
+    let what = stream::layer_name(layer);
+    let blob = source
+        .blob(&layer.descriptor)
+        .map_err(|e| Error::corrupt(&what, e))?;
+    let mut raw = BufReader::with_capacity(stream::CHUNK, blob);
+    let head = raw.fill_buf().map_err(|e| Error::corrupt(&what, e))?;
+    let c = stream::sniff(&head[..head.len().min(512)]).map_err(|e| Error::corrupt(&what, e))?;
+    if c == Compression::None {
+        return write_entries(&mut raw, plan, out, &what);
+    }
+    stream::pipelined(
+        |send| match stream::decoder(c, &mut raw) {
+            Ok(mut d) => stream::pump(&mut d, send),
+            Err(e) => {
+                send(Err(e));
+            }
+        },
+        |mut ch| write_entries(&mut ch, plan, out, &what),
+    )
+}
+
+/// Where files go and how they are owned.
+struct Out<'a> {
+    root_fd: &'a OwnedFd,
+    root: &'a Path,
+    own: Ownership,
+    listings: &'a [LayerListing],
+}
+
+fn write_entries(
+    r: &mut dyn Read,
+    plan: &HashMap<usize, Vec<Dest>>,
+    out: &Out<'_>,
+    what: &str,
+) -> Result<(usize, u64)> {
+    let mut archive = tar::Archive::new(r);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut files, mut bytes, mut left) = (0usize, 0u64, plan.len());
+    let mut parents: BTreeMap<String, OwnedFd> = BTreeMap::new();
+    let entries = archive.entries().map_err(|e| Error::corrupt(what, e))?;
+    for (ordinal, item) in entries.enumerate() {
+        if left == 0 {
+            break;
+        }
+        let mut item = item.map_err(|e| Error::corrupt(what, e))?;
+        let Some(dests) = plan.get(&ordinal) else {
+            continue;
+        };
+        left -= 1;
+        let (first, rest) = dests.split_first().expect("plan entries are never empty");
+        let (root_fd, root) = (out.root_fd, out.root);
+        let file = create_file(root_fd, &mut parents, &first.path, root)?;
+        let n = copy(&mut item, &file, &mut buf).map_err(|e| Error::corrupt(what, e))?;
+        let meta = &out.listings[first.node.layer].entries[first.node.entry];
+        let at = || root.join(&first.path);
+        if let Some((u, g)) = out.own.ids(meta.uid, meta.gid) {
+            rustix::fs::fchown(&file, Some(u), Some(g)).map_err(|e| local(&at(), e))?;
+        }
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(|e| local(&at(), e))?;
+        files += 1;
+        bytes += n;
+        // Further destinations of the same entry (hardlinks of a hidden origin) share the inode.
+        for d in rest {
+            let (dir, name) = parent_of(root_fd, &d.path, root)?;
+            let (fdir, fname) = parent_of(root_fd, &first.path, root)?;
+            replace(&dir, name);
+            rustix::fs::linkat(&fdir, fname, &dir, name, AtFlags::empty())
+                .map_err(|e| local(&root.join(&d.path), e))?;
+        }
+    }
+    Ok((files, bytes))
+}
+
+fn create_file(
+    root_fd: &OwnedFd,
+    cache: &mut BTreeMap<String, OwnedFd>,
+    path: &str,
+    root: &Path,
+) -> Result<File> {
+    let (parent, name) = split(path);
+    if !cache.contains_key(parent) {
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        // Tars need not list parent directories: create missing ones (in-root) like the runtimes do.
+        let fd = if let Ok(fd) = open_dir(root_fd, parent, root) {
+            fd
+        } else {
+            make_dir(root_fd, parent, root)?;
+            open_dir(root_fd, parent, root)?
+        };
+        cache.insert(parent.to_string(), fd);
+    }
+    let dir = cache.get(parent).expect("inserted above");
+    replace(dir, name);
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| local(&root.join(path), e))?;
+    Ok(File::from(fd))
+}
+
+fn copy(from: &mut dyn Read, mut to: &File, buf: &mut [u8]) -> io::Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let k = match from.read(buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..k])?;
+        n += k as u64;
+    }
+}
+
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+/// Open `dir` (in-root: `..` and absolute symlinks stay inside `root_fd`) as an `O_PATH` descriptor.
+pub(crate) fn open_dir(root_fd: &OwnedFd, dir: &str, root: &Path) -> Result<OwnedFd> {
+    let p = if dir.is_empty() { "." } else { dir };
+    rustix::fs::openat2(
+        root_fd,
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| local(&root.join(dir), e))
+}
+
+/// The parent directory of `path` (created `0755` if missing) and the leaf name.
+fn parent_of<'p>(root_fd: &OwnedFd, path: &'p str, root: &Path) -> Result<(OwnedFd, &'p str)> {
+    let (parent, name) = split(path);
+    match open_dir(root_fd, parent, root) {
+        Ok(fd) => Ok((fd, name)),
+        Err(_) if !parent.is_empty() => {
+            make_dir(root_fd, parent, root)?;
+            Ok((open_dir(root_fd, parent, root)?, name))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `mkdir -p` inside the root; an existing directory is kept (dir over dir merges).
+fn make_dir(root_fd: &OwnedFd, path: &str, root: &Path) -> Result<()> {
+    let (dir, name) = parent_of(root_fd, path, root)?;
+    match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => {
+            let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| local(&root.join(path), e))?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+                replace(&dir, name);
+                rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
+                    .map_err(|e| local(&root.join(path), e))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(local(&root.join(path), e)),
+    }
+}
+
+/// Remove a non-directory leaf if present (replace semantics); errors are ignored (ENOENT is normal).
+fn replace(dir: &OwnedFd, name: &str) {
+    let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+}
+
+fn chown_at(
+    dir: &OwnedFd,
+    name: &str,
+    ids: Option<(Uid, Gid)>,
+    root: &Path,
+    path: &str,
+) -> Result<()> {
+    if let Some((u, g)) = ids {
+        rustix::fs::chownat(dir, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| local(&root.join(path), e))?;
+    }
+    Ok(())
+}
+
+/// chown (which clears set-id bits) then chmod, never following a symlink.
+fn finish_meta(
+    dir: &OwnedFd,
+    name: &str,
+    ids: Option<(Uid, Gid)>,
+    mode: u32,
+    root: &Path,
+    path: &str,
+) -> Result<()> {
+    chown_at(dir, name, ids, root, path)?;
+    let target = if name.is_empty() { "." } else { name };
+    rustix::fs::chmodat(
+        dir,
+        target,
+        Mode::from_raw_mode(mode & 0o7777),
+        AtFlags::empty(),
+    )
+    .map_err(|e| local(&root.join(path), e))
+}
+
+fn local(path: &Path, e: rustix::io::Errno) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: io::Error::from(e),
+    }
+}

@@ -1,0 +1,206 @@
+//! Facts read from the materialised root, always in-root (`openat2(RESOLVE_IN_ROOT)`): the image's
+//! `User` through its own `/etc/passwd` and `/etc/group` (Docker's rules), the process environment, and
+//! whether the entrypoint (and its `#!`/`PT_INTERP` interpreter chain) is for this machine.
+
+use std::io::Read;
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+/// Docker's default `PATH` when the image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Read up to `limit` bytes of a regular file at `path` inside `root`; `None` if absent or not a file.
+pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Option<Vec<u8>> {
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(limit)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
+}
+
+/// The user the healthcheck runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+/// Resolve `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`) like Docker: names through the image's
+/// passwd/group; a numeric uid not in passwd gets gid 0 and home `/`; an unknown name is an error.
+pub fn user(root: &Path, spec: &str) -> Result<User, String> {
+    let passwd = read_in_root(root, "etc/passwd", 1 << 20).unwrap_or_default();
+    let group = read_in_root(root, "etc/group", 1 << 20).unwrap_or_default();
+    let passwd = String::from_utf8_lossy(&passwd);
+    let group = String::from_utf8_lossy(&group);
+    let (u, g) = spec
+        .split_once(':')
+        .map_or((spec, None), |(u, g)| (u, Some(g)));
+    let u = if u.is_empty() { "0" } else { u };
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(':').map(str::to_owned).collect())
+            .collect()
+    };
+    let pw = rows(&passwd);
+    let entry = pw.iter().find(|f| f.len() >= 6 && (f[0] == u || f[2] == u));
+    let mut out = match (entry, u.parse::<u32>()) {
+        (Some(f), _) => User {
+            uid: f[2]
+                .parse()
+                .map_err(|_| format!("/etc/passwd has a bad uid for `{}`", f[0]))?,
+            gid: f[3]
+                .parse()
+                .map_err(|_| format!("/etc/passwd has a bad gid for `{}`", f[0]))?,
+            home: f[5].clone(),
+        },
+        (None, Ok(uid)) => User {
+            uid,
+            gid: 0,
+            home: "/".into(),
+        },
+        (None, Err(_)) => return Err(format!("User `{u}` is not in the image's /etc/passwd")),
+    };
+    if let Some(g) = g {
+        out.gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => rows(&group)
+                .iter()
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?,
+        };
+    }
+    Ok(out)
+}
+
+/// The environment: the image's `Env` exactly (entries that are not `KEY=VALUE` dropped), plus what
+/// Docker adds when absent: `PATH` and `HOME`.
+pub fn environment(env: &[String], user: &User) -> Vec<String> {
+    let mut out: Vec<String> = env
+        .iter()
+        .filter(|e| {
+            e.split_once('=')
+                .is_some_and(|(k, _)| !k.is_empty() && !k.starts_with('-'))
+        })
+        .cloned()
+        .collect();
+    let has = |k: &str, out: &[String]| {
+        out.iter()
+            .any(|e| e.split_once('=').is_some_and(|(key, _)| key == k))
+    };
+    if !has("PATH", &out) {
+        out.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has("HOME", &out) {
+        out.push(format!("HOME={}", user.home));
+    }
+    out
+}
+
+/// ELF `e_machine` of this build's target.
+pub fn host_machine() -> Option<u16> {
+    Some(match std::env::consts::ARCH {
+        "x86" => 3,
+        "x86_64" => 62,
+        "arm" => 40,
+        "aarch64" => 183,
+        "powerpc64" => 21,
+        "s390x" => 22,
+        "riscv64" => 243,
+        "loongarch64" => 258,
+        _ => return None,
+    })
+}
+
+fn machine_name(m: u16) -> String {
+    match m {
+        3 => "x86".into(),
+        62 => "x86-64".into(),
+        40 => "ARM".into(),
+        183 => "AArch64".into(),
+        21 => "PowerPC64".into(),
+        22 => "S/390".into(),
+        243 => "RISC-V".into(),
+        258 => "LoongArch".into(),
+        other => format!("e_machine {other}"),
+    }
+}
+
+/// Why the program at `path` cannot run on this machine, if it cannot: missing, or an ELF (itself or an
+/// interpreter in its `#!` chain, up to 4 deep) for another machine. `Ok(())` also when an interpreter
+/// is missing: running it then fails, which is the healthcheck's honest result.
+pub fn runnable(root: &Path, path: &str) -> Result<(), String> {
+    let Some(head) = read_in_root(root, path, 4096) else {
+        return Err(format!(
+            "{path} is missing from the image (or is not a regular file)"
+        ));
+    };
+    let mut head = head;
+    let mut current = path.to_string();
+    for _ in 0..4 {
+        if let Some(m) = elf_machine(&head) {
+            let host = host_machine();
+            if host.is_some_and(|h| h != m) {
+                return Err(format!(
+                    "{current} is an ELF for {}, this machine is {}",
+                    machine_name(m),
+                    host.map_or_else(|| std::env::consts::ARCH.to_string(), machine_name)
+                ));
+            }
+            return Ok(());
+        }
+        let Some(interp) = shebang(&head) else {
+            return Ok(());
+        };
+        match read_in_root(root, &interp, 4096) {
+            Some(h) => {
+                head = h;
+                current = interp;
+            }
+            None => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// `e_machine` when `head` is an ELF header.
+pub fn elf_machine(head: &[u8]) -> Option<u16> {
+    if head.len() < 20 || &head[..4] != b"\x7fELF" {
+        return None;
+    }
+    let bytes = [head[18], head[19]];
+    Some(if head[5] == 2 {
+        u16::from_be_bytes(bytes)
+    } else {
+        u16::from_le_bytes(bytes)
+    })
+}
+
+fn shebang(head: &[u8]) -> Option<String> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let text = String::from_utf8_lossy(line);
+    text.split_whitespace().next().map(str::to_owned)
+}
