@@ -133,7 +133,12 @@ if [ -x "${X1_TOOLS_CACHE}/hadolint-venv/bin/hadolint" ]; then
   "${X1_TOOLS_CACHE}/hadolint-venv/bin/hadolint" Dockerfile.opencode
 fi
 stage "buildah bud -f Dockerfile.opencode (base $STANDIN)"
-"${B[@]}" bud --layers --isolation chroot --pull=never -f Dockerfile.opencode \
+# A TLS-intercepting egress proxy needs its CA for the npm steps: mounted for the build only (see the
+# Dockerfile), never copied into the image. X1_E2E_BUILD_CA= (empty) disables it.
+BUILD_CA=${X1_E2E_BUILD_CA-${NODE_EXTRA_CA_CERTS:-}}
+CA_MOUNT=()
+[ -n "$BUILD_CA" ] && [ -s "$BUILD_CA" ] && CA_MOUNT=(-v "$BUILD_CA:/run/x1-build-ca.crt:ro")
+"${B[@]}" bud --layers --isolation chroot --pull=never -f Dockerfile.opencode "${CA_MOUNT[@]}" \
   --build-arg BASE_IMAGE="$STANDIN" --build-arg OPENCODE_VERSION="$OC_VERSION" \
   --build-arg VCS_REF="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   -t "$IMAGE" "$OUT/x1" >"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"; }

@@ -26,7 +26,16 @@ export class Hub {
     this.buffer.push(event);
     if (this.buffer.length > this.replay) this.buffer.splice(0, this.buffer.length - this.replay);
     const frame = Hub.frame(event);
-    for (const res of this.clients) res.write(frame);
+    for (const res of this.clients) {
+      // A client that stopped reading is dropped rather than buffered without bound; it can
+      // reconnect with Last-Event-ID and resume from the replay buffer.
+      if (res.writableLength > 8 * 1024 * 1024) {
+        this.clients.delete(res);
+        res.destroy();
+        continue;
+      }
+      res.write(frame);
+    }
     return event;
   }
 

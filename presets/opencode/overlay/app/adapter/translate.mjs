@@ -190,8 +190,9 @@ export class Translator {
 
   /** After the opencode stream reconnects: end a turn whose idle we may have missed. */
   reconcile(statusMap) {
-    if (this.turn && this.turn.sawBusy && this.sessionId && !statusMap?.[this.sessionId]) {
-      this.endTurn("completed");
-    }
+    if (!this.turn || !this.sessionId) return;
+    const status = statusMap?.[this.sessionId];
+    if (status) this.turn.sawBusy = true; // busy or retrying: its idle will come
+    else if (this.turn.sawBusy) this.endTurn("completed");
   }
 }
