@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::inspect::{ListFormat, load, redact_words};
 use crate::error::{Error, Result};
 use crate::image::tree::{Fate, MergedTree, NodeRef};
-use crate::image::{Entry, EntryKind, Image, LayerListing};
+use crate::image::{Entry, EntryKind, Image, LayerListing, Opened};
 
 /// Arguments of `x1-validate files`.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,19 +32,35 @@ pub struct FilesArgs {
 /// Run the command; returns the exit code.
 pub fn run(args: &FilesArgs, out: &mut dyn Write) -> Result<u8> {
     let (opened, listings) = load(&args.image, args.platform.as_deref())?;
+    render(&opened, &listings, args.all_layers, args.format, out)?;
+    Ok(0)
+}
+
+/// Write the `files` output for already-read listings (one `Vec` per image of `opened`).
+pub fn render(
+    opened: &Opened,
+    listings: &[Vec<LayerListing>],
+    all_layers: bool,
+    format: ListFormat,
+    out: &mut dyn Write,
+) -> Result<()> {
     let w = |e: std::io::Error| Error::output("<stdout>", e);
     let mut docs = Vec::new();
     let several = opened.images.len() > 1;
-    for (img, ls) in opened.images.iter().zip(&listings) {
+    for (img, ls) in opened.images.iter().zip(listings) {
         let tree = MergedTree::merge(ls);
-        match args.format {
-            ListFormat::Json => docs.push(image_json(img, ls, &tree, args.all_layers)),
+        match format {
+            ListFormat::Json => docs.push(image_json(img, ls, &tree, all_layers)),
             ListFormat::Human => {
                 if several {
-                    writeln!(out, "# {} (config {})", img.platform, img.config_descriptor.digest)
-                        .map_err(w)?;
+                    writeln!(
+                        out,
+                        "# {} (config {})",
+                        img.platform, img.config_descriptor.digest
+                    )
+                    .map_err(w)?;
                 }
-                if args.all_layers {
+                if all_layers {
                     human_layers(img, ls, &tree, out).map_err(w)?;
                 } else {
                     human_tree(ls, &tree, out).map_err(w)?;
@@ -52,12 +68,12 @@ pub fn run(args: &FilesArgs, out: &mut dyn Write) -> Result<u8> {
             }
         }
     }
-    if args.format == ListFormat::Json {
+    if format == ListFormat::Json {
         serde_json::to_writer_pretty(&mut *out, &json!({ "images": docs }))
             .map_err(|e| w(e.into()))?;
         writeln!(out).map_err(w)?;
     }
-    Ok(0)
+    Ok(())
 }
 
 fn type_name(k: &EntryKind) -> &'static str {
@@ -213,7 +229,13 @@ fn human_layers(
             .and_then(|h| h.created_by.as_deref())
             .map(redact_words)
             .unwrap_or_default();
-        writeln!(out, "== layer {} {} {}", l.index, l.diff_id, by.replace('\n', " "))?;
+        writeln!(
+            out,
+            "== layer {} {} {}",
+            l.index,
+            l.diff_id,
+            by.replace('\n', " ")
+        )?;
         for d in &x.opaque_dirs {
             writeln!(out, "   opaque  /{d}")?;
         }
@@ -221,7 +243,10 @@ fn human_layers(
             writeln!(out, "   whiteout /{wpath}")?;
         }
         for (i, e) in x.entries.iter().enumerate() {
-            let n = NodeRef { layer: l.index, entry: i };
+            let n = NodeRef {
+                layer: l.index,
+                entry: i,
+            };
             writeln!(
                 out,
                 "{}  [{}]",

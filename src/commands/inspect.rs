@@ -119,7 +119,11 @@ fn image_json(img: &Image, ls: &[LayerListing]) -> Value {
     })
 }
 
-fn human(opened: &Opened, listings: &[Vec<LayerListing>], out: &mut dyn Write) -> std::io::Result<()> {
+fn human(
+    opened: &Opened,
+    listings: &[Vec<LayerListing>],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     writeln!(out, "input       {}", opened.kind)?;
     let n = opened.images.len();
     for (i, (img, ls)) in opened.images.iter().zip(listings).enumerate() {
@@ -128,11 +132,31 @@ fn human(opened: &Opened, listings: &[Vec<LayerListing>], out: &mut dyn Write) -
         if !img.ref_names.is_empty() {
             writeln!(out, "refs        {}", img.ref_names.join(", "))?;
         }
-        writeln!(out, "manifest    {} ({})", img.manifest.digest, img.manifest.media_type)?;
+        writeln!(
+            out,
+            "manifest    {} ({})",
+            img.manifest.digest, img.manifest.media_type
+        )?;
         writeln!(out, "config      {}", img.config_descriptor.digest)?;
-        writeln!(out, "user        {}", if c.user.is_empty() { "(unset: root)" } else { &c.user })?;
-        writeln!(out, "entrypoint  {}", serde_json::to_string(&c.entrypoint).unwrap_or_default())?;
-        writeln!(out, "cmd         {}", serde_json::to_string(&c.cmd).unwrap_or_default())?;
+        writeln!(
+            out,
+            "user        {}",
+            if c.user.is_empty() {
+                "(unset: root)"
+            } else {
+                &c.user
+            }
+        )?;
+        writeln!(
+            out,
+            "entrypoint  {}",
+            serde_json::to_string(&c.entrypoint).unwrap_or_default()
+        )?;
+        writeln!(
+            out,
+            "cmd         {}",
+            serde_json::to_string(&c.cmd).unwrap_or_default()
+        )?;
         writeln!(out, "workdir     {}", c.working_dir)?;
         for e in &c.env {
             writeln!(out, "env         {}", redact_kv(e))?;
@@ -142,7 +166,11 @@ fn human(opened: &Opened, listings: &[Vec<LayerListing>], out: &mut dyn Write) -
         }
         writeln!(out, "history")?;
         for (hi, h) in c.history.iter().enumerate() {
-            let by = h.created_by.as_deref().map(redact_words).unwrap_or_default();
+            let by = h
+                .created_by
+                .as_deref()
+                .map(redact_words)
+                .unwrap_or_default();
             let empty = if h.empty_layer { " (empty layer)" } else { "" };
             writeln!(out, "  {hi:>3}  {}{empty}", one_line(&by, 90))?;
         }
@@ -171,9 +199,16 @@ fn human(opened: &Opened, listings: &[Vec<LayerListing>], out: &mut dyn Write) -
         }
     }
     if !opened.attestations.is_empty() {
-        writeln!(out, "\nattestations / artifacts (scanned for secrets, not platforms)")?;
+        writeln!(
+            out,
+            "\nattestations / artifacts (scanned for secrets, not platforms)"
+        )?;
         for a in &opened.attestations {
-            writeln!(out, "  {}  {}", a.descriptor.digest, a.descriptor.media_type)?;
+            writeln!(
+                out,
+                "  {}  {}",
+                a.descriptor.digest, a.descriptor.media_type
+            )?;
         }
     }
     for note in &opened.notes {
@@ -183,7 +218,10 @@ fn human(opened: &Opened, listings: &[Vec<LayerListing>], out: &mut dyn Write) -
 }
 
 fn one_line(s: &str, max: usize) -> String {
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if s.chars().count() > max {
         format!("{}…", s.chars().take(max).collect::<String>())
     } else {
@@ -193,12 +231,34 @@ fn one_line(s: &str, max: usize) -> String {
 
 /// Key names whose values are never printed in full.
 const SECRET_KEYS: &[&str] = &[
-    "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE",
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
 ];
 /// Value prefixes of common credentials.
 const SECRET_PREFIXES: &[&str] = &[
-    "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "AKIA", "ASIA", "AIza",
-    "hf_", "xai-", "gsk_", "pplx-", "npm_", "-----BEGIN",
+    "sk-",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "hf_",
+    "xai-",
+    "gsk_",
+    "pplx-",
+    "npm_",
+    "-----BEGIN",
 ];
 
 /// Mask a value that looks like a credential: a short prefix, its length, never the whole value.
@@ -226,7 +286,9 @@ pub fn redact_kv(kv: &str) -> String {
 pub fn redact_words(s: &str) -> String {
     s.split(' ')
         .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Some((k, v))
+                if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
                 format!("{k}={}", redact_value(k, v))
             }
             _ => redact_value("", w),
@@ -243,9 +305,15 @@ mod tests {
     fn redacts_credentials() {
         let v = format!("sk-ant-api03-{}", "x".repeat(40));
         let r = redact_kv(&format!("ANTHROPIC_API_KEY={v}"));
-        assert!(!r.contains(&v) && r.starts_with("ANTHROPIC_API_KEY=sk-a"), "{r}");
+        assert!(
+            !r.contains(&v) && r.starts_with("ANTHROPIC_API_KEY=sk-a"),
+            "{r}"
+        );
         assert_eq!(redact_kv("PATH=/usr/bin"), "PATH=/usr/bin");
         let w = redact_words("RUN |1 GH_TOKEN=abcdef1234 /bin/sh -c make");
-        assert!(!w.contains("abcdef1234") && w.contains("/bin/sh -c make"), "{w}");
+        assert!(
+            !w.contains("abcdef1234") && w.contains("/bin/sh -c make"),
+            "{w}"
+        );
     }
 }

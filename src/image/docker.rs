@@ -102,8 +102,8 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
                 // `docker load` accepts a compressed layer.tar; its stored digest is then unknown, so
                 // it is computed (the diff_id is still verified while streaming).
                 let head = source.member_head(p, 512)?;
-                let compressed = super::stream::sniff(&head)
-                    .map_or(true, |c| c != super::Compression::None);
+                let compressed =
+                    super::stream::sniff(&head).map_or(true, |c| c != super::Compression::None);
                 if compressed && !head.is_empty() {
                     let stored = source.member_digest(p)?.unwrap_or(d);
                     (stored, media::DOCKER_LAYER.to_string())

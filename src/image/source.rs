@@ -107,7 +107,9 @@ impl Source {
             return Ok(Vec::new());
         };
         let mut v = Vec::with_capacity(n);
-        r.take(n as u64).read_to_end(&mut v).map_err(|e| from_io(e, name))?;
+        r.take(n as u64)
+            .read_to_end(&mut v)
+            .map_err(|e| from_io(e, name))?;
         Ok(v)
     }
 

@@ -137,11 +137,18 @@ impl MergedTree {
     /// extracting runtime would (`bin/x` with `bin -> usr/bin` lands at `usr/bin/x`).
     fn place(&self, listings: &[LayerListing], path: &str) -> String {
         let (parent, base) = split(path);
-        if parent.is_empty() || self.nodes.get(parent).is_some_and(|n| Self::entry(listings, *n).is_dir()) {
+        if parent.is_empty()
+            || self
+                .nodes
+                .get(parent)
+                .is_some_and(|n| Self::entry(listings, *n).is_dir())
+        {
             return path.to_string();
         }
         match self.resolve(listings, parent) {
-            Resolved::Found { path: p, node } if Self::entry(listings, node).is_dir() => join(&p, base),
+            Resolved::Found { path: p, node } if Self::entry(listings, node).is_dir() => {
+                join(&p, base)
+            }
             _ => path.to_string(),
         }
     }
@@ -221,7 +228,12 @@ impl MergedTree {
                     pending.extend(comps(target));
                 }
                 EntryKind::Dir => cur = cand,
-                _ if pending.is_empty() => return Resolved::Found { path: cand, node: n },
+                _ if pending.is_empty() => {
+                    return Resolved::Found {
+                        path: cand,
+                        node: n,
+                    };
+                }
                 _ => return Resolved::NotADirectory { path: cand },
             }
         }

@@ -23,7 +23,10 @@ fn merged(img: &ImageBuilder) -> (Vec<LayerListing>, MergedTree) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = img.write_oci_dir(tmp.path());
     let opened = open(&dir.display().to_string(), None).unwrap();
-    let outs = read_layers(&opened.source, &opened.images[0], &capture_all(), |_| NoScan).unwrap();
+    let outs = read_layers(&opened.source, &opened.images[0], &capture_all(), |_| {
+        NoScan
+    })
+    .unwrap();
     let l: Vec<LayerListing> = outs.into_iter().map(|o| o.listing).collect();
     let t = MergedTree::merge(&l);
     (l, t)
@@ -54,7 +57,10 @@ fn text<'a>(l: &'a [LayerListing], t: &MergedTree, p: &str) -> Option<&'a str> {
 #[test]
 fn whiteout_deletes_from_lower_layers_only() {
     let (l, t) = merged(&two(
-        Layer::new().dir("a").file("a/x", b"old").file("a/keep", b"k"),
+        Layer::new()
+            .dir("a")
+            .file("a/x", b"old")
+            .file("a/keep", b"k"),
         Layer::new().file("a/x", b"new").whiteout("a/x"),
     ));
     // the same layer's own a/x survives its whiteout; the lower one is deleted
@@ -62,13 +68,20 @@ fn whiteout_deletes_from_lower_layers_only() {
     assert_eq!(fate_of(&l, &t, 0, "a/x"), [Fate::Deleted { by: 1 }]);
     assert_eq!(fate_of(&l, &t, 1, "a/x"), [Fate::Visible]);
     assert_eq!(text(&l, &t, "a/keep"), Some("k"));
-    assert!(!t.nodes.keys().any(|k| k.contains(".wh.")), "markers never appear");
+    assert!(
+        !t.nodes.keys().any(|k| k.contains(".wh.")),
+        "markers never appear"
+    );
 }
 
 #[test]
 fn whiteout_of_directory_removes_its_children() {
     let (l, t) = merged(&two(
-        Layer::new().dir("a").dir("a/b").file("a/b/c", b"c").file("a/d", b"d"),
+        Layer::new()
+            .dir("a")
+            .dir("a/b")
+            .file("a/b/c", b"c")
+            .file("a/d", b"d"),
         Layer::new().whiteout("a/b"),
     ));
     assert!(!t.nodes.contains_key("a/b") && !t.nodes.contains_key("a/b/c"));
@@ -80,13 +93,21 @@ fn whiteout_of_directory_removes_its_children() {
 fn opaque_marker_applies_before_own_entries_wherever_it_sits() {
     // marker written AFTER the layer's own child: it must still hide only the lower children
     let (l, t) = merged(&two(
-        Layer::new().dir("a").file("a/old", b"o").dir("a/sub").file("a/sub/deep", b"d"),
+        Layer::new()
+            .dir("a")
+            .file("a/old", b"o")
+            .dir("a/sub")
+            .file("a/sub/deep", b"d"),
         Layer::new().dir("a").file("a/new", b"n").opaque("a"),
     ));
     assert_eq!(text(&l, &t, "a/new"), Some("n"));
     for p in ["a/old", "a/sub", "a/sub/deep"] {
         assert!(!t.nodes.contains_key(p), "{p} hidden");
-        assert_eq!(fate_of(&l, &t, 0, p), [Fate::HiddenByOpaque { by: 1 }], "{p}");
+        assert_eq!(
+            fate_of(&l, &t, 0, p),
+            [Fate::HiddenByOpaque { by: 1 }],
+            "{p}"
+        );
     }
     assert_eq!(l[1].opaque_dirs, ["a"]);
 }
@@ -118,7 +139,10 @@ fn non_directory_replaces_a_directory_and_its_children() {
         Layer::new().dir("a").file("a/x", b"x"),
         Layer::new().symlink("a", "/elsewhere"),
     ));
-    assert!(matches!(MergedTree::entry(&l, t.nodes["a"]).kind, EntryKind::Symlink { .. }));
+    assert!(matches!(
+        MergedTree::entry(&l, t.nodes["a"]).kind,
+        EntryKind::Symlink { .. }
+    ));
     assert!(!t.nodes.contains_key("a/x"));
     assert_eq!(fate_of(&l, &t, 0, "a/x"), [Fate::Overwritten { by: 1 }]);
 }
@@ -131,16 +155,20 @@ fn duplicate_in_one_layer_last_wins_and_is_recorded() {
         fate_of(&l, &t, 0, "f"),
         [Fate::Overwritten { by: 0 }, Fate::Visible]
     );
-    assert!(l[0]
-        .hygiene
-        .iter()
-        .any(|h| matches!(h, HygieneIssue::DuplicatePath { path } if path == "f")));
+    assert!(
+        l[0].hygiene
+            .iter()
+            .any(|h| matches!(h, HygieneIssue::DuplicatePath { path } if path == "f"))
+    );
 }
 
 #[test]
 fn hardlink_keeps_content_when_target_name_is_deleted() {
     let (l, t) = merged(&two(
-        Layer::new().dir("d").file("d/orig", b"payload").hardlink("d/link", "d/orig"),
+        Layer::new()
+            .dir("d")
+            .file("d/orig", b"payload")
+            .hardlink("d/link", "d/orig"),
         Layer::new().whiteout("d/orig"),
     ));
     assert!(!t.nodes.contains_key("d/orig"));
@@ -161,24 +189,34 @@ fn hardlink_to_lower_layer_and_chained_links_share_content() {
 
 #[test]
 fn symlinks_resolve_inside_the_root() {
-    let (l, t) = merged(&one(
-        Layer::new()
-            .dir("etc")
-            .file("etc/target", b"T")
-            .symlink("abs", "/etc/target")
-            .symlink("rel", "etc/target")
-            .symlink("climb", "../../../../etc/target")
-            .symlink("etcdir", "/etc")
-            .symlink("loop1", "loop2")
-            .symlink("loop2", "loop1")
-            .symlink("dangling", "/nope"),
-    ));
-    for p in ["abs", "rel", "climb", "/etcdir/target", "etcdir/../etc/target"] {
+    let (l, t) = merged(&one(Layer::new()
+        .dir("etc")
+        .file("etc/target", b"T")
+        .symlink("abs", "/etc/target")
+        .symlink("rel", "etc/target")
+        .symlink("climb", "../../../../etc/target")
+        .symlink("etcdir", "/etc")
+        .symlink("loop1", "loop2")
+        .symlink("loop2", "loop1")
+        .symlink("dangling", "/nope")));
+    for p in [
+        "abs",
+        "rel",
+        "climb",
+        "/etcdir/target",
+        "etcdir/../etc/target",
+    ] {
         assert_eq!(text(&l, &t, p), Some("T"), "{p}");
     }
     assert!(matches!(t.resolve(&l, "loop1"), Resolved::Loop { .. }));
-    assert!(matches!(t.resolve(&l, "dangling"), Resolved::Missing { .. }));
-    assert!(matches!(t.resolve(&l, "etc/target/x"), Resolved::NotADirectory { .. }));
+    assert!(matches!(
+        t.resolve(&l, "dangling"),
+        Resolved::Missing { .. }
+    ));
+    assert!(matches!(
+        t.resolve(&l, "etc/target/x"),
+        Resolved::NotADirectory { .. }
+    ));
 }
 
 #[test]
@@ -189,46 +227,66 @@ fn symlink_hop_limit_is_forty() {
     }
     let (l, t) = merged(&one(layer));
     assert_eq!(text(&l, &t, "s39"), Some("end"), "40 hops resolve");
-    assert!(matches!(t.resolve(&l, "s40"), Resolved::Loop { .. }), "41 hops do not");
+    assert!(
+        matches!(t.resolve(&l, "s40"), Resolved::Loop { .. }),
+        "41 hops do not"
+    );
 }
 
 #[test]
 fn writes_through_a_symlinked_parent_land_inside_the_root() {
     let (l, t) = merged(&two(
-        Layer::new().dir("usr").dir("usr/bin").symlink("bin", "usr/bin"),
+        Layer::new()
+            .dir("usr")
+            .dir("usr/bin")
+            .symlink("bin", "usr/bin"),
         Layer::new().file_mode("bin/tool", b"#!/bin/sh\n", 0o755),
     ));
     assert!(t.nodes.contains_key("usr/bin/tool"));
-    assert!(matches!(MergedTree::entry(&l, t.nodes["bin"]).kind, EntryKind::Symlink { .. }));
+    assert!(matches!(
+        MergedTree::entry(&l, t.nodes["bin"]).kind,
+        EntryKind::Symlink { .. }
+    ));
     assert_eq!(t.head(&l, "/bin/tool"), Some(&b"#!/bin/sh\n"[..]));
 }
 
 #[test]
 fn hygiene_first_layer_whiteout_invalid_whiteout_and_setuid() {
     let (l, t) = merged(&two(
-        Layer::new().whiteout("ghost").opaque("d").setuid("usr/bin/su", b"elf"),
+        Layer::new()
+            .whiteout("ghost")
+            .opaque("d")
+            .setuid("usr/bin/su", b"elf"),
         Layer::new().file("x/.wh.", b""),
     ));
     let h0 = &l[0].hygiene;
-    assert!(h0.iter().any(|h| matches!(h, HygieneIssue::WhiteoutInFirstLayer { path } if path == ".wh.ghost")));
-    assert!(h0.iter().any(|h| matches!(h, HygieneIssue::WhiteoutInFirstLayer { path } if path == "d/.wh..wh..opq")));
+    assert!(
+        h0.iter().any(
+            |h| matches!(h, HygieneIssue::WhiteoutInFirstLayer { path } if path == ".wh.ghost")
+        )
+    );
+    assert!(h0.iter().any(
+        |h| matches!(h, HygieneIssue::WhiteoutInFirstLayer { path } if path == "d/.wh..wh..opq")
+    ));
     assert!(h0.iter().any(|h| matches!(h, HygieneIssue::Setuid { path, mode } if path == "usr/bin/su" && *mode == 0o4755)));
-    assert!(l[1].hygiene.iter().any(|h| matches!(h, HygieneIssue::InvalidWhiteout { .. })));
+    assert!(
+        l[1].hygiene
+            .iter()
+            .any(|h| matches!(h, HygieneIssue::InvalidWhiteout { .. }))
+    );
     assert!(t.nodes.contains_key("usr/bin/su"));
     assert!(!t.nodes.keys().any(|k| k.contains(".wh.")));
 }
 
 #[test]
 fn escapes_are_recorded_and_never_enter_the_tree() {
-    let (l, t) = merged(&one(
-        Layer::new()
-            .raw("../evil", b"x")
-            .raw("a/../../evil2", b"x")
-            .raw("/abs/file", b"abs")
-            .symlink("up", "../../etc/shadow")
-            .hardlink("hl", "../../etc/shadow")
-            .symlink("fine", "/etc/shadow"),
-    ));
+    let (l, t) = merged(&one(Layer::new()
+        .raw("../evil", b"x")
+        .raw("a/../../evil2", b"x")
+        .raw("/abs/file", b"abs")
+        .symlink("up", "../../etc/shadow")
+        .hardlink("hl", "../../etc/shadow")
+        .symlink("fine", "/etc/shadow")));
     let esc: Vec<&str> = l[0]
         .hygiene
         .iter()
@@ -249,14 +307,12 @@ fn escapes_are_recorded_and_never_enter_the_tree() {
 fn long_names_pax_and_gnu_and_every_compression() {
     let long = format!("deep/{}/file", "d".repeat(120));
     for comp in [Comp::None, Comp::Gzip, Comp::GzipMulti, Comp::Zstd] {
-        let (l, t) = merged(&one(
-            Layer::new()
-                .compression(comp)
-                .file(&long, b"gnu")
-                .file_pax("pax/name/with space", b"pax")
-                .fifo("run/fifo")
-                .char_dev("dev/null", 1, 3),
-        ));
+        let (l, t) = merged(&one(Layer::new()
+            .compression(comp)
+            .file(&long, b"gnu")
+            .file_pax("pax/name/with space", b"pax")
+            .fifo("run/fifo")
+            .char_dev("dev/null", 1, 3)));
         assert_eq!(text(&l, &t, &long), Some("gnu"), "{comp:?}");
         assert_eq!(text(&l, &t, "pax/name/with space"), Some("pax"), "{comp:?}");
         let want = match comp {
@@ -289,8 +345,14 @@ fn config_fields_and_history_line_up_with_layers() {
     let dir = img.write_oci_dir(tmp.path());
     let o = open(&dir.display().to_string(), None).unwrap();
     let i = &o.images[0];
-    assert_eq!(i.layers[0].history.as_ref().unwrap().created_by.as_deref(), Some("RUN one"));
-    assert_eq!(i.layers[1].history.as_ref().unwrap().created_by.as_deref(), Some("RUN two"));
+    assert_eq!(
+        i.layers[0].history.as_ref().unwrap().created_by.as_deref(),
+        Some("RUN one")
+    );
+    assert_eq!(
+        i.layers[1].history.as_ref().unwrap().created_by.as_deref(),
+        Some("RUN two")
+    );
     assert_eq!(i.config.user, "agent");
     assert_eq!(i.config.env, ["A=1"]);
     assert_eq!(i.config.working_dir, "/home/agent");
@@ -316,14 +378,21 @@ fn scanner_sees_every_file_including_deleted_and_overwritten_ones() {
         }
     }
     let img = two(
-        Layer::new().file("secret", b"s1").file("dup", b"d1").file("dup", b"d2").raw("../esc", b"e"),
+        Layer::new()
+            .file("secret", b"s1")
+            .file("dup", b"d1")
+            .file("dup", b"d2")
+            .raw("../esc", b"e"),
         Layer::new().whiteout("secret"),
     );
     let tmp = tempfile::tempdir().unwrap();
     let dir = img.write_oci_dir(tmp.path());
     let o = open(&dir.display().to_string(), None).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    read_layers(&o.source, &o.images[0], &CapturePolicy::none(), |_| Collect(seen.clone())).unwrap();
+    read_layers(&o.source, &o.images[0], &CapturePolicy::none(), |_| {
+        Collect(seen.clone())
+    })
+    .unwrap();
     let mut got: Vec<(usize, String, Vec<u8>)> = seen.lock().unwrap().clone();
     got.sort();
     assert_eq!(

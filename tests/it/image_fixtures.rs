@@ -53,7 +53,11 @@ fn check_layers(name: &str, exp: &Value, l: &[LayerListing], diff_ids: &[String]
     let layers = exp["layers"].as_array().unwrap();
     assert_eq!(layers.len(), l.len(), "{name}: layer count");
     for (i, (el, got)) in layers.iter().zip(l).enumerate() {
-        assert_eq!(el["diff_id"].as_str().unwrap(), diff_ids[i], "{name}: layer {i} diff_id");
+        assert_eq!(
+            el["diff_id"].as_str().unwrap(),
+            diff_ids[i],
+            "{name}: layer {i} diff_id"
+        );
         let comp = serde_json::to_value(got.compression).unwrap();
         assert_eq!(el["compression"], comp, "{name}: layer {i} compression");
         // raw entries: markers become whiteouts/opaque dirs, everything else an entry, in order
@@ -69,7 +73,11 @@ fn check_layers(name: &str, exp: &Value, l: &[LayerListing], diff_ids: &[String]
         }
         let ours: Vec<String> = got.entries.iter().map(|e| e.path.clone()).collect();
         assert_eq!(ours, paths, "{name}: layer {i} entries");
-        assert_eq!(got.whiteouts.len() + got.opaque_dirs.len(), markers, "{name}: layer {i} markers");
+        assert_eq!(
+            got.whiteouts.len() + got.opaque_dirs.len(),
+            markers,
+            "{name}: layer {i} markers"
+        );
     }
 }
 
@@ -79,11 +87,15 @@ fn check_merged(name: &str, m: &Value, l: &[LayerListing]) {
     for e in m["entries"].as_array().unwrap() {
         let p = e["path"].as_str().unwrap();
         want.insert(p.to_string());
-        let n = *tree.nodes.get(p).unwrap_or_else(|| panic!("{name}: {p} missing"));
+        let n = *tree
+            .nodes
+            .get(p)
+            .unwrap_or_else(|| panic!("{name}: {p} missing"));
         let ent = MergedTree::entry(l, n);
         let ty = e["type"].as_str().unwrap();
         match (ty, &ent.kind) {
-            ("dir", EntryKind::Dir) | ("file" | "hardlink", EntryKind::File | EntryKind::Hardlink { .. }) => {}
+            ("dir", EntryKind::Dir)
+            | ("file" | "hardlink", EntryKind::File | EntryKind::Hardlink { .. }) => {}
             ("symlink", EntryKind::Symlink { target }) => {
                 assert_eq!(e["target"].as_str().unwrap(), target, "{name}: {p} target");
             }
@@ -94,9 +106,19 @@ fn check_merged(name: &str, m: &Value, l: &[LayerListing]) {
         }
         if let Some(sha) = e["sha256"].as_str() {
             let o = tree.origin(n);
-            assert_eq!(MergedTree::entry(l, o).size, e["size"].as_u64().unwrap(), "{name}: {p} size");
-            let content = tree.content(l, p).unwrap_or_else(|| panic!("{name}: {p} content"));
-            assert_eq!(hex::encode(Sha256::digest(content)), sha, "{name}: {p} sha256");
+            assert_eq!(
+                MergedTree::entry(l, o).size,
+                e["size"].as_u64().unwrap(),
+                "{name}: {p} size"
+            );
+            let content = tree
+                .content(l, p)
+                .unwrap_or_else(|| panic!("{name}: {p} content"));
+            assert_eq!(
+                hex::encode(Sha256::digest(content)),
+                sha,
+                "{name}: {p} sha256"
+            );
         }
     }
     if m["complete"] == Value::Bool(true) {
@@ -117,7 +139,11 @@ fn check_merged(name: &str, m: &Value, l: &[LayerListing]) {
                 other => panic!("{name}: {p} not found: {other:?}"),
             })
             .collect();
-        assert_eq!(origins.len(), 1, "{name}: hard-link group {g} shares one content");
+        assert_eq!(
+            origins.len(),
+            1,
+            "{name}: hard-link group {g} shares one content"
+        );
     }
 }
 
@@ -142,23 +168,43 @@ fn check_ok(name: &str, fixture: &Path, doc: &Value) {
             let opened = open(&fixture.display().to_string(), None)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(
-                opened.attestations.iter().any(|a| a.descriptor.digest.to_string() == d),
+                opened
+                    .attestations
+                    .iter()
+                    .any(|a| a.descriptor.digest.to_string() == d),
                 "{name}: {d} kept aside as an artifact"
             );
-            assert!(opened.images.iter().all(|i| i.manifest.digest.to_string() != d));
+            assert!(
+                opened
+                    .images
+                    .iter()
+                    .all(|i| i.manifest.digest.to_string() != d)
+            );
             continue;
         }
         let spec = spec_for(fixture, img, images.len());
         let (opened, listings) = load(&spec).unwrap_or_else(|e| panic!("{name}: {spec}: {e}"));
         assert_eq!(opened.images.len(), 1, "{name}: {spec} selects one image");
         let got = &opened.images[0];
-        let ids: Vec<String> = got.config.diff_ids.iter().map(ToString::to_string).collect();
+        let ids: Vec<String> = got
+            .config
+            .diff_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         if let Some(want) = img["config_diff_ids"].as_array() {
             let want: Vec<&str> = want.iter().map(|v| v.as_str().unwrap()).collect();
             assert_eq!(ids, want, "{name}: diff_ids");
         }
-        if let Some(c) = img["config_digest"].as_str().or(img["config_sha256"].as_str()) {
-            assert_eq!(got.config_descriptor.digest.to_string(), c, "{name}: config digest");
+        if let Some(c) = img["config_digest"]
+            .as_str()
+            .or(img["config_sha256"].as_str())
+        {
+            assert_eq!(
+                got.config_descriptor.digest.to_string(),
+                c,
+                "{name}: config digest"
+            );
         }
         if img["layers"].is_array() {
             check_layers(name, img, &listings[0], &ids);
@@ -195,8 +241,11 @@ fn third_party_fixtures_match_expectations() {
                 }
                 check_ok(&name, &fixture, &doc);
             }
-            "error" | "error-if-verifying-digests" | "error-or-skip-unsupported-layer"
-            | "not-an-image" | "artifact-not-image" => {
+            "error"
+            | "error-if-verifying-digests"
+            | "error-or-skip-unsupported-layer"
+            | "not-an-image"
+            | "artifact-not-image" => {
                 let e = load(&spec).expect_err(&name);
                 assert_eq!(e.exit_code(), 3, "{name}: {e}");
             }
@@ -221,7 +270,8 @@ fn bundle_loads_by_every_tag_spelling() {
         ("test_image_2:latest", "bat"),
         ("index.docker.io/library/test_image_1:latest", "foo"),
     ] {
-        let (_, l) = load(&format!("{}:{tag}", f.display())).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let (_, l) =
+            load(&format!("{}:{tag}", f.display())).unwrap_or_else(|e| panic!("{tag}: {e}"));
         let tree = MergedTree::merge(&l[0]);
         assert!(tree.nodes.contains_key(file), "{tag}: has {file}");
     }
@@ -236,8 +286,14 @@ fn compression_fixtures_sniff_as_expected() {
         return;
     }
     let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
-    assert_eq!(sniff(&read("Hello.gz")), Ok(x1_validate::image::Compression::Gzip));
-    assert_eq!(sniff(&read("Hello.zst")), Ok(x1_validate::image::Compression::Zstd));
+    assert_eq!(
+        sniff(&read("Hello.gz")),
+        Ok(x1_validate::image::Compression::Gzip)
+    );
+    assert_eq!(
+        sniff(&read("Hello.zst")),
+        Ok(x1_validate::image::Compression::Zstd)
+    );
     assert!(sniff(&read("Hello.bz2")).is_err());
     assert!(sniff(&read("Hello.xz")).is_err());
 }

@@ -12,7 +12,11 @@ use crate::common::{
 
 fn base() -> ImageBuilder {
     ImageBuilder::new()
-        .layer(Layer::new().dir("etc").file("etc/os-release", b"ID=debian\n"))
+        .layer(
+            Layer::new()
+                .dir("etc")
+                .file("etc/os-release", b"ID=debian\n"),
+        )
         .layer(Layer::new().compression(Comp::Zstd).file("app", b"app"))
         .layer(Layer::new().compression(Comp::None).file("data", b"data"))
 }
@@ -23,7 +27,10 @@ fn stderr(o: &std::process::Output) -> String {
     let raw = String::from_utf8_lossy(&o.stderr);
     let mut s = String::new();
     for line in raw.lines() {
-        let t = line.trim_start().trim_start_matches(['│', '×', '╰', '─']).trim();
+        let t = line
+            .trim_start()
+            .trim_start_matches(['│', '×', '╰', '─'])
+            .trim();
         if !s.is_empty() && !s.ends_with('/') && !s.ends_with('-') {
             s.push(' ');
         }
@@ -76,7 +83,10 @@ fn every_corruption_kind_exits_3_naming_what_differed() {
             let o = run_bin(&["files", &path.display().to_string()]);
             let err = stderr(&o);
             assert_eq!(o.status.code(), Some(3), "{c:?} {form}: {err}");
-            assert!(err.contains(word), "{c:?} {form}: message names {word:?}: {err}");
+            assert!(
+                err.contains(word),
+                "{c:?} {form}: message names {word:?}: {err}"
+            );
             assert!(!err.contains("panicked"), "{c:?} {form}: {err}");
         }
     }
@@ -84,23 +94,40 @@ fn every_corruption_kind_exits_3_naming_what_differed() {
 
 #[test]
 fn the_three_writers_give_identical_files_output() {
-    let img = base()
-        .layer(Layer::new().whiteout("data").hardlink("app2", "app").symlink("lnk", "/app"));
+    let img = base().layer(
+        Layer::new()
+            .whiteout("data")
+            .hardlink("app2", "app")
+            .symlink("lnk", "/app"),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let mut outs = Vec::new();
     for (form, path) in forms(&img, tmp.path()) {
         for fmt in ["human", "json"] {
-            let o = run_bin(&["files", &path.display().to_string(), "--all-layers", "--format", fmt]);
+            let o = run_bin(&[
+                "files",
+                &path.display().to_string(),
+                "--all-layers",
+                "--format",
+                fmt,
+            ]);
             assert_eq!(o.status.code(), Some(0), "{form}: {}", stderr(&o));
             outs.push((form, fmt, o.stdout));
         }
     }
     for (form, fmt, out) in &outs[2..] {
-        let first = if *fmt == "human" { &outs[0].2 } else { &outs[1].2 };
+        let first = if *fmt == "human" {
+            &outs[0].2
+        } else {
+            &outs[1].2
+        };
         assert_eq!(out, first, "{form} {fmt} differs from oci-dir");
     }
     let human = String::from_utf8_lossy(&outs[0].2);
-    assert!(human.contains("/data") && human.contains("deleted by layer 3"), "{human}");
+    assert!(
+        human.contains("/data") && human.contains("deleted by layer 3"),
+        "{human}"
+    );
     assert!(human.contains("/app2 => /app"), "{human}");
 }
 
@@ -108,7 +135,10 @@ fn the_three_writers_give_identical_files_output() {
 fn inspect_reports_layers_config_and_history() {
     let img = base()
         .env("PATH=/usr/bin")
-        .env(&format!("OPENAI_API_KEY=sk-proj-{}", crate::common::random_alnum(40)))
+        .env(&format!(
+            "OPENAI_API_KEY=sk-proj-{}",
+            crate::common::random_alnum(40)
+        ))
         .user("agent")
         .label("org.x1agent.runtime", "opencode")
         .entrypoint(&["/x1/bin/entrypoint"]);
@@ -135,12 +165,21 @@ fn inspect_reports_layers_config_and_history() {
     }
     assert_eq!(layers[0]["entries"], 2);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("OPENAI_API_KEY=sk-p") && text.contains("redacted"), "{text}");
+    assert!(
+        text.contains("OPENAI_API_KEY=sk-p") && text.contains("redacted"),
+        "{text}"
+    );
     let key_body: Vec<&str> = img.env[1].splitn(2, "sk-proj-").collect();
-    assert!(!text.contains(key_body[1]), "the key is never printed in full");
+    assert!(
+        !text.contains(key_body[1]),
+        "the key is never printed in full"
+    );
     let h = run_bin(&["inspect", &dir.display().to_string()]);
     let human = String::from_utf8_lossy(&h.stdout);
-    assert!(human.contains(&b.config_digest) && human.contains("zstd"), "{human}");
+    assert!(
+        human.contains(&b.config_digest) && human.contains("zstd"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -151,29 +190,48 @@ fn several_images_need_a_selector_that_works_by_tag_and_digest() {
     let tmp = tempfile::tempdir().unwrap();
     // a path with ':' in it must still work
     let dir = tmp.path().join("lay:out");
-    Layout::new().image(Some("v1"), a.clone()).image(Some("edge"), b.clone()).write_dir(&dir);
+    Layout::new()
+        .image(Some("v1"), a.clone())
+        .image(Some("edge"), b.clone())
+        .write_dir(&dir);
     let d = dir.display().to_string();
     let o = run_bin(&["files", &d]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("v1") && e.contains("edge") && e.contains(&bd), "{e}");
+    assert!(
+        e.contains("v1") && e.contains("edge") && e.contains(&bd),
+        "{e}"
+    );
     let o = run_bin(&["files", &format!("{d}:v1")]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("/a"));
     let o = run_bin(&["files", &format!("{d}@{bd}")]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("/b"), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("/b"),
+        "{}",
+        stderr(&o)
+    );
     let o = run_bin(&["files", &format!("{d}:nope")]);
     assert_eq!(o.status.code(), Some(2));
     // docker-save with two images: by RepoTags, with Docker's reference normalisation
     let t = tmp.path().join("two.tar");
     write_docker_archive(
         &t,
-        &[(vec!["one:latest".into()], a), (vec!["library/two:v2".into()], b)],
+        &[
+            (vec!["one:latest".into()], a),
+            (vec!["library/two:v2".into()], b),
+        ],
     );
-    let o = run_bin(&["files", &format!("{}:docker.io/library/two:v2", t.display())]);
+    let o = run_bin(&[
+        "files",
+        &format!("{}:docker.io/library/two:v2", t.display()),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("/b"));
-    assert_eq!(run_bin(&["files", &t.display().to_string()]).status.code(), Some(2));
+    assert_eq!(
+        run_bin(&["files", &t.display().to_string()]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -184,7 +242,9 @@ fn multi_platform_index_gives_one_image_per_platform_and_keeps_attestations_asid
         .layer(Layer::new().file("arch", b"arm64"));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("multi");
-    Layout::new().multi_platform(Some("edge"), vec![amd, arm], true).write_dir(&dir);
+    Layout::new()
+        .multi_platform(Some("edge"), vec![amd, arm], true)
+        .write_dir(&dir);
     let d = dir.display().to_string();
     let o = run_bin(&["inspect", &d, "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -208,7 +268,10 @@ fn multi_platform_index_gives_one_image_per_platform_and_keeps_attestations_asid
 fn stdin_is_read_for_archives() {
     let img = base();
     let tmp = tempfile::tempdir().unwrap();
-    for p in [img.write_oci_archive(tmp.path()), img.write_docker_archive(tmp.path())] {
+    for p in [
+        img.write_oci_archive(tmp.path()),
+        img.write_docker_archive(tmp.path()),
+    ] {
         let bytes = std::fs::read(&p).unwrap();
         let o = run_bin_stdin(&["files", "-"], &bytes);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -228,8 +291,15 @@ fn docker_save_deduplicated_layer_symlink_is_followed() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path().join("dedup.tar");
     write_docker_archive(&t, &[(vec!["a:1".into()], a), (vec!["b:1".into()], b)]);
-    let listing = std::process::Command::new("tar").arg("tvf").arg(&t).output().unwrap();
-    assert!(String::from_utf8_lossy(&listing.stdout).contains("-> ../"), "a symlinked layer.tar");
+    let listing = std::process::Command::new("tar")
+        .arg("tvf")
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listing.stdout).contains("-> ../"),
+        "a symlinked layer.tar"
+    );
     let o = run_bin(&["files", &format!("{}:b:1", t.display())]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -246,7 +316,11 @@ fn not_an_image_inputs_exit_3_with_a_clear_message() {
     std::fs::write(&gz, Comp::Gzip.compress(&layer.tar_bytes())).unwrap();
     let empty_dir = tmp.path().join("empty");
     std::fs::create_dir(&empty_dir).unwrap();
-    for (p, word) in [(&bare, "bare layer"), (&gz, "gzip"), (&empty_dir, "index.json")] {
+    for (p, word) in [
+        (&bare, "bare layer"),
+        (&gz, "gzip"),
+        (&empty_dir, "index.json"),
+    ] {
         let o = run_bin(&["files", &p.display().to_string()]);
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
         assert!(stderr(&o).contains(word), "{}", stderr(&o));
