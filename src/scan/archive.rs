@@ -197,7 +197,10 @@ fn scan_any(
         Kind::Gzip | Kind::Zstd => {
             scan_compressed(s, ordinal, path, &mut chained, budget, depth, kind)
         }
-        Kind::Tar => scan_tar(s, ordinal, path, &mut chained, budget, depth),
+        Kind::Tar => {
+            scan_tar(s, ordinal, path, &mut chained, budget, depth);
+            Ok(())
+        }
         Kind::Zip => scan_zip(s, ordinal, path, &mut chained, budget, depth),
         Kind::Plain => unreachable!("plain content returned above"),
     }
@@ -207,10 +210,10 @@ fn scan_any(
 fn inner_name(path: &str) -> String {
     let base = path.rsplit(['/', '!']).next().unwrap_or(path);
     for (suffix, repl) in [(".tgz", ".tar"), (".gz", ""), (".zst", ""), (".zstd", "")] {
-        if let Some(stem) = base.strip_suffix(suffix) {
-            if !stem.is_empty() {
-                return format!("{stem}{repl}");
-            }
+        if let Some(stem) = base.strip_suffix(suffix)
+            && !stem.is_empty()
+        {
+            return format!("{stem}{repl}");
         }
     }
     "-".to_string()
@@ -261,7 +264,8 @@ fn scan_compressed(
     let head = read_head(&mut limited)?;
     let mut chained = io::Cursor::new(head.clone()).chain(&mut limited);
     let res = if sniff(&head) == Kind::Tar && depth.containers < MAX_DEPTH {
-        scan_tar(s, ordinal, path, &mut chained, budget, next)
+        scan_tar(s, ordinal, path, &mut chained, budget, next);
+        Ok(())
     } else {
         scan_any(s, ordinal, &inner, &mut chained, budget, next)
     };
@@ -276,7 +280,7 @@ fn scan_tar(
     r: &mut dyn Read,
     budget: &Budget,
     depth: Depth,
-) -> io::Result<()> {
+) {
     let mut ar = tar::Archive::new(r);
     let next = Depth {
         containers: depth.containers + 1,
@@ -294,16 +298,15 @@ fn scan_tar(
         }
         Ok(())
     })();
-    if let Err(e) = res {
-        if budget.hit.get().is_none() {
-            s.note(format!(
-                "secret scan: nested tar {path} could not be read to the end ({e}); members \
-                 before the damage were scanned"
-            ));
-        }
+    if let Err(e) = res
+        && budget.hit.get().is_none()
+    {
+        s.note(format!(
+            "secret scan: nested tar {path} could not be read to the end ({e}); members \
+             before the damage were scanned"
+        ));
     }
     limit_note(s, path, budget);
-    Ok(())
 }
 
 fn scan_zip(

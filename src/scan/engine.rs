@@ -2,7 +2,6 @@
 //! only in a merged window around its keyword hits, then the entropy / digit / placeholder filters.
 //! Offsets are buffer-relative; the streamer turns them into file offsets.
 
-use aho_corasick::Input;
 use sha2::{Digest as _, Sha256};
 
 use super::patterns::{CONTEXT, Compiled, Pattern};
@@ -39,13 +38,15 @@ pub(crate) fn scan_region(
     // A match contains its keyword, so its keyword starts at or after the match start (≥ lo) and at
     // most `before` bytes after it (< hi + before).
     let kw_end = (hi + c.max_extent).min(buf.len());
-    for m in c.ac.find_iter(Input::new(buf).span(lo..kw_end)) {
-        let k = m.start();
-        for t in &c.triggers[m.pattern().as_usize()] {
+    let mut at = lo;
+    // Restart one byte after each hit (not after its end) so overlapping keywords are all seen.
+    while let Some((kw, k)) = c.ac.find(buf, at, kw_end) {
+        for t in &c.triggers[kw] {
             let ws = k.saturating_sub(t.before);
             let we = (k + t.after + CONTEXT).min(buf.len());
             windows.push((t.pattern, ws, we));
         }
+        at = k + 1;
     }
     if windows.is_empty() {
         return;
@@ -138,10 +139,10 @@ fn run_pattern(
 
 /// The value filters: entropy, digits, placeholders.
 fn accept(c: &Compiled, pat: &Pattern, secret: &[u8]) -> bool {
-    if let Some(min) = pat.min_entropy {
-        if shannon_entropy(secret) < min {
-            return false;
-        }
+    if let Some(min) = pat.min_entropy
+        && shannon_entropy(secret) < min
+    {
+        return false;
     }
     if pat.min_digits > 0 && secret.iter().filter(|b| b.is_ascii_digit()).count() < pat.min_digits {
         return false;

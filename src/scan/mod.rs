@@ -79,6 +79,7 @@ impl Default for SecretScanner {
 
 impl SecretScanner {
     /// A scanner for one layer.
+    #[allow(clippy::needless_pass_by_value)] // the signature the orchestrator uses
     pub fn new(patterns: Arc<Patterns>) -> Self {
         SecretScanner {
             patterns: (*patterns).clone(),

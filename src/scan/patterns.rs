@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, Span, packed};
 use globset::{Glob, GlobMatcher};
 use regex::bytes::Regex;
 use serde::Deserialize;
@@ -97,10 +97,32 @@ pub(crate) struct Trigger {
     pub after: usize,
 }
 
+/// The keyword searcher: the SIMD packed (Teddy) searcher when the CPU and the keyword count allow
+/// it, else a leftmost-first Aho–Corasick automaton. Keywords are minimised (none contains another),
+/// so no two keywords can start at the same offset.
+#[derive(Debug)]
+pub(crate) enum Keywords {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Keywords {
+    /// The first keyword occurrence starting in `start..end` (and ending by `end`): (keyword, offset).
+    #[inline]
+    pub fn find(&self, hay: &[u8], start: usize, end: usize) -> Option<(usize, usize)> {
+        let span = Span { start, end };
+        let m = match self {
+            Keywords::Packed(s) => s.find_in(hay, span),
+            Keywords::Automaton(a) => a.find(aho_corasick::Input::new(hay).span(span)),
+        }?;
+        Some((m.pattern().as_usize(), m.start()))
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Compiled {
     pub patterns: Vec<Pattern>,
-    pub ac: AhoCorasick,
+    pub ac: Keywords,
     pub triggers: Vec<Vec<Trigger>>,
     pub placeholders: Option<Regex>,
     pub allow: Vec<AllowEntry>,
@@ -358,7 +380,7 @@ fn compile(
 fn build_automaton(
     keyed: &[(String, usize)],
     patterns: &[Pattern],
-) -> Result<(AhoCorasick, Vec<Vec<Trigger>>)> {
+) -> Result<(Keywords, Vec<Vec<Trigger>>)> {
     let all: BTreeSet<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
     let minimal: Vec<&str> = all
         .iter()
@@ -378,13 +400,24 @@ fn build_automaton(
             }
         }
     }
-    let ac = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
-        .prefilter(true)
-        .build(&minimal)
-        .or_else(|_| AhoCorasick::new(&minimal))
-        .map_err(|e| crate::Error::Usage(format!("secret keyword automaton: {e}")))?;
+    let packed = (!minimal.is_empty())
+        .then(|| {
+            packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(&minimal)
+                .build()
+        })
+        .flatten();
+    let ac = match packed {
+        Some(s) => Keywords::Packed(s),
+        None => Keywords::Automaton(
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&minimal)
+                .map_err(|e| crate::Error::Usage(format!("secret keyword automaton: {e}")))?,
+        ),
+    };
     Ok((ac, triggers))
 }
 

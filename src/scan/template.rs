@@ -30,18 +30,17 @@ pub fn expand(template: &str, pick: &mut dyn FnMut(&[u8]) -> u8) -> Option<Strin
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let spec = after.find('}').map(|close| (&after[..close], close));
-        match spec.and_then(|(body, close)| parse_spec(body).map(|s| (s, close))) {
-            Some(((class, n), close)) => {
-                let alpha = alphabet(class)?;
-                for _ in 0..n {
-                    out.push(char::from(pick(alpha)));
-                }
-                rest = &after[close + 1..];
+        if let Some(((class, n), close)) =
+            spec.and_then(|(body, close)| parse_spec(body).map(|s| (s, close)))
+        {
+            let alpha = alphabet(class)?;
+            for _ in 0..n {
+                out.push(char::from(pick(alpha)));
             }
-            None => {
-                out.push('{');
-                rest = after;
-            }
+            rest = &after[close + 1..];
+        } else {
+            out.push('{');
+            rest = after;
         }
     }
     out.push_str(rest);

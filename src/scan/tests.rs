@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::fmt::Write as _;
 use std::io::{Cursor, Read, Write};
 use std::sync::Arc;
 
@@ -119,10 +120,10 @@ fn odd_read_sizes_and_line_numbers() {
     let key = random("ghp_{alnum:36}");
     let mut text = String::new();
     for i in 0..40_000 {
-        text.push_str(&format!("line {i} of some config text\n"));
+        writeln!(text, "line {i} of some config text").unwrap();
     }
     let line_at = text.lines().count() + 1;
-    text.push_str(&format!("token = {key}\nend\n"));
+    writeln!(text, "token = {key}\nend").unwrap();
     let mut s = SecretScanner::new(Arc::new(p.clone()));
     let mut r = Dribble(Cursor::new(text.clone().into_bytes()), 0);
     s.scan_stream(3, "/etc/x.conf", &mut r).unwrap();
