@@ -1,8 +1,10 @@
 //! Secrets end to end: images built at test time with a key in each placement the contract names
-//! (deleted by a whiteout, overwritten, hidden by an opaque dir, under node_modules and /usr/lib, inside
-//! an ELF, inside a .tgz, in Env, only in history, in a label), checked with the real binary; each
-//! must be found with the right rule, layer, path and fate, and the key must never be printed. Plus
-//! zero findings on the corpus image.
+//! (deleted by a whiteout, overwritten, hidden by an opaque dir, under `node_modules` and `/usr/lib`,
+//! inside an ELF, inside a .tgz, in Env, only in history, in a label), checked with the real binary;
+//! each must be found with the right rule, layer, path and fate, and the key must never be printed.
+//! Plus zero findings on the corpus image.
+
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::Path;
