@@ -306,3 +306,80 @@ fn corpus_image_has_no_secret_findings() {
     let f = check_path(&corpus.join("oci"), "\u{0}never-printed\u{0}");
     assert!(f.is_empty(), "{f:#?}");
 }
+
+/// Store `bytes` as a blob of the layout at `dir`; returns its descriptor fields.
+fn put_blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Value {
+    let digest = crate::common::sha256(bytes);
+    let hex = digest.trim_start_matches("sha256:");
+    std::fs::write(dir.join("blobs/sha256").join(hex), bytes).unwrap();
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+#[test]
+fn key_in_an_in_toto_attestation_and_an_index_annotation_is_secret_in_metadata() {
+    use crate::common::Layout;
+    let k = key("ghs_{alnum:36}");
+    let k2 = key("sk-or-v1-{hex:64}");
+    let dir = tempfile::tempdir().unwrap();
+    let img = ImageBuilder::new().layer(base());
+    Layout::new()
+        .multi_platform(Some("edge"), vec![img], true)
+        .write_dir(dir.path());
+    // Add a second attestation whose in-toto statement carries a key to the nested index, re-link the
+    // top-level index and annotate its descriptor with another key.
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let nested_digest = top["manifests"][0]["digest"].as_str().unwrap();
+    let nested_path = dir
+        .path()
+        .join("blobs/sha256")
+        .join(nested_digest.trim_start_matches("sha256:"));
+    let mut nested: Value = serde_json::from_slice(&std::fs::read(&nested_path).unwrap()).unwrap();
+    let subject = nested["manifests"][0]["digest"].clone();
+    let statement = format!(
+        r#"{{"_type":"https://in-toto.io/Statement/v0.1","predicate":{{"buildArgs":{{"TOKEN":"{k}"}}}}}}"#
+    );
+    let layer = put_blob(
+        dir.path(),
+        "application/vnd.in-toto+json",
+        statement.as_bytes(),
+    );
+    let config = put_blob(
+        dir.path(),
+        "application/vnd.oci.image.config.v1+json",
+        br#"{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": [layer]});
+    let mut m = put_blob(
+        dir.path(),
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    m["platform"] = serde_json::json!({"os": "unknown", "architecture": "unknown"});
+    m["annotations"] = serde_json::json!({"vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": subject});
+    nested["manifests"].as_array_mut().unwrap().push(m);
+    let new_nested = put_blob(
+        dir.path(),
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&nested).unwrap(),
+    );
+    let mut top = top;
+    top["manifests"][0]["digest"] = new_nested["digest"].clone();
+    top["manifests"][0]["size"] = new_nested["size"].clone();
+    top["manifests"][0]["annotations"]["org.example.note"] = serde_json::json!(format!("key {k2}"));
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&top).unwrap(),
+    )
+    .unwrap();
+
+    let f = check_path(dir.path(), &k);
+    let hit = one(&f, "secret-in-metadata", "github-app-token");
+    assert_eq!(hit["location"]["kind"], "blob", "{hit:#}");
+    assert_eq!(hit["location"]["digest"], layer["digest"], "{hit:#}");
+    assert!(!serde_json::to_string(&f).unwrap().contains(&k2));
+    let ann = one(&f, "secret-in-metadata", "openrouter-api-key");
+    assert_eq!(ann["location"]["kind"], "manifest", "{ann:#}");
+}
