@@ -1,5 +1,5 @@
 //! `x1-validate inspect`: platform(s), manifest and config digests, labels, env, user, entrypoint,
-//! history, and per layer its digest, diff_id, media type, detected compression, sizes and entry count.
+//! history, and per layer its digest, `diff_id`, media type, detected compression, sizes and entry count.
 //! Every layer is streamed and verified to get those figures. JSON shape: `docs/json-output.md`.
 
 use std::io::Write;

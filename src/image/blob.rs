@@ -35,7 +35,9 @@ pub fn corrupt_io(what: impl Into<String>, detail: impl Into<String>) -> io::Err
 /// Turn an `io::Error` met while reading `what` into `Error::Corrupt`, keeping an inner [`CorruptIo`]'s
 /// own blob name and detail when there is one.
 pub fn from_io(e: io::Error, what: &str) -> Error {
-    if e.get_ref().is_some_and(|i| i.is::<CorruptIo>()) {
+    if e.get_ref()
+        .is_some_and(<dyn std::error::Error + Send + Sync>::is::<CorruptIo>)
+    {
         let inner = e
             .into_inner()
             .expect("checked above")

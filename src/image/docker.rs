@@ -6,6 +6,8 @@
 //! that is not that digest is noted), an uncompressed layer's digest is its `diff_id`, and a synthetic
 //! Docker v2 manifest is made so every image has a manifest digest.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::walk::{JSON_LIMIT, config_platform, layer_infos, parse_config, parse_json};
@@ -82,50 +84,16 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
                 .ok_or_else(|| Error::corrupt(&where_, "a `Layers` item is not a string"))
         })
         .collect::<Result<_>>()?;
-    let mut descs = Vec::new();
-    for (li, p) in layer_paths.iter().enumerate() {
-        let size = source.member_size(p).ok_or_else(|| {
-            Error::corrupt(
-                format!("{where_} layer {li}"),
-                format!("blob {p:?} is missing from the archive"),
-            )
-        })?;
-        let (digest, media_type) = match digest_of_name(p) {
-            Some(d) => (d, "application/vnd.oci.image.layer.v1.tar".to_string()),
-            None => {
-                let d = config.diff_ids.get(li).cloned().ok_or_else(|| {
-                    Error::corrupt(
-                        &where_,
-                        "the archive lists more layers than the config has diff_ids",
-                    )
-                })?;
-                // `docker load` accepts a compressed layer.tar; its stored digest is then unknown, so
-                // it is computed (the diff_id is still verified while streaming).
-                let head = source.member_head(p, 512)?;
-                let compressed =
-                    super::stream::sniff(&head).map_or(true, |c| c != super::Compression::None);
-                if compressed && !head.is_empty() {
-                    let stored = source.member_digest(p)?.unwrap_or(d);
-                    (stored, media::DOCKER_LAYER.to_string())
-                } else {
-                    (d, media::DOCKER_LAYER.to_string())
-                }
-            }
-        };
-        source.register(&digest, p);
-        descs.push(Descriptor {
-            media_type,
-            digest,
-            size,
-            annotations: Default::default(),
-            platform: None,
-        });
-    }
+    let descs = layer_paths
+        .iter()
+        .enumerate()
+        .map(|(li, p)| layer_descriptor(source, &where_, li, p, &config))
+        .collect::<Result<Vec<_>>>()?;
     let config_descriptor = Descriptor {
         media_type: media::DOCKER_CONFIG.into(),
         digest: cfg_digest,
         size: cfg_bytes.len() as u64,
-        annotations: Default::default(),
+        annotations: BTreeMap::new(),
         platform: None,
     };
     let manifest = synthetic_manifest(&config_descriptor, &descs);
@@ -146,7 +114,55 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
         config,
         layers,
         ref_names,
-        annotations: Default::default(),
+        annotations: BTreeMap::new(),
+    })
+}
+
+/// The descriptor of layer `li` stored at member `p`.
+fn layer_descriptor(
+    source: &mut Source,
+    where_: &str,
+    li: usize,
+    p: &str,
+    config: &super::ImageConfig,
+) -> Result<Descriptor> {
+    let size = source.member_size(p).ok_or_else(|| {
+        Error::corrupt(
+            format!("{where_} layer {li}"),
+            format!("blob {p:?} is missing from the archive"),
+        )
+    })?;
+    let digest = if let Some(d) = digest_of_name(p) {
+        d
+    } else {
+        let d = config.diff_ids.get(li).cloned().ok_or_else(|| {
+            Error::corrupt(
+                where_,
+                "the archive lists more layers than the config has diff_ids",
+            )
+        })?;
+        // `docker load` accepts a compressed layer.tar; its stored digest is then unknown, so it is
+        // computed (the diff_id is still verified while streaming).
+        let head = source.member_head(p, 512)?;
+        let compressed = !super::stream::sniff(&head).is_ok_and(|c| c == super::Compression::None);
+        if compressed && !head.is_empty() {
+            source.member_digest(p)?.unwrap_or(d)
+        } else {
+            d
+        }
+    };
+    let media_type = if p.trim_start_matches("./").starts_with("blobs/") {
+        "application/vnd.oci.image.layer.v1.tar"
+    } else {
+        media::DOCKER_LAYER
+    };
+    source.register(&digest, p);
+    Ok(Descriptor {
+        media_type: media_type.to_string(),
+        digest,
+        size,
+        annotations: BTreeMap::new(),
+        platform: None,
     })
 }
 
@@ -164,7 +180,7 @@ fn synthetic_manifest(config: &Descriptor, layers: &[Descriptor]) -> Descriptor 
         media_type: media::DOCKER_MANIFEST.into(),
         digest: Digest::sha256_of(&bytes),
         size: bytes.len() as u64,
-        annotations: Default::default(),
+        annotations: BTreeMap::new(),
         platform: None,
     }
 }

@@ -136,7 +136,8 @@ pub fn select(
     }
     let picked = dedup(picked);
     let groups: HashSet<BTreeSet<Digest>> = {
-        let mut per_top: std::collections::BTreeMap<usize, BTreeSet<Digest>> = Default::default();
+        let mut per_top: std::collections::BTreeMap<usize, BTreeSet<Digest>> =
+            std::collections::BTreeMap::new();
         for (top, img) in &picked {
             per_top
                 .entry(*top)

@@ -179,7 +179,7 @@ impl MergedTree {
     }
 
     /// The entry behind a node.
-    pub fn entry<'a>(listings: &'a [LayerListing], node: NodeRef) -> &'a Entry {
+    pub fn entry(listings: &[LayerListing], node: NodeRef) -> &Entry {
         &listings[node.layer].entries[node.entry]
     }
 

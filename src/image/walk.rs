@@ -258,7 +258,7 @@ pub fn config_platform(c: &ImageConfig) -> Platform {
     }
 }
 
-/// Pair layer descriptors with diff_ids and history.
+/// Pair layer descriptors with `diff_ids` and history.
 pub fn layer_infos(
     where_: &str,
     descs: Vec<Descriptor>,

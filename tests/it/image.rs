@@ -367,7 +367,8 @@ fn scanner_sees_every_file_including_deleted_and_overwritten_ones() {
     use std::io::Read;
     use std::sync::{Arc, Mutex};
     use x1_validate::image::{ContentScanner, Entry, LayerInfo};
-    struct Collect(Arc<Mutex<Vec<(usize, String, Vec<u8>)>>>);
+    type Seen = Arc<Mutex<Vec<(usize, String, Vec<u8>)>>>;
+    struct Collect(Seen);
     impl ContentScanner for Collect {
         fn scan(&mut self, l: &LayerInfo, e: &Entry, c: &mut dyn Read) -> std::io::Result<()> {
             let mut v = Vec::new();

@@ -1,7 +1,9 @@
 //! Every third-party fixture in `../shared/fixtures/third-party/` against its `expected/*.json`
-//! (`x1-fixture-expectation/1`): load outcome, config diff_ids, per-layer compression, diff_id and raw
+//! (`x1-fixture-expectation/1`): load outcome, config `diff_ids`, per-layer compression, `diff_id` and raw
 //! entries, and the merged filesystem (entries, types, modes, sizes, content hashes, absent paths,
 //! hard-link groups).
+
+#![allow(clippy::many_single_char_names)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

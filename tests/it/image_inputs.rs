@@ -3,6 +3,8 @@
 //! error; multi-platform indexes with attestations kept aside; stdin; docker-save layer symlinks;
 //! identical `files` output across the three writers.
 
+#![allow(clippy::many_single_char_names)]
+
 use std::path::PathBuf;
 
 use crate::common::{

@@ -41,7 +41,7 @@ fn inspect_json(spec: &str) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// config digest and diff_ids of the only image.
+/// Config digest and `diff_ids` of the only image.
 fn identity(spec: &str) -> (String, Vec<String>) {
     let v = inspect_json(spec);
     let i = &v["images"][0];

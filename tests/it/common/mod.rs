@@ -70,7 +70,7 @@ pub enum Corruption {
     MalformedIndex,
     /// The layer blob's bytes start with an unknown magic (bzip2) — digest and size consistent.
     UnknownCompression(usize),
-    /// Non-zero bytes after the layer tar's end-of-archive marker (diff_id and digests consistent):
+    /// Non-zero bytes after the layer tar's end-of-archive marker (`diff_id` and digests consistent):
     /// an ambiguous tar another parser could read differently.
     TrailingGarbage(usize),
 }
@@ -114,7 +114,7 @@ pub struct Built {
     /// Stored layer blobs (compressed as asked), in order.
     pub layers: Vec<Vec<u8>>,
     pub layer_digests: Vec<String>,
-    /// sha256 of each uncompressed layer tar (before any diff_id corruption).
+    /// sha256 of each uncompressed layer tar (before any `diff_id` corruption).
     pub diff_ids: Vec<String>,
     /// Uncompressed tars (docker archives store these).
     pub raw_layers: Vec<Vec<u8>>,
@@ -454,6 +454,7 @@ impl ImageBuilder {
 
 /// What an OCI layout's `index.json` holds.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum IndexItem {
     /// One image manifest with an optional ref name.
     Image(Option<String>, ImageBuilder),
@@ -618,7 +619,7 @@ fn attestation_manifest(subject: &Value) -> (Value, Vec<(String, Vec<u8>)>) {
     )
 }
 
-/// Write a legacy `docker save` archive holding `images` (each with its RepoTags). Layers are stored as
+/// Write a legacy `docker save` archive holding `images` (each with its `RepoTags`). Layers are stored as
 /// `<v1id>/layer.tar` in their builder's compression (None = classic Docker); a layer identical to an
 /// earlier one is stored as a symlink `../<id>/layer.tar`, as Docker does.
 pub fn write_docker_archive(out: &Path, images: &[(Vec<String>, ImageBuilder)]) {
@@ -700,7 +701,7 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_x1-validate"))
 }
 
-/// Run the built binary with `args` (NO_COLOR, fixed width) and return its output.
+/// Run the built binary with `args` (`NO_COLOR`, fixed width) and return its output.
 pub fn run_bin(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
@@ -731,6 +732,7 @@ pub fn run_bin_stdin(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 /// Whether `tool` is on PATH; prints a skip reason when it is not.
+#[allow(clippy::print_stderr)]
 pub fn have_tool(tool: &str) -> bool {
     let ok = Command::new("sh")
         .arg("-c")
