@@ -330,3 +330,67 @@ fn not_an_image_inputs_exit_3_with_a_clear_message() {
     let o = run_bin(&["files", "/definitely/not/here"]);
     assert_eq!(o.status.code(), Some(3));
 }
+
+#[test]
+fn pax_size_that_disagrees_with_the_header_is_an_ambiguous_tar() {
+    use crate::common::tarw::{Hdr, TarWriter};
+    let mut t = TarWriter::new();
+    t.pax(&[("size", "3")]);
+    let mut h = Hdr::simple("smuggle", b'0', 0o644, "");
+    h.size = 512;
+    t.entry(&h, &[b'A'; 512]);
+    let img = ImageBuilder::new().layer(Layer::new().file("ok", b"ok").raw_bytes(t.into_bytes()));
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run_bin(&[
+        "files",
+        &img.write_oci_dir(tmp.path()).display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ambiguous tar"), "{}", stderr(&o));
+}
+
+#[test]
+fn docker25_null_manifests_and_containerd_compressed_blobs_via_manifest_json() {
+    use crate::common::tarw::TarWriter;
+    let img = base().label("x", "y");
+    let b = img.build();
+    let mut t = TarWriter::new();
+    t.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+    // moby #47210: saved by digest, index.json has "manifests": null
+    t.file("index.json", br#"{"schemaVersion":2,"manifests":null}"#);
+    t.dir("blobs/");
+    t.dir("blobs/sha256/");
+    for (d, bytes) in &b.blobs {
+        t.file(&format!("blobs/sha256/{}", &d[7..]), bytes);
+    }
+    // containerd store: manifest.json Layers point at the compressed registry blobs; RepoTags null
+    let mj = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", &b.config_digest[7..]),
+        "RepoTags": null,
+        "Layers": b.layer_digests.iter().map(|d| format!("blobs/sha256/{}", &d[7..])).collect::<Vec<_>>(),
+    }]);
+    t.file("manifest.json", &serde_json::to_vec(&mj).unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("d25.tar");
+    std::fs::write(&p, t.finish()).unwrap();
+    let o = run_bin(&["inspect", &p.display().to_string(), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["input_kind"], "docker-archive");
+    let i = &v["images"][0];
+    assert_eq!(i["config"]["digest"], b.config_digest.as_str());
+    let comps: Vec<&str> = i["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["compression"].as_str().unwrap())
+        .collect();
+    assert_eq!(comps, ["gzip", "zstd", "none"]);
+    for (n, l) in i["layers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(
+            l["digest"],
+            b.layer_digests[n].as_str(),
+            "stored blob digest verified"
+        );
+    }
+}

@@ -73,6 +73,8 @@ pub enum Spec {
         major: u32,
         minor: u32,
     },
+    /// Bytes appended verbatim to the tar stream (hand-made headers for hostile cases).
+    RawBytes(Vec<u8>),
 }
 
 /// A layer built from entries, in the order given.
@@ -198,6 +200,12 @@ impl Layer {
         });
         self
     }
+    /// Bytes appended verbatim to the layer's tar stream (see [`TarWriter::into_bytes`]).
+    #[must_use]
+    pub fn raw_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.entries.push(Spec::RawBytes(bytes));
+        self
+    }
     /// A regular file with a raw tar name, written as-is (`../x`, `/abs`, `a/./b` …).
     #[must_use]
     pub fn raw(self, raw_name: &str, content: &[u8]) -> Self {
@@ -268,6 +276,7 @@ impl Layer {
                 Spec::Hardlink { name, target } => {
                     t.entry(&Hdr::simple(name, b'1', 0o644, target), b"");
                 }
+                Spec::RawBytes(b) => t.buf.extend_from_slice(b),
                 Spec::Fifo { name } => t.entry(&Hdr::simple(name, b'6', 0o644, ""), b""),
                 Spec::Char { name, major, minor } => {
                     let mut h = Hdr::simple(name, b'3', 0o644, "");
@@ -374,12 +383,20 @@ impl TarWriter {
 
     /// A PAX extended header carrying `path` for the next entry.
     pub fn pax_path(&mut self, path: &str) {
-        let rec_body = format!(" path={path}\n");
-        let mut len = rec_body.len() + 1;
-        while format!("{len}{rec_body}").len() != len {
-            len += 1;
+        self.pax(&[("path", path)]);
+    }
+
+    /// A PAX extended header with the given records for the next entry.
+    pub fn pax(&mut self, records: &[(&str, &str)]) {
+        let mut rec = String::new();
+        for (k, v) in records {
+            let body = format!(" {k}={v}\n");
+            let mut len = body.len() + 1;
+            while format!("{len}{body}").len() != len {
+                len += 1;
+            }
+            rec.push_str(&format!("{len}{body}"));
         }
-        let rec = format!("{len}{rec_body}");
         let h = Hdr {
             name: "PaxHeaders/x",
             kind: b'x',
@@ -420,6 +437,11 @@ impl TarWriter {
     }
     pub fn symlink(&mut self, name: &str, target: &str) {
         self.entry(&Hdr::simple(name, b'2', 0o777, target), b"");
+    }
+
+    /// The bytes written so far, without the end-of-archive blocks.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Two zero blocks end the archive.
