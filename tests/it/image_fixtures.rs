@@ -198,6 +198,22 @@ fn check_ok(name: &str, fixture: &Path, doc: &Value) {
             let want: Vec<&str> = want.iter().map(|v| v.as_str().unwrap()).collect();
             assert_eq!(ids, want, "{name}: diff_ids");
         }
+        if let Some(flags) = img["history_empty_layer_flags"].as_array() {
+            // history lines up with layers by skipping empty_layer entries
+            let non_empty = flags.iter().filter(|f| **f == Value::Bool(false)).count();
+            assert_eq!(non_empty, got.layers.len(), "{name}");
+            assert!(
+                got.layers.iter().all(|l| l.history.is_some()),
+                "{name}: history per layer"
+            );
+        }
+        let problems = doc["structural_problems"].as_array().map_or(0, Vec::len);
+        if problems > 0 {
+            assert!(
+                !opened.notes.is_empty(),
+                "{name}: structural problems are noted"
+            );
+        }
         if let Some(c) = img["config_digest"]
             .as_str()
             .or(img["config_sha256"].as_str())
