@@ -22,7 +22,7 @@ const RATIO_GRACE: u64 = 16 << 20;
 /// A zip is spooled to a private temp file (it needs its central directory) up to this size.
 pub const MAX_ZIP_SPOOL: u64 = 512 << 20;
 /// zstd frames needing a larger window (log2) are refused (bounded memory).
-const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
