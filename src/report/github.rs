@@ -11,6 +11,9 @@ use std::io::Write;
 use super::text::group_findings;
 use super::{ImageReport, RenderOptions, Report, RuleStatus, Severity, Verdict};
 
+/// Locations listed in one annotation for a secret found in many places.
+const MAX_LISTED: usize = 20;
+
 pub(super) fn render(
     report: &Report,
     opts: &RenderOptions,
@@ -64,8 +67,15 @@ fn image(img: &ImageReport, out: &mut dyn Write) -> std::io::Result<()> {
             let _ = write!(msg, "\nat {}", f.location);
         } else {
             let _ = write!(msg, "\nfound in {} places:", g.members.len());
-            for m in &g.members {
+            for m in g.members.iter().take(MAX_LISTED) {
                 let _ = write!(msg, "\n- {}", m.location);
+            }
+            if g.members.len() > MAX_LISTED {
+                let more = g.members.len() - MAX_LISTED;
+                let _ = write!(
+                    msg,
+                    "\n- … and {more} more (the json or sarif report lists all)"
+                );
             }
         }
         if let Some(help) = &f.help {

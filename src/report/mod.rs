@@ -217,12 +217,14 @@ pub fn render(
     opts: &RenderOptions,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
+    // Buffered here so that no caller pays a syscall per line (stdout is line-buffered).
+    let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
     match format {
-        Format::Human => human::render(report, opts, out)?,
-        Format::Json => json::render(report, opts, out)?,
-        Format::Sarif => sarif::render(report, opts, out)?,
-        Format::Junit => junit::render(report, opts, out)?,
-        Format::Github => github::render(report, opts, out)?,
+        Format::Human => human::render(report, opts, &mut buf)?,
+        Format::Json => json::render(report, opts, &mut buf)?,
+        Format::Sarif => sarif::render(report, opts, &mut buf)?,
+        Format::Junit => junit::render(report, opts, &mut buf)?,
+        Format::Github => github::render(report, opts, &mut buf)?,
     }
-    out.flush()
+    std::io::Write::flush(&mut buf)
 }

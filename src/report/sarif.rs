@@ -30,6 +30,9 @@ pub const IMAGE_ROOT: &str = "IMAGEROOT";
 pub const SRC_ROOT: &str = "%SRCROOT%";
 /// The `partialFingerprints` key of a secret's value fingerprint.
 pub const SECRET_FINGERPRINT_KEY: &str = "secretSha256/v1";
+/// At most this many `relatedLocations` per result (one value copied into thousands of files must not
+/// make the log quadratic); `properties.secretLocations` has the full count.
+const MAX_RELATED: usize = 10;
 
 #[derive(Serialize)]
 struct Log {
@@ -329,6 +332,7 @@ fn image_results(img: &ImageReport, index: &HashMap<&str, usize>) -> Vec<SarifRe
                 .members
                 .iter()
                 .filter(|o| !std::ptr::eq(**o, *m))
+                .take(MAX_RELATED)
                 .enumerate()
                 .map(|(i, o)| {
                     let mut loc = location(&o.location, &img.input);
@@ -339,7 +343,11 @@ fn image_results(img: &ImageReport, index: &HashMap<&str, usize>) -> Vec<SarifRe
                     loc
                 })
                 .collect();
-            results.push(result(img, m, index[m.rule_id.as_str()], related));
+            let mut r = result(img, m, index[m.rule_id.as_str()], related);
+            if m.evidence.is_some() {
+                r.properties["secretLocations"] = json!(g.members.len());
+            }
+            results.push(r);
         }
     }
     results

@@ -445,3 +445,26 @@ fn empty_report_renders_in_every_format() {
         assert!(!out.is_empty(), "{format:?}");
     }
 }
+
+/// One secret value copied into 30 files: one GitHub annotation listing 20 places and the rest counted.
+#[test]
+fn github_caps_the_places_listed_for_one_secret() {
+    let mut fx = fixture();
+    let template = fx.report.images[0].findings[2].clone();
+    let img = &mut fx.report.images[2];
+    for i in 0..30 {
+        let mut f = template.clone();
+        f.location = Location::Path {
+            path: format!("/srv/copy{i}/.env"),
+        };
+        img.findings.push(f);
+    }
+    let out = rendered(&fx, Format::Github, &fx.opts);
+    let line = out
+        .lines()
+        .find(|l| l.contains("linux/riscv64] Anthropic"))
+        .unwrap();
+    assert!(line.contains("found in 30 places:"), "{line}");
+    assert_eq!(line.matches("%0A- /srv/copy").count(), 20, "{line}");
+    assert!(line.contains("… and 10 more"), "{line}");
+}

@@ -184,3 +184,29 @@ fn sarif_passes_official_validator() {
         "validator accepted a schema violation: it did not run properly"
     );
 }
+
+/// One secret value copied into 30 files: related locations are capped, the full count is kept.
+#[test]
+fn sarif_caps_related_locations() {
+    let mut fx = fixture();
+    let template = fx.report.images[0].findings[2].clone();
+    for i in 0..30 {
+        let mut f = template.clone();
+        f.location = x1_validate::report::Location::Path {
+            path: format!("/srv/copy{i}/.env"),
+        };
+        fx.report.images[2].findings.push(f);
+    }
+    let v: Value = serde_json::from_str(&rendered(&fx, Format::Sarif, &fx.opts)).unwrap();
+    let riscv: Vec<&Value> = v["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["properties"]["platform"] == "linux/riscv64")
+        .collect();
+    assert_eq!(riscv.len(), 30);
+    for r in riscv {
+        assert_eq!(r["relatedLocations"].as_array().unwrap().len(), 10);
+        assert_eq!(r["properties"]["secretLocations"], 30);
+    }
+}
