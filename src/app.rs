@@ -41,8 +41,13 @@ pub struct CheckResult {
     pub exit_code: u8,
 }
 
-/// Largest file captured whole for the checks (passwd, os-release, configs, package.json, dpkg status).
-pub const CAPTURE_MAX: u64 = 16 << 20;
+/// Largest file captured whole for the checks: the maximum of what the structural checks need
+/// (passwd, os-release, runtime configs, credential files: 1 MiB) and the license inventory's limit.
+pub const CAPTURE_MAX: u64 = if crate::license::CAPTURE_MAX_BYTES > (1 << 20) {
+    crate::license::CAPTURE_MAX_BYTES
+} else {
+    1 << 20
+};
 /// Leading bytes kept of executables (ELF headers with their program headers, `#!` lines).
 pub const HEAD_BYTES: usize = 8192;
 

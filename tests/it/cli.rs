@@ -340,3 +340,95 @@ fn rules_and_explain() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown rule `nope`"), "{err}");
 }
+
+#[test]
+fn multi_platform_index_gets_one_verdict_per_platform() {
+    // the arm64 image carries the amd64 entrypoint binary and loader: entrypoint and base-os fail there
+    let amd = good();
+    let mut arm = good().platform("linux", "arm64", None);
+    arm.layers.push(Layer::new().file_mode(
+        "x1/bin/entrypoint",
+        &x1_validate::checks::elf::synth_elf64(62, None),
+        0o755,
+    ));
+    let d = tempfile::tempdir().unwrap();
+    let layout = d.path().join("multi");
+    crate::common::Layout::new()
+        .multi_platform(Some("edge"), vec![amd, arm], true)
+        .write_dir(&layout);
+    let (code, out, err) = run(&[s(&layout), "--exec", "never", "--format", "json"]);
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(
+        images.len(),
+        2,
+        "the attestation manifest is not a platform"
+    );
+    let by = |p: &str| images.iter().find(|i| i["platform"] == p).unwrap().clone();
+    assert_eq!(
+        by("linux/amd64")["verdict"]["status"],
+        "pass",
+        "{}",
+        by("linux/amd64")
+    );
+    let arm = by("linux/arm64");
+    let failed: Vec<&str> = arm["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed.contains(&"entrypoint") && failed.contains(&"base-os"),
+        "{failed:?}"
+    );
+    // --platform picks one
+    let (code, out, _) = run(&[
+        s(&layout),
+        "--exec",
+        "never",
+        "--format",
+        "json",
+        "--platform",
+        "linux/amd64",
+    ]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_closed_stdout_is_quiet() {
+    // enough findings that the human report exceeds a pipe buffer
+    let mut extra = Layer::new().dir("opt");
+    for i in 0..1500 {
+        extra = extra.setuid(&format!("opt/tool-{i:04}"), b"x");
+    }
+    let (d, img) = write(&config(vec![
+        base_layer(),
+        overlay_layer(OPENCODE_JSON),
+        extra,
+    ]));
+    let err = d.path().join("err");
+    let code = d.path().join("code");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"{ "$0" "$1" --exec never 2>"$2"; echo $? >"$3"; } | head -c 100 >/dev/null"#)
+        .arg(crate::common::bin())
+        .arg(&img)
+        .arg(&err)
+        .arg(&code)
+        .env("NO_COLOR", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&err).unwrap(),
+        "",
+        "no error on a closed pipe"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&code).unwrap().trim(),
+        "0",
+        "the gate's own code stands"
+    );
+}
