@@ -3,7 +3,9 @@
 //! (JSON braces included) is literal.
 //!
 //! Classes: `alnum` `[A-Za-z0-9]`, `upper` `[A-Z]`, `lower` `[a-z]`, `upnum` `[A-Z0-9]`, `b32` `[A-Z2-7]`,
-//! `hex` `[0-9a-f]`, `num` `[0-9]`, `b64` `[A-Za-z0-9+/]`, `b64u` `[A-Za-z0-9_-]`.
+//! `hex` `[0-9a-f]`, `num` `[0-9]`, `b64` `[A-Za-z0-9+/]`, `b64u` `[A-Za-z0-9_-]`; and one-character
+//! fills for false-positive examples: `xs` (x), `upx` (X), `zeros` (0), `as` (a), `upa` (A). `{CLASS:0}`
+//! expands to nothing: it breaks a literal that other scanners would flag (`AKIAIOSFODNN7{upx:0}EXAMPLE`).
 
 /// The alphabet of a class name.
 pub fn alphabet(class: &str) -> Option<&'static [u8]> {
@@ -17,6 +19,11 @@ pub fn alphabet(class: &str) -> Option<&'static [u8]> {
         "num" => b"0123456789",
         "b64" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
         "b64u" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-",
+        "xs" => b"x",
+        "upx" => b"X",
+        "zeros" => b"0",
+        "as" => b"a",
+        "upa" => b"A",
         _ => return None,
     })
 }
