@@ -67,12 +67,11 @@ pub fn walk<S: ContentScanner>(
                 detail: "the member name climbs above the root with `..`".into(),
             });
             keep = false;
-        } else if norm.absolute {
-            listing.hygiene.push(HygieneIssue::PathEscape {
-                raw: raw.clone(),
-                detail: "the member name is absolute".into(),
-            });
         }
+        // An absolute member name (`/`, `/etc/x`: umoci 0.4.7 writes the root as `/`) is joined to the
+        // root by every runtime, like GNU tar's "Removing leading `/'": it does not escape, so it is
+        // normalised and not reported. Only `..` climbing above the root escapes.
+
         e.kind = match kind_of(&entry, etype, &e.path, &raw, listing, &mut keep)? {
             Some(k) => k,
             None => continue,

@@ -295,7 +295,11 @@ fn escapes_are_recorded_and_never_enter_the_tree() {
             _ => None,
         })
         .collect();
-    assert_eq!(esc, ["../evil", "a/../../evil2", "/abs/file", "up", "hl"]);
+    assert_eq!(
+        esc,
+        ["../evil", "a/../../evil2", "up", "hl"],
+        "an absolute name does not escape"
+    );
     assert!(!t.nodes.contains_key("evil") && !t.nodes.contains_key("evil2"));
     assert!(!t.nodes.contains_key("hl"));
     // an absolute name is read relative to the root, as every runtime does
