@@ -85,16 +85,23 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Create `x1-healthcheck-*` under `/dev/shm` when it is a writable directory, else under `$TMPDIR`.
-    /// The directory is `0711`: the sandbox's mapped root must be able to traverse it, nobody can list it.
+    /// Create `x1-healthcheck-*` under `$X1_VALIDATE_TMPDIR` when set, else under `/dev/shm` (tmpfs)
+    /// when it is a writable directory, else under `$TMPDIR`. The directory is `0711`: the sandbox's
+    /// mapped root must be able to traverse it, nobody can list it.
     pub fn new() -> std::io::Result<Workspace> {
         use std::os::unix::fs::PermissionsExt;
         install_handler();
-        let shm = Path::new("/dev/shm");
-        let made = tempfile::Builder::new()
-            .prefix("x1-healthcheck-")
-            .tempdir_in(shm)
-            .or_else(|_| tempfile::Builder::new().prefix("x1-healthcheck-").tempdir())?;
+        let builder = || {
+            let mut b = tempfile::Builder::new();
+            b.prefix("x1-healthcheck-");
+            b
+        };
+        let made = match std::env::var_os("X1_VALIDATE_TMPDIR") {
+            Some(dir) => builder().tempdir_in(dir)?,
+            None => builder()
+                .tempdir_in("/dev/shm")
+                .or_else(|_| builder().tempdir())?,
+        };
         let dir = made.keep();
         live()
             .lock()

@@ -588,3 +588,72 @@ fn bench_materialise_corpus() {
         stats.files, stats.dirs, stats.symlinks, stats.hardlinks, stats.bytes
     );
 }
+
+#[test]
+fn ctrl_c_removes_the_temp_dir_and_kills_the_sandbox() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !ready() {
+        return;
+    }
+    let t = token();
+    let img = busybox_image(&format!("sleep {t}"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = img.write_oci_dir(dir.path());
+    // The sandbox's mapped ids must be able to traverse the parent of the workspace.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    for p in [dir.path(), tmp.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    let mut child = std::process::Command::new(crate::common::bin())
+        .args(["check", "--exec", "always", "--healthcheck-timeout", "120s"])
+        .arg(&path)
+        .env("X1_VALIDATE_TMPDIR", &tmp)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = format!("sleep {t}");
+    let start = Instant::now();
+    while processes_with(&needle).is_empty() {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("x1-validate ended ({st}) before the healthcheck started");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the healthcheck never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "one workspace while running"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let waited = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "SIGINT did not stop x1-validate"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!st.success(), "{st}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(left, Vec::<std::path::PathBuf>::new());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(processes_with(&needle), Vec::<i32>::new());
+}
