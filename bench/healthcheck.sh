@@ -25,7 +25,7 @@ WORK=$(mktemp -d /dev/shm/x1-bench-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 ours=(); theirs=(); rss=()
 for i in $(seq "$RUNS"); do
-  out=$("$IT" --ignored --exact sandbox::bench_materialise_corpus --nocapture 2>/dev/null)
+  out=$("$IT" --ignored --exact sandbox::outside::bench_materialise_corpus --nocapture 2>/dev/null)
   t=$(sed -n 's/^materialise_seconds=//p' <<<"$out"); r=$(sed -n 's/^materialise_peak_rss_kib=//p' <<<"$out")
   ours+=("$t"); rss+=("$r")
   rm -rf "$WORK/rootfs"
