@@ -204,3 +204,102 @@ fn shebang(head: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(line);
     text.split_whitespace().next().map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with(passwd: &str, group: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(d.path().join("etc")).expect("mkdir");
+        std::fs::write(d.path().join("etc/passwd"), passwd).expect("passwd");
+        std::fs::write(d.path().join("etc/group"), group).expect("group");
+        d
+    }
+
+    #[test]
+    fn users_resolve_like_docker() {
+        let d = root_with(
+            "root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1001::/home/agent:/bin/sh\n",
+            "root:x:0:\nstaff:x:50:\n",
+        );
+        let r = d.path();
+        let agent = User {
+            uid: 1000,
+            gid: 1001,
+            home: "/home/agent".into(),
+        };
+        assert_eq!(user(r, "agent"), Ok(agent.clone()));
+        assert_eq!(user(r, "1000"), Ok(agent));
+        assert_eq!(user(r, "").map(|u| u.uid), Ok(0));
+        assert_eq!(
+            user(r, "agent:staff").map(|u| (u.uid, u.gid)),
+            Ok((1000, 50))
+        );
+        assert_eq!(
+            user(r, "4242:7").map(|u| (u.uid, u.gid, u.home)),
+            Ok((4242, 7, "/".into()))
+        );
+        assert_eq!(user(r, "4242").map(|u| u.gid), Ok(0));
+        assert!(user(r, "ghost").is_err_and(|e| e.contains("ghost")));
+        assert!(user(r, "agent:nogroup").is_err_and(|e| e.contains("nogroup")));
+    }
+
+    #[test]
+    fn environment_is_the_images_plus_docker_defaults() {
+        let u = User {
+            uid: 1,
+            gid: 1,
+            home: "/h".into(),
+        };
+        let env = environment(
+            &[
+                "A=1".into(),
+                "bogus".into(),
+                "-x=1".into(),
+                "HOME=/x".into(),
+            ],
+            &u,
+        );
+        assert_eq!(
+            env,
+            vec![
+                "A=1".to_string(),
+                "HOME=/x".into(),
+                format!("PATH={DEFAULT_PATH}")
+            ]
+        );
+        let env = environment(&["PATH=/bin".into()], &u);
+        assert_eq!(env, vec!["PATH=/bin".to_string(), "HOME=/h".into()]);
+    }
+
+    #[test]
+    fn elf_machine_and_shebang_chain() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[5] = 1;
+        elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+        assert_eq!(elf_machine(&elf), Some(183));
+        elf[5] = 2;
+        elf[18..20].copy_from_slice(&22u16.to_be_bytes());
+        assert_eq!(elf_machine(&elf), Some(22));
+        assert_eq!(elf_machine(b"#!/bin/sh\n"), None);
+        assert_eq!(shebang(b"#! /bin/sh -e\nexit 0"), Some("/bin/sh".into()));
+
+        let d = root_with("", "");
+        let r = d.path();
+        assert!(runnable(r, "/x1/bin/entrypoint").is_err_and(|e| e.contains("missing")));
+        std::fs::write(r.join("etc/foreign"), &elf).expect("write");
+        std::fs::write(r.join("etc/script"), "#!/etc/foreign\n").expect("write");
+        let why = runnable(r, "/etc/script").expect_err("foreign interpreter");
+        assert!(
+            why.contains("/etc/foreign") && why.contains("S/390"),
+            "{why}"
+        );
+        // An absolute symlink resolves inside the root, never on the host.
+        std::os::unix::fs::symlink("/etc/script", r.join("etc/link")).expect("symlink");
+        assert!(runnable(r, "/etc/link").is_err_and(|e| e.contains("S/390")));
+        std::os::unix::fs::symlink("/etc/hostname", r.join("etc/host")).expect("symlink");
+        assert!(read_in_root(r, "etc/host", 10).is_none());
+    }
+}
