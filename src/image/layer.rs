@@ -108,15 +108,22 @@ pub fn read_one<S: ContentScanner>(
         compressed_size: info.descriptor.size,
         ..LayerListing::default()
     };
+    // An uncompressed blob whose descriptor digest is the diff_id (docker save) is hashed once, by the
+    // verifying blob reader, which fails at EOF (reached by `drain_zeros`) on a mismatch.
+    let hashed_by_blob = compression == Compression::None && info.descriptor.digest == info.diff_id;
     let consume =
         |r: &mut dyn Read, listing: &mut LayerListing, scanner: &mut S| -> io::Result<Digest> {
-            let mut hashing = HashingReader::new(r, &info.diff_id);
+            let mut hashing = if hashed_by_blob {
+                HashingReader::counting(r)
+            } else {
+                HashingReader::new(r, &info.diff_id)
+            };
             let mut padded = PadAtEof::new(&mut hashing);
             let content_end = entries::walk(&mut padded, info, capture, scanner, listing, &what)?;
             padded.check_complete(content_end, &what)?;
             hashing.drain_zeros(&what)?;
             listing.uncompressed_size = hashing.count;
-            Ok(hashing.finish())
+            Ok(hashing.finish().unwrap_or_else(|| info.diff_id.clone()))
         };
     let got = if compression == Compression::None {
         let mut r: &mut dyn Read = &mut raw;

@@ -73,7 +73,7 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
 /// Hashes and counts the bytes read through it (the uncompressed layer → `diff_id`).
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Hasher,
+    hasher: Option<Hasher>,
     pub count: u64,
 }
 
@@ -81,7 +81,15 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R, like: &Digest) -> Self {
         HashingReader {
             inner,
-            hasher: Hasher::for_digest(like),
+            hasher: Some(Hasher::for_digest(like)),
+            count: 0,
+        }
+    }
+    /// Count only: for an uncompressed blob whose verified digest already is the `diff_id`.
+    pub fn counting(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: None,
             count: 0,
         }
     }
@@ -102,16 +110,18 @@ impl<R: Read> HashingReader<R> {
             }
         }
     }
-    /// The digest of everything read so far.
-    pub fn finish(self) -> Digest {
-        self.hasher.finish()
+    /// The digest of everything read so far (`None` for a counting reader).
+    pub fn finish(self) -> Option<Digest> {
+        self.hasher.map(Hasher::finish)
     }
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
