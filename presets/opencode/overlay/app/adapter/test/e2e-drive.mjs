@@ -38,7 +38,7 @@ try {
   fail(e.message);
 }
 const turn = reader.events.filter((e) => e.turn_id === r.body.turn_id);
-for (const e of turn) console.log(`  ${e.id} ${e.type} ${JSON.stringify(e).slice(0, 160)}`);
+for (const e of turn) console.log(`  ${e.id} ${e.type} ${JSON.stringify(e).slice(0, e.type === "error" ? 1200 : 160)}`);
 const seq = turn.map((e) => e.type).filter((t) => WANT.includes(t));
 if (JSON.stringify(seq) !== JSON.stringify(WANT)) fail(`sequence ${seq.join(" → ")}`);
 if (turn.some((e) => e.type === "error")) fail("an error event was emitted");
