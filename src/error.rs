@@ -52,8 +52,7 @@ impl Error {
     /// The exit code contract.md assigns to this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::RuleFile { .. } => 2,
-            Error::Io { output: true, .. } => 2,
+            Error::Usage(_) | Error::RuleFile { .. } | Error::Io { output: true, .. } => 2,
             Error::Corrupt { .. } | Error::Io { output: false, .. } => 3,
             Error::NotRun(_) => 4,
         }
