@@ -60,6 +60,7 @@ in_chroot_pids() {
 }
 cleanup() {
   local rc=$? p
+  set +e # best effort from here: a PID that already exited must not abort the cleanup
   if [ -n "$RUN_PID" ]; then
     kill -TERM "$RUN_PID" 2>/dev/null
     sleep 3
@@ -166,6 +167,10 @@ ARCHIVE="$OUT/runtime-opencode.oci.tar"
 rm -f "$ARCHIVE"
 "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE:edge" >/dev/null
 stage "saved $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"
+# The previous build's image is now untagged: drop it (and stale working containers) so the vfs
+# store stays at one image's size.
+"${B[@]}" rm --all >/dev/null 2>&1 || true
+"${B[@]}" rmi --prune >/dev/null 2>&1 || true
 
 # ------------------------------------------------------------ 4. gate ----
 stage "x1-validate check --exec always"
@@ -200,6 +205,8 @@ IMAGE_USER=$(jq -r '.OCIv1.config.User' "$WORK/inspect.json")
 UID_GID=$(awk -F: -v u="$IMAGE_USER" '$1 == u { print $3 ":" $4 }' "$MNT/etc/passwd")
 [ "$UID_GID" = "1000:1000" ] || die "image user '$IMAGE_USER' is '$UID_GID' in /etc/passwd, not 1000:1000"
 in_image() { chroot --userspec="$UID_GID" --groups=1000 "$MNT" /usr/bin/env -i "${IMAGE_ENV[@]}" HOME=/home/agent "$@"; }
+# For `&`: exec, so that $! is the entrypoint itself (chroot and env exec too) and gets the signal.
+in_image_exec() { exec chroot --userspec="$UID_GID" --groups=1000 "$MNT" /usr/bin/env -i "${IMAGE_ENV[@]}" HOME=/home/agent "$@"; }
 
 stage "entrypoint --healthcheck (in the image, as $IMAGE_USER)"
 in_image /x1/bin/entrypoint --healthcheck || die "the healthcheck failed"
@@ -208,7 +215,7 @@ free_port() { "$X1_NODE22" -e 'const s=require("net").createServer().listen(Numb
 EP=$(free_port 3100); IP=$(free_port 8788); OP=$(free_port 4096)
 ss -ltn 2>/dev/null | grep -q ':11432 ' && die "port 11432 is taken; the scripted sidecar must listen there"
 stage "starting the image's entrypoint (opencode :$OP, events :$EP, inject :$IP)"
-in_image X1_ADAPTER_EVENTS_PORT="$EP" X1_ADAPTER_INJECT_PORT="$IP" X1_OPENCODE_PORT="$OP" \
+in_image_exec X1_ADAPTER_EVENTS_PORT="$EP" X1_ADAPTER_INJECT_PORT="$IP" X1_OPENCODE_PORT="$OP" \
   /x1/bin/entrypoint >"$OUT/run.log" 2>&1 &
 RUN_PID=$!
 stage "driving one prompt through :$IP → :$EP"
@@ -222,7 +229,16 @@ for _ in $(seq 1 50); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.2; don
 if kill -0 "$RUN_PID" 2>/dev/null; then die "the entrypoint did not stop within 10 s of SIGTERM"; fi
 set +e; wait "$RUN_PID"; RUN_RC=$?; set -e
 RUN_PID=""
-left=$(in_chroot_pids | tr '\n' ' ')
-[ -z "$left" ] || die "processes of the image survived SIGTERM: $left"
+left=""
+for _ in $(seq 1 25); do
+  left=$(in_chroot_pids | tr '\n' ' ')
+  [ -z "$left" ] && break
+  sleep 0.2
+done
+if [ -n "$left" ]; then
+  ps -o pid,ppid,stat,cmd -p "$(printf '%s' "$left" | xargs | tr ' ' ',')" >&2 || true
+  die "processes of the image survived SIGTERM by 5 s: $left"
+fi
+grep -q 'received TERM' "$OUT/run.log" || die "run.sh did not report the forwarded SIGTERM (log: $OUT/run.log)"
 stage "entrypoint stopped (status $RUN_RC); run log: $OUT/run.log"
 stage "OK: rendered, built, gated (exit $GATE_RC), healthy, one turn end to end, clean stop"
