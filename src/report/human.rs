@@ -116,7 +116,7 @@ fn image(
         writeln!(out)?;
     }
     rules(img, opts, p, out)?;
-    trailer(img, p, out)
+    trailer(img, opts, p, out)
 }
 
 fn group(
@@ -168,7 +168,7 @@ fn group(
 }
 
 fn cut(s: &str) -> String {
-    let clean = neutralise(s, false);
+    let clean = neutralise(s.trim(), false);
     if clean.chars().count() > MAX_CREATED_BY {
         let mut c: String = clean.chars().take(MAX_CREATED_BY).collect();
         c.push('…');
@@ -196,9 +196,8 @@ fn rules(
         .unwrap_or(0);
     for r in &img.rules {
         let (label, head) = rule_head(r, img, id_width, p);
-        let head = head.trim_end();
         let Some(detail) = r.detail.as_deref().map(|d| neutralise(d, false)) else {
-            writeln!(out, "    {label} {head}")?;
+            writeln!(out, "    {label} {}", head.trim_end())?;
             continue;
         };
         // "    " + 10-column label + " " before the head; the detail wraps under the id column.
@@ -206,7 +205,7 @@ fn rules(
         if opts.width == 0 || used + detail.chars().count() <= opts.width {
             writeln!(out, "    {label} {head} — {detail}")?;
         } else {
-            writeln!(out, "    {label} {head}")?;
+            writeln!(out, "    {label} {}", head.trim_end())?;
             for l in wrap(&detail, opts.width.saturating_sub(17).max(20)) {
                 writeln!(out, "{:17}{}", "", p.dim(&l))?;
             }
@@ -219,7 +218,7 @@ fn rules(
 fn rule_head(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> (String, String) {
     let id = neutralise(&r.rule_id, false);
     match r.status {
-        RuleStatus::Passed => (p.style("32", "✓ passed  "), id),
+        RuleStatus::Passed => (p.style("32", "✓ passed  "), format!("{id:<width$}")),
         RuleStatus::Failed => {
             let n = img
                 .findings
@@ -236,11 +235,16 @@ fn rule_head(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> (Str
             p.style("1;35", "? NOT RUN "),
             format!("{id:<width$} (not counted as passed)"),
         ),
-        RuleStatus::Skipped => (p.dim("- skipped "), id),
+        RuleStatus::Skipped => (p.dim("- skipped "), format!("{id:<width$}")),
     }
 }
 
-fn trailer(img: &ImageReport, p: &Paint, out: &mut dyn Write) -> std::io::Result<()> {
+fn trailer(
+    img: &ImageReport,
+    opts: &RenderOptions,
+    p: &Paint,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let total: u64 = img.suppressed.values().sum();
     if total > 0 {
         let per: Vec<String> = img
@@ -257,12 +261,11 @@ fn trailer(img: &ImageReport, p: &Paint, out: &mut dyn Write) -> std::io::Result
         )?;
     }
     for note in &img.notes {
-        writeln!(
-            out,
-            "  {} {}",
-            p.style("36", "Note:"),
-            neutralise(note, false)
-        )?;
+        let lines = wrap(&neutralise(note, false), opts.width.saturating_sub(8));
+        for (i, l) in lines.iter().enumerate() {
+            let lead = if i == 0 { "Note:" } else { "     " };
+            writeln!(out, "  {} {l}", p.style("36", lead))?;
+        }
     }
     Ok(())
 }
