@@ -33,18 +33,22 @@ echo "corpus: $oci (${#layers[@]} layers, $(cat "${layers[@]}" | wc -c) compress
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-a_times=(); b_times=(); rss=()
+a_times=(); b_times=(); rss=(); a_cpu=(); b_cpu=()
 for i in 1 2 3 4 5; do
-    /usr/bin/time -f '%e %M' -o "$tmp/a" "$bin" files "$oci" >/dev/null
-    read -r ta ma <"$tmp/a"
-    /usr/bin/time -f '%e %M' -o "$tmp/b" sh -c 'pigz -dc "$@" >/dev/null' sh "${layers[@]}"
-    read -r tb mb <"$tmp/b"
-    printf 'pair %d: x1-validate files %6.2fs %7d KiB | pigz -dc %6.2fs %7d KiB\n' "$i" "$ta" "$ma" "$tb" "$mb"
-    a_times+=("$ta"); b_times+=("$tb"); rss+=("$ma")
+    /usr/bin/time -f '%e %M %U %S' -o "$tmp/a" "$bin" files "$oci" >/dev/null
+    read -r ta ma ua sa <"$tmp/a"
+    /usr/bin/time -f '%e %M %U %S' -o "$tmp/b" sh -c 'pigz -dc "$@" >/dev/null' sh "${layers[@]}"
+    read -r tb mb ub sb <"$tmp/b"
+    ca=$(awk -v u="$ua" -v s="$sa" 'BEGIN { print u + s }'); cb=$(awk -v u="$ub" -v s="$sb" 'BEGIN { print u + s }')
+    printf 'pair %d: x1-validate files %6.2fs (cpu %5.2fs) %7d KiB | pigz -dc %6.2fs (cpu %5.2fs) %7d KiB\n' \
+        "$i" "$ta" "$ca" "$ma" "$tb" "$cb" "$mb"
+    a_times+=("$ta"); b_times+=("$tb"); rss+=("$ma"); a_cpu+=("$ca"); b_cpu+=("$cb")
 done
 median() { printf '%s\n' "$@" | sort -g | sed -n 3p; }
 ma=$(median "${a_times[@]}"); mb=$(median "${b_times[@]}")
 peak=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
 ratio=$(awk -v a="$ma" -v b="$mb" 'BEGIN { printf "%.3f", a / b }')
 echo "median: x1-validate files ${ma}s, pigz -dc ${mb}s, ratio ${ratio} (target <= 0.6)"
+echo "median cpu (user+sys): x1-validate $(median "${a_cpu[@]}")s, pigz $(median "${b_cpu[@]}")s (wall ratios are noisy on a loaded machine)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "peak RSS x1-validate: $((peak / 1024)) MiB (${peak} KiB; target <= 64 MiB)"

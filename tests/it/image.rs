@@ -410,3 +410,28 @@ fn scanner_sees_every_file_including_deleted_and_overwritten_ones() {
         ]
     );
 }
+
+#[test]
+fn directory_deleted_then_recreated_in_later_layers() {
+    // ggcr PR #2191: state is tracked per layer, not in a global "visited" set
+    let img = ImageBuilder::new()
+        .layer(Layer::new().dir("a").file("a/x", b"x"))
+        .layer(Layer::new().whiteout("a"))
+        .layer(Layer::new().dir("a").file("a/y", b"y"));
+    let (l, t) = merged(&img);
+    assert!(!t.nodes.contains_key("a/x"));
+    assert_eq!(text(&l, &t, "a/y"), Some("y"));
+    assert_eq!(fate_of(&l, &t, 0, "a"), [Fate::Deleted { by: 1 }]);
+    assert_eq!(t.nodes["a"].layer, 2);
+}
+
+#[test]
+fn replacing_a_hardlink_target_keeps_the_old_content_for_the_link() {
+    // unlink + recreate gives the name a new inode; the other name keeps the old one
+    let (l, t) = merged(&two(
+        Layer::new().file("a", b"old").hardlink("b", "a"),
+        Layer::new().file("a", b"new"),
+    ));
+    assert_eq!(text(&l, &t, "a"), Some("new"));
+    assert_eq!(text(&l, &t, "b"), Some("old"));
+}
