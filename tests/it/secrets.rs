@@ -298,8 +298,8 @@ fn key_in_a_label_is_secret_in_metadata() {
 #[test]
 fn corpus_image_has_no_secret_findings() {
     let Some(corpus) = corpus_dir() else {
-        println!(
-            "SKIP: corpus image absent (set X1_CORPUS_DIR or build it with build-runtime-image.sh)"
+        crate::common::skip(
+            "corpus image absent (set X1_CORPUS_DIR or build it with build-runtime-image.sh)",
         );
         return;
     };
