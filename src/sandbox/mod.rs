@@ -204,22 +204,6 @@ pub fn healthcheck(
     report
 }
 
-/// Run the healthcheck in an already materialised root (`root` inside a [`Workspace`]).
-pub fn run_materialised(root: &Path, config: &ImageConfig, opts: &Options) -> Report {
-    let backend = match choose(opts.backends) {
-        Ok(b) => b,
-        Err(e) => return Report::not_run(e),
-    };
-    let own = if namespace::running_as_root() && matches!(backend, Backend::Namespaces(_)) {
-        Ownership::Shifted {
-            base: namespace::BASE,
-        }
-    } else {
-        Ownership::Caller
-    };
-    run_in_root(root, config, own, &backend, opts)
-}
-
 fn run_in_root(
     root: &Path,
     config: &ImageConfig,
