@@ -1,6 +1,7 @@
 //! A tiny GNU-format tar writer that writes names exactly as given (so tests can produce `../x`, `/abs`,
 //! whiteouts and other hostile entries the `tar` crate's builder refuses), and the [`Layer`] builder.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 /// Layer blob compression.
@@ -395,7 +396,7 @@ impl TarWriter {
             while format!("{len}{body}").len() != len {
                 len += 1;
             }
-            rec.push_str(&format!("{len}{body}"));
+            let _ = write!(rec, "{len}{body}");
         }
         let h = Hdr {
             name: "PaxHeaders/x",
