@@ -134,7 +134,7 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
 /// Capture only what the inventory needs.
 fn capture_policy(preset: Option<&Preset>) -> Result<CapturePolicy> {
     let mut b = GlobSetBuilder::new();
-    for g in crate::checks::licenses::capture_globs(preset) {
+    for g in crate::license::capture_globs(preset.map(|p| &p.license)) {
         let glob = crate::rules::credentials::glob(&g)
             .map_err(|e| Error::Usage(format!("invalid capture glob `{g}`: {e}")))?;
         b.add(glob);

@@ -103,7 +103,9 @@ pub fn dep5_to_spdx(short: &str) -> Result<SpdxExpr, String> {
     while i < toks.len() {
         let t = toks[i];
         match t.to_ascii_lowercase().as_str() {
-            "or" | "and" => out.push(t.to_ascii_uppercase()),
+            // `and/or` lets the licensee pick: an `OR` for the deny evaluation.
+            "or" | "and/or" => out.push("OR".into()),
+            "and" => out.push("AND".into()),
             "with" => {
                 let start = i + 1;
                 let mut end = start;
@@ -178,7 +180,7 @@ fn license_name(name: &str) -> String {
     }
     if let Some(l) = spdx::identifiers::LICENSES
         .iter()
-        .find(|l| l.name.eq_ignore_ascii_case(base))
+        .find(|l| l.name.eq_ignore_ascii_case(base) && l.flags & spdx::flags::IS_DEPRECATED == 0)
     {
         return format!("{}{suffix}", l.name);
     }
@@ -285,6 +287,14 @@ mod tests {
                 "LicenseRef-Debian-OpenLDAP-2.8 AND LicenseRef-Debian-UMich",
             ),
             ("public-domain", "LicenseRef-Debian-public-domain"),
+            (
+                "BSD-3-clause and/or GPL-3+",
+                "BSD-3-Clause OR GPL-3.0-or-later",
+            ),
+            (
+                "BSD-2-clause-NetBSD",
+                "LicenseRef-Debian-BSD-2-clause-NetBSD",
+            ),
             ("LGPLv3+_or_GPLv2+", "LicenseRef-Debian-LGPLv3--or-GPLv2-"),
             (
                 "GPL-2+ with Autoconf-data exception",
