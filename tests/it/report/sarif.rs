@@ -100,13 +100,17 @@ fn sarif_has_rules_results_locations_and_fingerprints() {
     assert_eq!(imgs[0]["suppressed"]["docs-examples"], 1);
 }
 
-/// Where the official validator lives: `$X1_SARIF_MULTITOOL`, else the npm cache dir CI installs into.
+/// Where the official validator lives: `$X1_SARIF_MULTITOOL`, else the npm dir of the tools cache
+/// (`$X1_TOOLS_CACHE`, default `~/.cache/x1-tools`) that `scripts/tools.sh` installs into.
 fn sarif_multitool() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("X1_SARIF_MULTITOOL") {
         return Some(PathBuf::from(p));
     }
-    let home = std::env::var_os("HOME")?;
-    let p = PathBuf::from(home).join(".cache/x1-tools/npm/node_modules/.bin/sarif-multitool");
+    let cache = match std::env::var_os("X1_TOOLS_CACHE") {
+        Some(c) => PathBuf::from(c),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/x1-tools"),
+    };
+    let p = cache.join("npm/node_modules/.bin/sarif-multitool");
     p.exists().then_some(p)
 }
 
@@ -164,8 +168,8 @@ fn errors_in(log: &Value) -> Vec<String> {
 #[test]
 fn sarif_passes_official_validator() {
     let Some(tool) = sarif_multitool() else {
-        eprintln!(
-            "SKIP sarif_passes_official_validator: sarif-multitool not installed (npm install --prefix \"$HOME/.cache/x1-tools/npm\" @microsoft/sarif-multitool@5.7.0, or set X1_SARIF_MULTITOOL)"
+        crate::common::skip(
+            "sarif_passes_official_validator: sarif-multitool not installed (scripts/tools.sh: npm install --prefix \"${X1_TOOLS_CACHE:-$HOME/.cache/x1-tools}/npm\" @microsoft/sarif-multitool@5.7.0, or set X1_SARIF_MULTITOOL)",
         );
         return;
     };
