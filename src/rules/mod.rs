@@ -134,7 +134,10 @@ impl RuleSet {
         let rules = parse_rules(&rules_file.source())?;
         let credentials = Credentials::load(&cred_file.source())?;
         let secrets = match &secrets_file {
-            Some(f) => crate::scan::Patterns::load(&f.text, &f.name)?,
+            // The by-name secret pattern uses the credential names of the same rule set, so a
+            // `--rules` dir with its own credentials.toml is honoured by the content scan too.
+            Some(f) => crate::scan::Patterns::load(&f.text, &f.name)?
+                .with_env_names(&credentials.env_names)?,
             None => crate::scan::Patterns::default(),
         };
         let licenses = match &licenses_file {

@@ -15,6 +15,7 @@ mod image_tools;
 mod licenses;
 mod render;
 mod report;
+mod rules_override;
 mod sample;
 mod sandbox;
 mod secrets;
