@@ -172,6 +172,12 @@ stage "saved $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"
 "${B[@]}" rm --all >/dev/null 2>&1 || true
 "${B[@]}" rmi --prune >/dev/null 2>&1 || true
 
+# opencode creates ~/.local/share/opencode on any run (even --version): no layer may carry it, not
+# even empty (the gate's credential-file rule looks for content; this looks for the directory).
+if "$X1" files "$ARCHIVE" 2>/dev/null | grep -E ' /(root|home/[^/]+)/\.local/share/opencode' >&2; then
+  die "the image carries opencode state directories (above)"
+fi
+
 # ------------------------------------------------------------ 4. gate ----
 stage "x1-validate check --exec always"
 set +e
