@@ -294,3 +294,136 @@ fn copyright_pkg(path: &str) -> Option<&str> {
     let name = rest.strip_suffix("/copyright")?;
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RT: &str = "usr/lib/node_modules/rt";
+    const RT_PATH: &str = "usr/lib/node_modules/rt/package.json";
+    const PLAT_PATH: &str = "usr/lib/node_modules/rt/node_modules/rt-linux-x64/package.json";
+    const LICENSE: &[u8] = b"MIT License\n";
+    const RT_JSON: &[u8] = br#"{"name":"rt","version":"1.0.0","license":"MIT","optionalDependencies":{"rt-linux-x64":"1.0.0"}}"#;
+    const COPYRIGHT_A: &[u8] = b"Format: x\n\nFiles: *\nLicense: GPL-2+\n";
+
+    fn preset(sha: &str) -> PresetLicense {
+        let text = format!(
+            "package = \"rt\"\nexpression = \"MIT\"\n[[clarify]]\npackage = \"rt-linux-x64\"\n\
+             expression = \"MIT\"\nlicense-files = [{{ path = \"LICENSE\", sha256 = \"{sha}\" }}]\n\
+             reason = \"r\"\n"
+        );
+        PresetLicense::load(&text, "p.toml").unwrap()
+    }
+
+    fn file(
+        layer: usize,
+        path: &'static str,
+        content: &'static [u8],
+        fate: &str,
+    ) -> CapturedFile<'static> {
+        CapturedFile {
+            layer,
+            path,
+            content: Some(content),
+            fate: fate.into(),
+        }
+    }
+
+    fn fixture() -> (Vec<CapturedFile<'static>>, BTreeMap<String, Vec<u8>>) {
+        let status0 = b"Package: a\nStatus: install ok installed\nVersion: 1\n\n";
+        let status1 = b"Package: a\nStatus: install ok installed\nVersion: 1\n\nPackage: b\nStatus: install ok installed\nVersion: 2\n";
+        let mut files = vec![
+            file(0, "var/lib/dpkg/status", status0, "overwritten by layer 1"),
+            file(0, "usr/share/doc/a/copyright", COPYRIGHT_A, "visible"),
+            file(1, "var/lib/dpkg/status", status1, "visible"),
+            file(2, RT_PATH, RT_JSON, "overwritten by layer 3"),
+            file(3, RT_PATH, RT_JSON, "visible"),
+            file(
+                2,
+                PLAT_PATH,
+                br#"{"name":"rt-linux-x64","version":"1.0.0"}"#,
+                "visible",
+            ),
+            file(
+                2,
+                "usr/lib/node_modules/rt/lib/package.json",
+                br#"{"name":"h","version":"1"}"#,
+                "visible",
+            ),
+        ];
+        files.push(CapturedFile {
+            layer: 2,
+            path: "usr/lib/node_modules/big/package.json",
+            content: None,
+            fate: "deleted by layer 3".into(),
+        });
+        let mut fin: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        fin.insert(format!("{RT}/LICENSE"), LICENSE.to_vec());
+        fin.insert(RT_PATH.into(), RT_JSON.to_vec());
+        fin.insert("usr/share/doc/a/copyright".into(), COPYRIGHT_A.to_vec());
+        (files, fin)
+    }
+
+    #[test]
+    fn layers_fates_clarifications_and_dpkg_attribution() {
+        let (files, fin) = fixture();
+        let good = preset(&runtime::sha256_hex(LICENSE));
+        let inv = Inventory::collect(&files, &fin, Some(&good));
+        let names: Vec<(&str, usize, &str)> = inv
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.layer, p.fate.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("big", 2, "deleted by layer 3"),
+                ("rt", 2, "visible"),
+                ("rt-linux-x64", 2, "visible"),
+                ("a", 0, "visible"),
+                ("b", 1, "visible"),
+            ]
+        );
+        let plat = &inv.packages[2];
+        assert_eq!(plat.expression.as_deref(), Some("MIT"));
+        assert_eq!(plat.source, "clarification");
+        assert_eq!(
+            inv.packages[3].expression.as_deref(),
+            Some("GPL-2.0-or-later")
+        );
+        assert!(
+            inv.packages[4]
+                .unknown
+                .as_deref()
+                .unwrap()
+                .contains("no /usr/share/doc/b/copyright")
+        );
+        assert!(
+            inv.packages[0]
+                .unknown
+                .as_deref()
+                .unwrap()
+                .contains("capture limit")
+        );
+        let v = runtime::evaluate(&inv, &good, &fin, "p.toml");
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert!(
+            v.summary.contains("rt-linux-x64 1.0.0 MIT (clarified)"),
+            "{}",
+            v.summary
+        );
+    }
+
+    #[test]
+    fn a_changed_pinned_file_voids_the_clarification() {
+        let (files, fin) = fixture();
+        let stale = preset(&"0".repeat(64));
+        let inv = Inventory::collect(&files, &fin, Some(&stale));
+        let v = runtime::evaluate(&inv, &stale, &fin, "p.toml");
+        assert_eq!(v.problems.len(), 1);
+        let msg = &v.problems[0].message;
+        assert!(msg.contains(&format!("/{RT}/LICENSE changed")), "{msg}");
+        let sha = runtime::sha256_hex(LICENSE);
+        assert!(msg.contains(&format!("set sha256 = \"{sha}\"")), "{msg}");
+    }
+}
