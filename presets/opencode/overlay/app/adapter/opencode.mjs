@@ -43,11 +43,19 @@ export class OpencodeClient {
     let delay = 250;
     while (!signal.aborted) {
       let delivered = false;
+      // One controller per attempt: the caller's signal stops everything, and an attempt whose
+      // headers do not arrive within 10 s (a server that accepted the connection while still
+      // starting) is abandoned instead of hanging until undici's 5-minute headers timeout.
+      const attempt = new AbortController();
+      const stopAttempt = () => attempt.abort();
+      signal.addEventListener("abort", stopAttempt, { once: true });
+      const headersTimer = setTimeout(stopAttempt, 10000);
       try {
         const res = await fetch(this.url + "/event", {
           headers: { ...this.headers, accept: "text/event-stream" },
-          signal,
+          signal: attempt.signal,
         });
+        clearTimeout(headersTimer);
         if (!res.ok || !res.body) throw new Error(`GET /event answered ${res.status}`);
         onState(true);
         for await (const data of sseData(res.body)) {
@@ -69,6 +77,9 @@ export class OpencodeClient {
       } catch (e) {
         if (signal.aborted) break;
         this.log(`event stream error: ${e.message ?? e}`);
+      } finally {
+        clearTimeout(headersTimer);
+        signal.removeEventListener("abort", stopAttempt);
       }
       onState(false);
       if (signal.aborted) break;

@@ -4,7 +4,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startAdapter } from "../main.mjs";
 import { startMockSidecar } from "./mock-sidecar.mjs";
-import { post, readEvents, scratch, skipReason, startOpencode, testConfig } from "./helpers.mjs";
+import { freePort, post, readEvents, scratch, skipReason, startOpencode, testConfig } from "./helpers.mjs";
 
 const skip = skipReason();
 if (skip) console.log(`# SKIP adapter.test.mjs: ${skip}`);
@@ -168,5 +168,53 @@ describe("adapter with real opencode", { skip: skip ?? false }, () => {
     const r = await fetch(`${base.inject}/inject`, { method: "POST", body: "{not json" });
     assert.equal(r.status, 400);
     assert.equal((await fetch(`${base.inject}/nope`)).status, 404);
+  });
+});
+
+describe("adapter follows opencode's event stream across restarts", { skip: skip ?? false }, () => {
+  it("waits for opencode, reconnects after it restarts, and serves a turn afterwards", async () => {
+    const sidecar = await startMockSidecar();
+    const dirs = scratch(testConfig(sidecar.url));
+    const port = await freePort();
+    const adapter = await startAdapter({
+      X1_OPENCODE_URL: `http://127.0.0.1:${port}`,
+      X1_ADAPTER_HOST: "127.0.0.1",
+      X1_ADAPTER_EVENTS_PORT: "0",
+      X1_ADAPTER_INJECT_PORT: "0",
+      OPENCODE_CONFIG: dirs.configPath,
+    });
+    const health = async () => (await fetch(`http://127.0.0.1:${adapter.ports.inject}/health`)).status;
+    const until = async (want, ms) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if ((await health()) === want) return true;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return false;
+    };
+    let oc;
+    try {
+      assert.equal(await health(), 503, "not connected while opencode is down");
+      oc = await startOpencode(dirs, port);
+      assert.ok(await until(200, 20000), "connected once opencode is up");
+      await oc.stop();
+      assert.ok(await until(503, 10000), "noticed the loss");
+      oc = await startOpencode(dirs, port);
+      assert.ok(await until(200, 20000), "reconnected after the restart");
+      const reader = await readEvents(`http://127.0.0.1:${adapter.ports.events}/events`);
+      try {
+        const r = await post(`http://127.0.0.1:${adapter.ports.inject}/inject`, { text: "after restart" });
+        assert.equal(r.status, 202);
+        const end = await reader.next((e) => e.type === "turn.end" && e.turn_id === r.body.turn_id, 60000);
+        assert.equal(end.reason, "completed");
+      } finally {
+        reader.close();
+      }
+    } finally {
+      await adapter.close();
+      await oc?.stop();
+      await sidecar.close();
+      dirs.cleanup();
+    }
   });
 });

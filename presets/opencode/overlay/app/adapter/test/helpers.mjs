@@ -65,8 +65,8 @@ export function scratch(config) {
 }
 
 /** Start `opencode serve` for real; resolves once GET /global/health says healthy. */
-export async function startOpencode({ configPath, home, work }) {
-  const port = await freePort();
+export async function startOpencode({ configPath, home, work }, port) {
+  port ??= await freePort();
   const child = spawn(opencodeBin(), ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: work,
     env: {
