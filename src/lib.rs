@@ -10,6 +10,7 @@ pub mod build;
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod elf;
 pub mod error;
 pub mod image;
 pub mod license;

@@ -2,10 +2,10 @@
 //! in-root symlink resolution, is executable (and, for scripts, readable) by the config `User`, its `#!`
 //! or ELF `PT_INTERP` interpreter exists, and an ELF is built for the image platform's machine.
 
-use super::elf;
 use super::support::{config_location, finding, inode, node_location, resolve, unresolved_reason};
 use super::user::{Identity, config_identity};
 use super::{CheckInput, CheckOutcome};
+use crate::elf;
 use crate::image::{EntryKind, Resolved};
 use crate::report::{Finding, Location};
 

@@ -4,7 +4,6 @@
 //! share a rule id (e.g. `provider-env` by name and by value).
 
 pub mod credentials;
-pub mod elf;
 pub mod entrypoint;
 pub mod env;
 pub mod healthcheck;

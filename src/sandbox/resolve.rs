@@ -7,6 +7,8 @@ use std::path::Path;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use crate::elf;
+
 /// Docker's default `PATH` when the image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -119,35 +121,6 @@ pub fn environment(env: &[String], user: &User) -> Vec<String> {
     out
 }
 
-/// ELF `e_machine` of this build's target.
-pub fn host_machine() -> Option<u16> {
-    Some(match std::env::consts::ARCH {
-        "x86" => 3,
-        "x86_64" => 62,
-        "arm" => 40,
-        "aarch64" => 183,
-        "powerpc64" => 21,
-        "s390x" => 22,
-        "riscv64" => 243,
-        "loongarch64" => 258,
-        _ => return None,
-    })
-}
-
-fn machine_name(m: u16) -> String {
-    match m {
-        3 => "x86".into(),
-        62 => "x86-64".into(),
-        40 => "ARM".into(),
-        183 => "AArch64".into(),
-        21 => "PowerPC64".into(),
-        22 => "S/390".into(),
-        243 => "RISC-V".into(),
-        258 => "LoongArch".into(),
-        other => format!("e_machine {other}"),
-    }
-}
-
 /// Why the program at `path` cannot run on this machine, if it cannot: missing, or an ELF (itself or an
 /// interpreter in its `#!` chain, up to 4 deep) for another machine. `Ok(())` also when an interpreter
 /// is missing: running it then fails, which is the healthcheck's honest result.
@@ -160,13 +133,13 @@ pub fn runnable(root: &Path, path: &str) -> Result<(), String> {
     let mut head = head;
     let mut current = path.to_string();
     for _ in 0..4 {
-        if let Some(m) = elf_machine(&head) {
-            let host = host_machine();
+        if let Some(m) = elf::machine(&head) {
+            let host = elf::host_machine();
             if host.is_some_and(|h| h != m) {
                 return Err(format!(
                     "{current} is an ELF for {}, this machine is {}",
-                    machine_name(m),
-                    host.map_or_else(|| std::env::consts::ARCH.to_string(), machine_name)
+                    elf::machine_name(m),
+                    host.map_or_else(|| std::env::consts::ARCH.to_string(), elf::machine_name)
                 ));
             }
             return Ok(());
@@ -183,19 +156,6 @@ pub fn runnable(root: &Path, path: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// `e_machine` when `head` is an ELF header.
-pub fn elf_machine(head: &[u8]) -> Option<u16> {
-    if head.len() < 20 || &head[..4] != b"\x7fELF" {
-        return None;
-    }
-    let bytes = [head[18], head[19]];
-    Some(if head[5] == 2 {
-        u16::from_be_bytes(bytes)
-    } else {
-        u16::from_le_bytes(bytes)
-    })
 }
 
 fn shebang(head: &[u8]) -> Option<String> {
@@ -279,11 +239,11 @@ mod tests {
         elf[..4].copy_from_slice(b"\x7fELF");
         elf[5] = 1;
         elf[18..20].copy_from_slice(&183u16.to_le_bytes());
-        assert_eq!(elf_machine(&elf), Some(183));
+        assert_eq!(elf::machine(&elf), Some(183));
         elf[5] = 2;
         elf[18..20].copy_from_slice(&22u16.to_be_bytes());
-        assert_eq!(elf_machine(&elf), Some(22));
-        assert_eq!(elf_machine(b"#!/bin/sh\n"), None);
+        assert_eq!(elf::machine(&elf), Some(22));
+        assert_eq!(elf::machine(b"#!/bin/sh\n"), None);
         assert_eq!(shebang(b"#! /bin/sh -e\nexit 0"), Some("/bin/sh".into()));
 
         let d = root_with("", "");
@@ -293,12 +253,12 @@ mod tests {
         std::fs::write(r.join("etc/script"), "#!/etc/foreign\n").expect("write");
         let why = runnable(r, "/etc/script").expect_err("foreign interpreter");
         assert!(
-            why.contains("/etc/foreign") && why.contains("S/390"),
+            why.contains("/etc/foreign") && why.contains("s390"),
             "{why}"
         );
         // An absolute symlink resolves inside the root, never on the host.
         std::os::unix::fs::symlink("/etc/script", r.join("etc/link")).expect("symlink");
-        assert!(runnable(r, "/etc/link").is_err_and(|e| e.contains("S/390")));
+        assert!(runnable(r, "/etc/link").is_err_and(|e| e.contains("s390")));
         std::os::unix::fs::symlink("/etc/hostname", r.join("etc/host")).expect("symlink");
         assert!(read_in_root(r, "etc/host", 10).is_none());
     }

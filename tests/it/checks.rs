@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use x1_validate::app::{self, CheckPlan};
-use x1_validate::checks::elf::synth_elf64;
 use x1_validate::checks::{CheckOptions, ExecMode};
+use x1_validate::elf::synth_elf64;
 use x1_validate::report::{Finding, Format, ImageReport, RuleStatus, Severity};
 use x1_validate::rules::RuleSet;
 

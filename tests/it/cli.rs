@@ -348,7 +348,7 @@ fn multi_platform_index_gets_one_verdict_per_platform() {
     let mut arm = good().platform("linux", "arm64", None);
     arm.layers.push(Layer::new().file_mode(
         "x1/bin/entrypoint",
-        &x1_validate::checks::elf::synth_elf64(62, None),
+        &x1_validate::elf::synth_elf64(62, None),
         0o755,
     ));
     let d = tempfile::tempdir().unwrap();

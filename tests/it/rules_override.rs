@@ -51,8 +51,8 @@ fn a_custom_credential_name_is_found_in_files_and_env() {
         a
     };
     let ids = |args: Vec<String>| -> Vec<(String, String)> {
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = run_bin(&argv);
+        let v: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run_bin(&v);
         assert!(
             !String::from_utf8_lossy(&o.stdout).contains(&value),
             "the value leaked"

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use x1_validate::checks::elf::synth_elf64;
+use x1_validate::elf::synth_elf64;
 use x1_validate::report::{RuleStatus, Severity};
 
 use super::{

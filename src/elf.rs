@@ -1,5 +1,6 @@
-//! Just enough ELF to gate an entrypoint: class, byte order, `e_machine`, and the `PT_INTERP` path,
-//! parsed from the captured head bytes of a file (never beyond them).
+//! Just enough ELF to gate an entrypoint and to refuse running a foreign binary: class, byte order,
+//! `e_machine`, and the `PT_INTERP` path, parsed from the captured head bytes of a file (never beyond
+//! them). Shared by the `entrypoint` check and the healthcheck sandbox.
 
 /// What the ELF header and program headers say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,31 @@ impl Reader<'_> {
             u64::from_be_bytes(a)
         })
     }
+}
+
+/// `e_machine` when `head` is an ELF header (needs only the first 20 bytes).
+pub fn machine(head: &[u8]) -> Option<u16> {
+    if head.len() < 20 || !is_elf(head) {
+        return None;
+    }
+    let bytes = [head[18], head[19]];
+    Some(if head[5] == 2 {
+        u16::from_be_bytes(bytes)
+    } else {
+        u16::from_le_bytes(bytes)
+    })
+}
+
+/// `e_machine` of the machine this binary was built for.
+pub fn host_machine() -> Option<u16> {
+    machine_for_arch(match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    })
 }
 
 /// The ELF `e_machine` for an OCI architecture name.
