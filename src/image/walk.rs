@@ -95,6 +95,10 @@ pub fn walk_top(source: &Source, index: &Value, walk: &mut Walk) -> Result<()> {
         Some(Value::Null) | None => Vec::new(),
         Some(_) => return Err(Error::corrupt("index.json", "`manifests` is not an array")),
     };
+    // The index's own annotations are metadata that ships too (secret-in-metadata scans them).
+    for (k, val) in string_map(index.get("annotations")) {
+        walk.annotations.push(("index.json".into(), k, val));
+    }
     for (i, v) in list.iter().enumerate() {
         let where_ = format!("index.json manifests[{i}]");
         let d = descriptor(v, &where_)?;
@@ -155,6 +159,9 @@ fn visit(
     let doc = parse_json(&bytes, &blob_name(d))?;
     let is_index = media::is_index(mt) || (!known && doc.get("manifests").is_some());
     if is_index {
+        for (k, val) in string_map(doc.get("annotations")) {
+            walk.annotations.push((blob_name(d), k, val));
+        }
         let list = doc.get("manifests").and_then(Value::as_array).cloned();
         for (i, v) in list.unwrap_or_default().iter().enumerate() {
             let child = descriptor(v, &format!("{} manifests[{i}]", blob_name(d)))?;

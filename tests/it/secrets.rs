@@ -383,3 +383,42 @@ fn key_in_an_in_toto_attestation_and_an_index_annotation_is_secret_in_metadata()
     let ann = one(&f, "secret-in-metadata", "openrouter-api-key");
     assert_eq!(ann["location"]["kind"], "manifest", "{ann:#}");
 }
+
+/// The top-level index's own `annotations` and a nested index's `annotations` ship with the image too.
+#[test]
+fn key_in_the_index_documents_own_annotations_is_secret_in_metadata() {
+    use crate::common::Layout;
+    let top_key = key("hf_{alnum:34}");
+    let nested_key = key("glpat-{alnum:20}");
+    let dir = tempfile::tempdir().unwrap();
+    Layout::new()
+        .multi_platform(Some("edge"), vec![ImageBuilder::new().layer(base())], false)
+        .write_dir(dir.path());
+    let mut top: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let nested_digest = top["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let nested_path = dir
+        .path()
+        .join("blobs/sha256")
+        .join(nested_digest.trim_start_matches("sha256:"));
+    let mut nested: Value = serde_json::from_slice(&std::fs::read(&nested_path).unwrap()).unwrap();
+    nested["annotations"] = serde_json::json!({"org.example.nested": nested_key});
+    let new_nested = put_blob(
+        dir.path(),
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&nested).unwrap(),
+    );
+    top["manifests"][0]["digest"] = new_nested["digest"].clone();
+    top["manifests"][0]["size"] = new_nested["size"].clone();
+    top["annotations"] = serde_json::json!({"org.example.top": format!("token {top_key}")});
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&top).unwrap(),
+    )
+    .unwrap();
+
+    let f = check_path(dir.path(), &top_key);
+    assert!(!serde_json::to_string(&f).unwrap().contains(&nested_key));
+    one(&f, "secret-in-metadata", "huggingface-token");
+    one(&f, "secret-in-metadata", "gitlab-pat");
+}
