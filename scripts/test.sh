@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export X1_TOOLS_CACHE=${X1_TOOLS_CACHE:-$HOME/.cache/x1-tools}
 export X1_CORPUS_DIR=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
+# setup.sh installed every prerequisite: a test that would skip for a missing tool fails instead.
+export X1_REQUIRE_ALL=${X1_REQUIRE_ALL:-1}
 
 echo "== cargo test"
 cargo test --all-targets --quiet 2>&1

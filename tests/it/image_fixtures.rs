@@ -237,7 +237,7 @@ fn check_ok(name: &str, fixture: &Path, doc: &Value) {
 fn third_party_fixtures_match_expectations() {
     let base = fixtures_dir();
     if !base.is_dir() {
-        eprintln!("SKIP: {} is absent", base.display());
+        crate::common::skip(&format!("{} is absent", base.display()));
         return;
     }
     let mut checked = 0;
@@ -278,7 +278,7 @@ fn third_party_fixtures_match_expectations() {
 fn bundle_loads_by_every_tag_spelling() {
     let f = fixtures_dir().join("go-containerregistry/tarball/test_bundle.tar");
     if !f.exists() {
-        eprintln!("SKIP: fixtures absent");
+        crate::common::skip("fixtures absent");
         return;
     }
     for (tag, file) in [
@@ -300,7 +300,7 @@ fn compression_fixtures_sniff_as_expected() {
     use x1_validate::image::stream::sniff;
     let dir = fixtures_dir().join("containers-image/compression");
     if !dir.is_dir() {
-        eprintln!("SKIP: fixtures absent");
+        crate::common::skip("fixtures absent");
         return;
     }
     let read = |n: &str| std::fs::read(dir.join(n)).unwrap();

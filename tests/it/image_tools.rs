@@ -141,7 +141,7 @@ fn buildah_bud_from_scratch_busybox_in_both_archive_forms() {
         .into_iter()
         .find(|p| Path::new(p).exists())
     else {
-        eprintln!("SKIP: busybox-static is not installed (apt-get install busybox-static)");
+        crate::common::skip("busybox-static is not installed (apt-get install busybox-static)");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -211,8 +211,8 @@ fn corpus_image_reads_identically_in_its_three_forms() {
     use x1_validate::commands::files::render;
     use x1_validate::commands::inspect::{ListFormat, load};
     let Some(c) = corpus_dir() else {
-        eprintln!(
-            "SKIP: corpus absent (set X1_CORPUS_DIR or run ../shared/corpus/build-runtime-image.sh)"
+        crate::common::skip(
+            "corpus absent (set X1_CORPUS_DIR or run ../shared/corpus/build-runtime-image.sh)",
         );
         return;
     };
@@ -224,7 +224,7 @@ fn corpus_image_reads_identically_in_its_three_forms() {
     let mut first: Option<(String, Vec<String>, Vec<u8>)> = None;
     for f in &forms {
         if !f.exists() {
-            eprintln!("SKIP: {} absent", f.display());
+            crate::common::skip(&format!("{} absent", f.display()));
             continue;
         }
         // one verified pass per form; `files` output rendered from the same listings

@@ -129,7 +129,7 @@ fn derive_corpus(
 fn corpus_oci() -> Option<PathBuf> {
     let c = corpus_dir();
     if c.is_none() {
-        eprintln!("SKIP: corpus image absent (set X1_CORPUS_DIR or build ../shared/corpus)");
+        crate::common::skip("corpus image absent (set X1_CORPUS_DIR or build ../shared/corpus)");
     }
     c.map(|c| c.join("oci"))
 }
@@ -340,9 +340,9 @@ fn install_claude_code(root: &Path) -> Option<()> {
             .current_dir(&cache)
             .output();
         if !packed.is_ok_and(|o| o.status.success()) || !tgz.is_file() {
-            eprintln!(
-                "SKIP: cannot `npm pack @anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}` (npm or registry unavailable)"
-            );
+            crate::common::skip(&format!(
+                "cannot `npm pack @anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}` (npm or registry unavailable)"
+            ));
             return None;
         }
     }
@@ -362,10 +362,10 @@ fn install_claude_code(root: &Path) -> Option<()> {
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!(
-            "SKIP: npm install of the packed tarball failed: {}",
+        crate::common::skip(&format!(
+            "npm install of the packed tarball failed: {}",
             String::from_utf8_lossy(&out.stderr)
-        );
+        ));
         return None;
     }
     // `npm i -g` also installs the platform package with its ~200 MB native binary; keep its real
@@ -494,11 +494,11 @@ fn validator() -> Option<PathBuf> {
     if py.is_file() {
         Some(py)
     } else {
-        eprintln!(
-            "SKIP: CycloneDX validator absent: python3 -m venv {0} && {0}/bin/pip install \
+        crate::common::skip(&format!(
+            "CycloneDX validator absent: python3 -m venv {0} && {0}/bin/pip install \
              'cyclonedx-python-lib[json-validation]'",
             tools_cache().join("cyclonedx-venv").display()
-        );
+        ));
         None
     }
 }

@@ -27,11 +27,15 @@ const APPLETS: &[&str] = &[
 /// Whether busybox and namespaces are usable; prints the reason when not.
 fn ready() -> bool {
     if !Path::new(BUSYBOX).is_file() {
-        eprintln!("SKIP: {BUSYBOX} is missing (apt-get install busybox-static)");
+        crate::common::skip(&format!(
+            "{BUSYBOX} is missing (apt-get install busybox-static)"
+        ));
         return false;
     }
     if let Err(why) = sandbox::namespaces_available() {
-        eprintln!("SKIP: the namespace sandbox is not available here: {why}");
+        crate::common::skip(&format!(
+            "the namespace sandbox is not available here: {why}"
+        ));
         return false;
     }
     true
@@ -133,11 +137,11 @@ fn token() -> u32 {
 #[test]
 fn corpus_entrypoint_passes() {
     let Some(corpus) = corpus_dir() else {
-        eprintln!("SKIP: corpus image absent (set X1_CORPUS_DIR or build it)");
+        crate::common::skip("corpus image absent (set X1_CORPUS_DIR or build it)");
         return;
     };
     if let Err(why) = sandbox::namespaces_available() {
-        eprintln!("SKIP: no namespaces: {why}");
+        crate::common::skip(&format!("no namespaces: {why}"));
         return;
     }
     let report = run_path(&corpus.join("oci"), &Options::default());
@@ -518,7 +522,7 @@ echo fine"#;
 #[test]
 fn broken_engine_fallback_is_not_run_quickly() {
     if !Path::new(BUSYBOX).is_file() {
-        eprintln!("SKIP: {BUSYBOX} is missing");
+        crate::common::skip(&format!("{BUSYBOX} is missing"));
         return;
     }
     if sandbox::engine::find().is_ok() {

@@ -372,7 +372,7 @@ fn corpus_outcomes(path: &Path) -> Vec<x1_validate::checks::CheckOutcome> {
 #[test]
 fn corpus_passes_every_gate_rule() {
     let Some(corpus) = crate::common::corpus_dir() else {
-        eprintln!("SKIP: corpus image not found (set X1_CORPUS_DIR or build ../shared/corpus)");
+        crate::common::skip("corpus image not found (set X1_CORPUS_DIR or build ../shared/corpus)");
         return;
     };
     for shape in ["oci"] {

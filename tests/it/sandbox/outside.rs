@@ -88,7 +88,7 @@ fn ctrl_c_removes_the_temp_dir_and_kills_the_sandbox() {
 #[ignore = "benchmark helper, run by bench/healthcheck.sh"]
 fn bench_materialise_corpus() {
     let Some(corpus) = corpus_dir() else {
-        eprintln!("SKIP: corpus image absent");
+        crate::common::skip("corpus image absent");
         return;
     };
     let path = std::env::var("X1_BENCH_IMAGE")
