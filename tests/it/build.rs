@@ -44,8 +44,9 @@ fn overlay(dir: &Path) {
     fs::write(dir.join("app/config/opencode.json"), "{}\n").unwrap();
 }
 
-fn build(base: &Path, ov: &Path, out: &Path, format: &str) -> serde_json::Value {
-    let o = run_bin(&[
+/// Run `build` with the fixed options every test uses plus `extra`.
+fn run_build(base: &Path, ov: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
         "build",
         "--base",
         base.to_str().unwrap(),
@@ -55,15 +56,27 @@ fn build(base: &Path, ov: &Path, out: &Path, format: &str) -> serde_json::Value 
         ov.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-        "--format",
-        format,
-        "--tag",
-        "x1agent/runtime-opencode:edge",
-        "--env",
-        "KEEP=2",
-        "--epoch",
-        "1700000000",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    run_bin(&args)
+}
+
+fn build(base: &Path, ov: &Path, out: &Path, format: &str) -> serde_json::Value {
+    let o = run_build(
+        base,
+        ov,
+        out,
+        &[
+            "--format",
+            format,
+            "--tag",
+            "x1agent/runtime-opencode:edge",
+            "--env",
+            "KEEP=2",
+            "--epoch",
+            "1700000000",
+        ],
+    );
     assert!(
         o.status.success(),
         "build failed: {}",
@@ -201,19 +214,7 @@ fn refuses_to_overwrite_and_rejects_bad_flags() {
     overlay(&ov);
     let out = t.path().join("exists.tar");
     fs::write(&out, b"precious").unwrap();
-    let o = run_bin(&[
-        "build",
-        "--base",
-        b.to_str().unwrap(),
-        "--preset",
-        "opencode",
-        "--overlay",
-        ov.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--format",
-        "oci-archive",
-    ]);
+    let o = run_build(&b, &ov, &out, &["--format", "oci-archive"]);
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -221,18 +222,10 @@ fn refuses_to_overwrite_and_rejects_bad_flags() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(fs::read(&out).unwrap(), b"precious");
-    let o = run_bin(&[
-        "build",
-        "--base",
-        b.to_str().unwrap(),
-        "--preset",
-        "opencode",
-        "--overlay",
-        ov.to_str().unwrap(),
-        "--out",
-        t.path().join("x").to_str().unwrap(),
-        "--label",
-        "novalue",
-    ]);
+    let o = run_build(&b, &ov, &t.path().join("x"), &["--label", "novalue"]);
     assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !t.path().join("x").exists(),
+        "nothing is written on a usage error"
+    );
 }
