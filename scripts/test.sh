@@ -12,3 +12,11 @@ export X1_REQUIRE_ALL=${X1_REQUIRE_ALL:-1}
 
 echo "== cargo test"
 cargo test --all-targets --quiet 2>&1
+
+echo "== adapter + overlay tests (node --test, real opencode, scripted sidecar; hadolint)"
+bash scripts/e2e-adapter-tests.sh
+
+echo "== end to end: render → buildah bud Dockerfile.opencode → gate --exec always → one real opencode turn"
+X1_VALIDATE="$PWD/target/release/x1-validate" bash scripts/e2e-runtime-image.sh
+
+echo "== all tests passed"
