@@ -8,8 +8,6 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use globset::GlobSetBuilder;
-
 use crate::checks::{self, CheckInput, CheckOptions, CheckOutcome, ExecMode};
 use crate::error::{Error, Result};
 use crate::image::{CapturePolicy, Image, MergedTree, Opened, Platform};
@@ -99,22 +97,10 @@ pub fn preset_for<'r>(
 
 /// The capture policy: the structural checks' files plus the license checks' files.
 pub fn capture_policy(rules: &RuleSet, preset: Option<&Preset>) -> Result<CapturePolicy> {
-    let mut b = GlobSetBuilder::new();
     let globs = checks::capture_globs(rules, preset)
         .into_iter()
         .chain(checks::licenses::capture_globs(preset));
-    for g in globs {
-        let glob = crate::rules::credentials::glob(&g)
-            .map_err(|e| Error::Usage(format!("invalid capture glob `{g}`: {e}")))?;
-        b.add(glob);
-    }
-    Ok(CapturePolicy {
-        globs: b
-            .build()
-            .map_err(|e| Error::Usage(format!("invalid capture globs: {e}")))?,
-        max_size: CAPTURE_MAX,
-        head_bytes: HEAD_BYTES,
-    })
+    CapturePolicy::from_globs(globs, CAPTURE_MAX, HEAD_BYTES)
 }
 
 fn check_image(

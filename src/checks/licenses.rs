@@ -12,11 +12,12 @@
 
 use std::collections::BTreeMap;
 
+use super::support::layer_ref;
 use super::{CheckInput, CheckOutcome};
 use crate::license::image::TreeFiles;
 use crate::license::runtime;
 use crate::license::{Inventory, Package, Verdict};
-use crate::report::{Finding, LayerRef, Location, RuleStatus, Severity};
+use crate::report::{Finding, Location, RuleStatus, Severity};
 use crate::rules::Preset;
 
 /// The label `license-label` reads.
@@ -57,20 +58,6 @@ pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
         denied_license(input, &inv),
         license_label(input),
     ]
-}
-
-fn layer_ref(input: &CheckInput<'_>, index: usize) -> LayerRef {
-    let info = input.image.layers.get(index);
-    LayerRef {
-        index,
-        digest: info
-            .map(|l| l.descriptor.digest.to_string())
-            .unwrap_or_default(),
-        diff_id: info.map(|l| l.diff_id.to_string()).unwrap_or_default(),
-        created_by: info
-            .and_then(|l| l.history.as_ref())
-            .and_then(|h| h.created_by.clone()),
-    }
 }
 
 fn finding(rule: &str, message: String, help: String, location: Location) -> Finding {

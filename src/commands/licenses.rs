@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
-use globset::GlobSetBuilder;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -133,19 +132,11 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
 
 /// Capture only what the inventory needs.
 fn capture_policy(preset: Option<&Preset>) -> Result<CapturePolicy> {
-    let mut b = GlobSetBuilder::new();
-    for g in crate::license::capture_globs(preset.map(|p| &p.license)) {
-        let glob = crate::rules::credentials::glob(&g)
-            .map_err(|e| Error::Usage(format!("invalid capture glob `{g}`: {e}")))?;
-        b.add(glob);
-    }
-    Ok(CapturePolicy {
-        globs: b
-            .build()
-            .map_err(|e| Error::Usage(format!("invalid capture globs: {e}")))?,
-        max_size: crate::license::CAPTURE_MAX_BYTES,
-        head_bytes: 0,
-    })
+    CapturePolicy::from_globs(
+        crate::license::capture_globs(preset.map(|p| &p.license)),
+        crate::license::CAPTURE_MAX_BYTES,
+        0,
+    )
 }
 
 /// `allowed`, `denied`, `allowed-by-exception`, or `unknown`, with the denied terms.

@@ -50,6 +50,31 @@ pub struct CapturePolicy {
 }
 
 impl CapturePolicy {
+    /// Capture the files matching `globs` (normalised paths, no leading `/`; `**` crosses directories)
+    /// up to `max_size` bytes each, plus `head_bytes` of every executable.
+    pub fn from_globs(
+        globs: impl IntoIterator<Item = String>,
+        max_size: u64,
+        head_bytes: usize,
+    ) -> crate::Result<Self> {
+        let mut b = globset::GlobSetBuilder::new();
+        for g in globs {
+            let glob = globset::GlobBuilder::new(&g)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| crate::Error::Usage(format!("invalid capture glob `{g}`: {e}")))?;
+            b.add(glob);
+        }
+        let globs = b
+            .build()
+            .map_err(|e| crate::Error::Usage(format!("invalid capture globs: {e}")))?;
+        Ok(CapturePolicy {
+            globs,
+            max_size,
+            head_bytes,
+        })
+    }
+
     /// Capture nothing.
     pub fn none() -> Self {
         CapturePolicy {
