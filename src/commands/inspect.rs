@@ -240,32 +240,23 @@ const SECRET_KEYS: &[&str] = &[
     "AUTH",
     "PRIVATE",
 ];
-/// Value prefixes of common credentials.
-const SECRET_PREFIXES: &[&str] = &[
-    "sk-",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat_",
-    "glpat-",
-    "AKIA",
-    "ASIA",
-    "AIza",
-    "hf_",
-    "xai-",
-    "gsk_",
-    "pplx-",
-    "npm_",
-    "-----BEGIN",
-];
+/// The secret patterns of the embedded rule set (`rules/secrets.toml`), compiled once: the one source of
+/// what a credential value looks like, shared with the gate's scan.
+fn patterns() -> &'static crate::scan::Patterns {
+    static PATTERNS: std::sync::OnceLock<crate::scan::Patterns> = std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        crate::rules::RuleSet::embedded()
+            .expect("the embedded rule files are valid (tested by the registry tests)")
+            .secrets
+    })
+}
 
 /// Mask a value that looks like a credential: a short prefix, its length, never the whole value.
 pub fn redact_value(key: &str, value: &str) -> String {
     let k = key.to_ascii_uppercase();
     let by_key = SECRET_KEYS.iter().any(|s| k.contains(s)) && !value.is_empty();
-    let by_value = SECRET_PREFIXES.iter().any(|p| value.starts_with(p));
+    let by_value =
+        !value.is_empty() && !crate::scan::scan_value(patterns(), value.as_bytes()).is_empty();
     if by_key || by_value {
         let head: String = value.chars().take(4).collect();
         format!("{head}… (redacted, {} chars)", value.chars().count())
@@ -299,6 +290,8 @@ pub fn redact_words(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use rand::Rng as _;
+
     use super::*;
 
     #[test]
@@ -310,6 +303,15 @@ mod tests {
             "{r}"
         );
         assert_eq!(redact_kv("PATH=/usr/bin"), "PATH=/usr/bin");
+        // by value, through the gate's own patterns, whatever the key is called
+        let body: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(35)
+            .map(char::from)
+            .collect();
+        let key = format!("ghp_{body}7"); // a real prefix, a random body built now (never committed)
+        let r = redact_kv(&format!("NOTE={key}"));
+        assert!(!r.contains(&key) && r.starts_with("NOTE=ghp_"), "{r}");
         let w = redact_words("RUN |1 GH_TOKEN=abcdef1234 /bin/sh -c make");
         assert!(
             !w.contains("abcdef1234") && w.contains("/bin/sh -c make"),
