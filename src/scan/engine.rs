@@ -214,12 +214,17 @@ mod tests {
 
     #[test]
     fn evidence_never_carries_the_value() {
-        let secret = b"sk-ant-api03-0123456789abcdefghijklmnopqrstuvwxyz";
-        let ev = evidence("anthropic-api-key", secret);
+        // Real prefixes, random bodies built now: no key-shaped literal is committed.
+        let mut rng = rand::rng();
+        let mut pick = |a: &[u8]| a[rand::Rng::random_range(&mut rng, 0..a.len())];
+        let secret = crate::scan::template::expand("sk-ant-api03-{b64u:93}AA", &mut pick)
+            .expect("known classes");
+        let ev = evidence("anthropic-api-key", secret.as_bytes());
         assert_eq!(ev.prefix, "sk-ant-a");
         assert_eq!(ev.length, secret.len());
         assert!(ev.fingerprint.starts_with("sha256:") && ev.fingerprint.len() == 71);
-        let short = evidence("x", b"AKIA0123456789ABCDEF");
-        assert_eq!(short.prefix, "AKIA0");
+        let id = crate::scan::template::expand("AKIA{upnum:16}", &mut pick).expect("known classes");
+        let short = evidence("x", id.as_bytes());
+        assert_eq!(short.prefix, id[..5], "a 20-char value shows only 5 chars");
     }
 }
