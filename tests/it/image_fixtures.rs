@@ -1,4 +1,4 @@
-//! Every third-party fixture in `../shared/fixtures/third-party/` against its `expected/*.json`
+//! Every third-party fixture in `testdata/third-party/` against its `expected/*.json`
 //! (`x1-fixture-expectation/1`): load outcome, config `diff_ids`, per-layer compression, `diff_id` and raw
 //! entries, and the merged filesystem (entries, types, modes, sizes, content hashes, absent paths,
 //! hard-link groups).

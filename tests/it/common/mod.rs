@@ -464,9 +464,9 @@ pub fn corpus_dir() -> Option<PathBuf> {
     p.join("oci").is_dir().then_some(p)
 }
 
-/// The third-party fixtures dir (`../shared/fixtures/third-party` from the crate root).
+/// The third-party fixtures dir (`testdata/third-party`: upstream files with their licenses, see its README).
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/third-party")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/third-party")
 }
 
 /// Path of the built `x1-validate` binary.
