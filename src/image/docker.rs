@@ -10,13 +10,18 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::walk::{JSON_LIMIT, config_platform, layer_infos, parse_config, parse_json};
+use super::json::{self, Doc};
+use super::walk::{JSON_LIMIT, config_platform, layer_infos, parse_config};
 use super::{Descriptor, Digest, Image, Source, media};
 use crate::error::{Error, Result};
 
 /// Images described by `manifest.json`, with notes on structural oddities.
 pub fn images(source: &mut Source, manifest_json: &[u8]) -> Result<(Vec<Image>, Vec<String>)> {
-    let doc = parse_json(manifest_json, "manifest.json")?;
+    let doc = json::parse(manifest_json, "manifest.json", Doc::DockerManifest)?;
+    // `docker load` of old archives reads `repositories` too: it must not be ambiguous either.
+    if let Some(repos) = source.member_bytes("repositories", JSON_LIMIT)? {
+        json::parse(&repos, "repositories", Doc::Repositories)?;
+    }
     let list = doc
         .as_array()
         .ok_or_else(|| Error::corrupt("manifest.json", "not a JSON array"))?;

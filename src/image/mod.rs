@@ -12,6 +12,7 @@ pub mod archive;
 pub mod blob;
 pub mod docker;
 pub mod entries;
+pub mod json;
 pub mod layer;
 pub mod media;
 pub mod select;

@@ -283,7 +283,7 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
         walk_top(source, &doc, &mut walk)?;
         if !walk.images.is_empty() || manifest_json.as_deref().is_none_or(|m| !docker::usable(m)) {
             if let Some(m) = &manifest_json {
-                add_repo_tags(&mut walk, m);
+                add_repo_tags(&mut walk, m)?;
             }
             let kind = match (is_dir, manifest_json.is_some()) {
                 (true, _) => "oci-layout",
@@ -318,10 +318,16 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
     Err(Error::corrupt(path, detail))
 }
 
-/// Attach `RepoTags` from a Docker 25+ `manifest.json` to the images its configs match.
-fn add_repo_tags(walk: &mut Walk, manifest_json: &[u8]) {
-    let Ok(serde_json::Value::Array(list)) = serde_json::from_slice(manifest_json) else {
-        return;
+/// Attach `RepoTags` from a Docker 25+ `manifest.json` to the images its configs match. `docker load`
+/// reads this file, not `index.json`, so an ambiguous one is refused like any image document.
+fn add_repo_tags(walk: &mut Walk, manifest_json: &[u8]) -> Result<()> {
+    let serde_json::Value::Array(list) = super::json::parse(
+        manifest_json,
+        "manifest.json",
+        super::json::Doc::DockerManifest,
+    )?
+    else {
+        return Ok(());
     };
     for e in list {
         let cfg = e.get("Config").and_then(|c| c.as_str()).unwrap_or_default();
@@ -344,6 +350,7 @@ fn add_repo_tags(walk: &mut Walk, manifest_json: &[u8]) {
             }
         }
     }
+    Ok(())
 }
 
 impl Selector {

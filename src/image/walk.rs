@@ -1,10 +1,11 @@
 //! Walking an OCI `index.json`: nested indexes and Docker manifest lists, media-type sniffing for
 //! descriptors that do not say what they are, image vs artifact vs attestation, and config parsing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
+use super::json::{self, Doc};
 use super::{
     Attestation, Descriptor, Digest, HistoryEntry, Image, ImageConfig, LayerInfo, Platform,
 };
@@ -13,8 +14,15 @@ use crate::error::{Error, Result};
 
 /// Largest JSON document (index, manifest, config) read into memory.
 pub const JSON_LIMIT: u64 = 16 * 1024 * 1024;
-/// Deepest index nesting followed.
-const MAX_DEPTH: usize = 8;
+/// Deepest index nesting followed (real images: index → manifest, or index → index → manifest).
+pub const MAX_DEPTH: usize = 8;
+/// Most documents (indexes, manifests) visited in one input, after deduplication by digest per top-level
+/// entry. Real inputs have a handful per image; a containerd store export with hundreds of images stays
+/// well below.
+pub const MAX_DOCUMENTS: usize = 4096;
+/// Most bytes of JSON (indexes, manifests, configs) read from one input: bounds the memory the parsed
+/// documents and the images built from them can take (real configs are kilobytes).
+pub const MAX_JSON_BYTES: u64 = 128 * 1024 * 1024;
 
 /// What a walk found.
 #[derive(Debug, Default)]
@@ -27,6 +35,53 @@ pub struct Walk {
     pub notes: Vec<String>,
     /// Per top-level entry: its descriptor digest and ref names.
     pub tops: Vec<(Digest, Vec<String>)>,
+}
+
+/// What one input's graph has cost so far.
+#[derive(Default)]
+struct Budget {
+    /// Documents visited so far (against [`MAX_DOCUMENTS`]).
+    documents: usize,
+    /// JSON bytes read so far (against [`MAX_JSON_BYTES`]).
+    json_bytes: u64,
+}
+
+impl Budget {
+    /// Count one more document of `len` bytes, refusing the input beyond the graph limits.
+    fn count(&mut self, what: &str, len: u64) -> Result<()> {
+        self.documents += 1;
+        self.json_bytes += len;
+        if self.documents > MAX_DOCUMENTS {
+            return Err(Error::corrupt(
+                what,
+                format!(
+                    "the image graph has more than {MAX_DOCUMENTS} documents (the limit on \
+                     indexes and manifests per input)"
+                ),
+            ));
+        }
+        if self.json_bytes > MAX_JSON_BYTES {
+            return Err(Error::corrupt(
+                what,
+                format!(
+                    "the image's JSON documents add up to more than {MAX_JSON_BYTES} bytes (the \
+                     limit per input)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a visit is in the graph of one top-level entry.
+struct Path<'a> {
+    top: usize,
+    refs: &'a [String],
+    /// Digests of the indexes above (a cycle check).
+    ancestors: Vec<Digest>,
+    /// Digests already visited under this top-level entry (deduplication).
+    seen: HashSet<Digest>,
+    budget: &'a mut Budget,
 }
 
 /// Parse a descriptor object; `where_` names it in errors.
@@ -79,9 +134,10 @@ fn platform(v: &Value) -> Option<Platform> {
     })
 }
 
-/// Parse JSON bytes, naming the document in the error.
+/// Parse an index or manifest the way the runtimes read it, naming the document in errors
+/// (ambiguous keys, malformed or too deeply nested JSON are corrupt input).
 pub fn parse_json(bytes: &[u8], what: &str) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| Error::corrupt(what, format!("malformed JSON: {e}")))
+    json::parse(bytes, what, Doc::Descriptors)
 }
 
 fn blob_name(d: &Descriptor) -> String {
@@ -99,6 +155,7 @@ pub fn walk_top(source: &Source, index: &Value, walk: &mut Walk) -> Result<()> {
     for (k, val) in string_map(index.get("annotations")) {
         walk.annotations.push(("index.json".into(), k, val));
     }
+    let mut budget = Budget::default();
     for (i, v) in list.iter().enumerate() {
         let where_ = format!("index.json manifests[{i}]");
         let d = descriptor(v, &where_)?;
@@ -114,25 +171,39 @@ pub fn walk_top(source: &Source, index: &Value, walk: &mut Walk) -> Result<()> {
         .filter_map(|k| d.annotations.get(*k).cloned())
         .collect();
         walk.tops.push((d.digest.clone(), refs.clone()));
-        visit(source, &d, i, &refs, 0, walk)?;
+        let mut path = Path {
+            top: i,
+            refs: &refs,
+            ancestors: Vec::new(),
+            seen: HashSet::new(),
+            budget: &mut budget,
+        };
+        visit(source, &d, &mut path, walk)?;
     }
     Ok(())
 }
 
 /// Visit one descriptor: index → recurse, manifest → image/artifact/attestation, other → sniff or note.
-fn visit(
-    source: &Source,
-    d: &Descriptor,
-    top: usize,
-    refs: &[String],
-    depth: usize,
-    walk: &mut Walk,
-) -> Result<()> {
+///
+/// Each digest is visited once per top-level entry (an index repeating a child is read once), a digest
+/// among its own ancestors is a cycle, and depth and document count are limited: all exit 3.
+fn visit(source: &Source, d: &Descriptor, path: &mut Path, walk: &mut Walk) -> Result<()> {
+    let depth = path.ancestors.len();
+    if path.ancestors.contains(&d.digest) {
+        return Err(Error::corrupt(
+            blob_name(d),
+            "the image graph has a cycle: this index references itself (directly or through \
+             another index)",
+        ));
+    }
     if depth > MAX_DEPTH {
         return Err(Error::corrupt(
             blob_name(d),
-            "indexes nest deeper than 8 levels",
+            format!("indexes nest deeper than {MAX_DEPTH} levels (the limit on index depth)"),
         ));
+    }
+    if !path.seen.insert(d.digest.clone()) {
+        return Ok(());
     }
     let mt = d.media_type.as_str();
     if is_attestation(d) {
@@ -155,8 +226,10 @@ fn visit(
             .push(format!("skipped {} with media type {mt:?}", d.digest));
         return Ok(());
     }
+    path.budget.count(&blob_name(d), d.size)?;
     let bytes = source.blob_bytes(d, JSON_LIMIT)?;
     let doc = parse_json(&bytes, &blob_name(d))?;
+    drop(bytes);
     let is_index = media::is_index(mt) || (!known && doc.get("manifests").is_some());
     if is_index {
         for (k, val) in string_map(doc.get("annotations")) {
@@ -172,7 +245,10 @@ fn visit(
                     val.clone(),
                 ));
             }
-            visit(source, &child, top, refs, depth + 1, walk)?;
+            path.ancestors.push(d.digest.clone());
+            let r = visit(source, &child, path, walk);
+            path.ancestors.pop();
+            r?;
         }
         return Ok(());
     }
@@ -183,8 +259,16 @@ fn visit(
         ));
         return Ok(());
     }
-    match manifest_image(source, d, &doc, refs)? {
-        Some(img) => walk.images.push((top, img)),
+    if let Some(c) = doc
+        .get("config")
+        .and_then(|c| c.get("size"))
+        .and_then(Value::as_u64)
+    {
+        path.budget
+            .count(&format!("config of {}", blob_name(d)), c)?;
+    }
+    match manifest_image(source, d, &doc, path.refs)? {
+        Some(img) => walk.images.push((path.top, img)),
         None => walk.attestations.push(Attestation {
             descriptor: d.clone(),
             subject: d.annotations.get("vnd.docker.reference.digest").cloned(),
@@ -321,7 +405,7 @@ fn text(v: Option<&Value>) -> String {
 
 /// Parse an image config (OCI or Docker).
 pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
-    let raw = parse_json(bytes, what)?;
+    let raw = json::parse(bytes, what, Doc::Config)?;
     if !raw.is_object() {
         return Err(Error::corrupt(what, "the config is not a JSON object"));
     }
