@@ -112,8 +112,11 @@ fn check_image(
     let preset = preset_for(rules, plan, image)?;
     let capture = capture_policy(rules, preset)?;
     let patterns = Arc::new(rules.secrets.clone());
+    let nested = crate::scan::archive::NestedBudget::for_image(
+        image.layers.iter().map(|l| l.descriptor.size).sum(),
+    );
     let outputs = crate::image::read_layers(&opened.source, image, &capture, |_| {
-        SecretScanner::new(Arc::clone(&patterns))
+        SecretScanner::new(Arc::clone(&patterns)).sharing(&nested)
     })?;
     let (listings, scans): (Vec<_>, Vec<_>) =
         outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();

@@ -7,6 +7,8 @@
 use std::cell::Cell;
 use std::io::{self, Read, Seek};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::SecretScanner;
 
@@ -23,6 +25,64 @@ const RATIO_GRACE: u64 = 16 << 20;
 pub const MAX_ZIP_SPOOL: u64 = 512 << 20;
 /// zstd frames needing a larger window (log2) are refused (bounded memory).
 const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Floor of the per-image budget for bytes expanded out of nested archives.
+pub const IMAGE_BUDGET_FLOOR: u64 = 1 << 30;
+/// The per-image budget is at least this multiple of the image's (compressed) layer bytes.
+pub const IMAGE_BUDGET_FACTOR: u64 = 4;
+/// Notes naming a nested archive left unopened because the image's budget is spent; more are counted.
+const MAX_BUDGET_NOTES: u64 = 20;
+const IMAGE_BUDGET_HIT: &str = "the image's nested-archive budget";
+
+/// Bytes expanded out of nested archives across all layers of one image (shared by its layer scanners,
+/// which run in parallel). Per-entry limits alone let ten copies of a small bomb cost ten times the
+/// entry cap; this bounds the whole image: `max(1 GiB, 4 × compressed layer bytes)`. 1 GiB is far more
+/// than the nested content of real images (npm caches, wheels, jars: tens to hundreds of MiB) and costs a
+/// few seconds of inflate; the multiple keeps huge images with many packed artifacts fully scanned.
+#[derive(Debug)]
+pub struct NestedBudget {
+    limit: u64,
+    spent: AtomicU64,
+    /// Nested archives not opened because the budget was spent.
+    skipped: AtomicU64,
+}
+
+impl NestedBudget {
+    /// The budget for an image whose layers take `compressed_bytes`.
+    pub fn for_image(compressed_bytes: u64) -> Arc<NestedBudget> {
+        Arc::new(NestedBudget::with_limit(
+            IMAGE_BUDGET_FLOOR.max(compressed_bytes.saturating_mul(IMAGE_BUDGET_FACTOR)),
+        ))
+    }
+
+    /// A budget of exactly `limit` bytes.
+    pub fn with_limit(limit: u64) -> NestedBudget {
+        NestedBudget {
+            limit,
+            spent: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes expanded so far.
+    pub fn spent(&self) -> u64 {
+        self.spent.load(Ordering::Relaxed)
+    }
+
+    fn exhausted(&self) -> bool {
+        self.spent() >= self.limit
+    }
+
+    /// Count `n` more bytes; false once the budget is exceeded.
+    fn take(&self, n: u64) -> bool {
+        self.spent.fetch_add(n, Ordering::Relaxed).saturating_add(n) <= self.limit
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -48,7 +108,8 @@ fn sniff(head: &[u8]) -> Kind {
 }
 
 /// Shared state for one layer entry's nested tree.
-struct Budget {
+struct Budget<'i> {
+    image: &'i NestedBudget,
     expanded: Cell<u64>,
     /// Set by a [`Limited`] reader when it stopped early.
     hit: Rc<Cell<Option<&'static str>>>,
@@ -96,7 +157,7 @@ struct Limited<'b, R> {
     inner: R,
     consumed: Rc<Cell<u64>>,
     out: u64,
-    budget: &'b Budget,
+    budget: &'b Budget<'b>,
 }
 
 impl<R: Read> Read for Limited<'_, R> {
@@ -105,6 +166,10 @@ impl<R: Read> Read for Limited<'_, R> {
             return Ok(0);
         }
         let n = self.inner.read(buf)?;
+        if !self.budget.image.take(n as u64) {
+            self.budget.hit.set(Some(IMAGE_BUDGET_HIT));
+            return Ok(0);
+        }
         self.out += n as u64;
         let total = self.budget.expanded.get() + n as u64;
         self.budget.expanded.set(total);
@@ -132,7 +197,9 @@ pub(crate) fn scan_entry(
         inner: content,
         failed: Rc::clone(&failed),
     };
+    let image = s.nested_budget();
     let budget = Budget {
+        image: &image,
         expanded: Cell::new(0),
         hit: Rc::new(Cell::new(None)),
     };
@@ -174,7 +241,7 @@ fn scan_any(
     ordinal: usize,
     path: &str,
     r: &mut dyn Read,
-    budget: &Budget,
+    budget: &Budget<'_>,
     depth: Depth,
 ) -> io::Result<()> {
     let head = read_head(r)?;
@@ -188,6 +255,22 @@ fn scan_any(
         s.note(format!(
             "secret scan: nesting limit (depth {MAX_DEPTH}) reached at {path}; scanned as raw bytes"
         ));
+    }
+    if opens && budget.image.exhausted() {
+        let n = budget.image.skipped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n <= MAX_BUDGET_NOTES {
+            s.note(format!(
+                "secret scan: the image's budget for nested archives ({} bytes expanded) is spent; \
+                 {path} was not opened and was scanned as raw bytes{}",
+                budget.image.limit,
+                if n == MAX_BUDGET_NOTES {
+                    " (further archives left unopened are not named)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        return s.scan_leaf(ordinal, path, &head, r);
     }
     if !opens {
         return s.scan_leaf(ordinal, path, &head, r);
@@ -233,7 +316,7 @@ fn scan_compressed(
     ordinal: usize,
     path: &str,
     r: &mut dyn Read,
-    budget: &Budget,
+    budget: &Budget<'_>,
     depth: Depth,
     kind: Kind,
 ) -> io::Result<()> {
@@ -278,7 +361,7 @@ fn scan_tar(
     ordinal: usize,
     path: &str,
     r: &mut dyn Read,
-    budget: &Budget,
+    budget: &Budget<'_>,
     depth: Depth,
 ) {
     let mut ar = tar::Archive::new(r);
@@ -314,7 +397,7 @@ fn scan_zip(
     ordinal: usize,
     path: &str,
     r: &mut dyn Read,
-    budget: &Budget,
+    budget: &Budget<'_>,
     depth: Depth,
 ) -> io::Result<()> {
     let mut spool = tempfile::tempfile()?;

@@ -69,6 +69,8 @@ pub struct SecretScanner {
     buf: Vec<u8>,
     scratch: Scratch,
     matches: Vec<RawMatch>,
+    /// Bytes expanded out of nested archives: per image when shared ([`SecretScanner::sharing`]).
+    nested: Arc<archive::NestedBudget>,
 }
 
 impl Default for SecretScanner {
@@ -91,7 +93,20 @@ impl SecretScanner {
             buf: Vec::new(),
             scratch: Scratch::default(),
             matches: Vec::new(),
+            nested: archive::NestedBudget::for_image(0),
         }
+    }
+
+    /// Share `budget` for nested-archive expansion with the image's other layer scanners.
+    #[must_use]
+    pub fn sharing(mut self, budget: &Arc<archive::NestedBudget>) -> Self {
+        self.nested = Arc::clone(budget);
+        self
+    }
+
+    /// The nested-archive budget this scanner draws on.
+    pub(crate) fn nested_budget(&self) -> Arc<archive::NestedBudget> {
+        Arc::clone(&self.nested)
     }
 
     /// Scan one stream as the file `path` (absolute) of entry `ordinal`, opening nested archives.

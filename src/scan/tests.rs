@@ -219,6 +219,50 @@ fn depth_limit_and_bomb_are_notes_not_silence() {
 }
 
 #[test]
+fn the_image_budget_for_nested_archives_is_shared_and_noted() {
+    let p = patterns();
+    let key = random("gsk_{alnum:52}");
+    // 2 MiB of text per copy (ratio well under 200:1, so only the image budget can stop it).
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 2 << 20 {
+        let _ = writeln!(text, "line {i} {}", i.wrapping_mul(2_654_435_761));
+        i += 1;
+    }
+    let tgz = gzip(&tar_with("package/data.txt", text.as_bytes()));
+    let budget = Arc::new(super::archive::NestedBudget::with_limit(3 << 20));
+    // Two layer scanners of one image share the budget.
+    let mut a = SecretScanner::new(Arc::new(p.clone())).sharing(&budget);
+    let mut b = SecretScanner::new(Arc::new(p.clone())).sharing(&budget);
+    a.scan_stream(0, "/a/one.tgz", &mut Cursor::new(tgz.clone()))
+        .unwrap();
+    assert!(a.notes.is_empty(), "{:?}", a.notes);
+    b.scan_stream(0, "/b/two.tgz", &mut Cursor::new(tgz.clone()))
+        .unwrap();
+    assert!(
+        b.notes
+            .iter()
+            .any(|n| n.contains("nested-archive budget") && n.contains("/b/two.tgz")),
+        "{:?}",
+        b.notes
+    );
+    b.scan_stream(1, "/b/three.tgz", &mut Cursor::new(tgz))
+        .unwrap();
+    assert!(
+        b.notes
+            .iter()
+            .any(|n| n.contains("/b/three.tgz was not opened")),
+        "{:?}",
+        b.notes
+    );
+    // Plain files are still scanned once the budget is spent.
+    b.scan_stream(2, "/etc/env", &mut Cursor::new(format!("K={key}\n")))
+        .unwrap();
+    assert_eq!(b.hits.len(), 1, "{:?}", b.notes);
+    assert!(budget.spent() >= budget.limit());
+}
+
+#[test]
 fn allowlist_suppressions_are_counted() {
     let key = random("npm_{alnum:36}");
     let fp = super::fingerprint(key.as_bytes());
