@@ -22,6 +22,30 @@ use crate::commands::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Largest image read from stdin (`-`), which is spilled to a private temp file under `$TMPDIR`:
+    /// bytes, or with a K/M/G/T (or KiB/MiB/GiB/TiB) suffix, powers of 1024. Beyond it: exit 3.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "16GiB", value_parser = parse_size)]
+    pub max_input_size: u64,
+}
+
+/// `123`, `64K`, `16GiB`, `1T` → bytes (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 16GiB, 512M, 1000000)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// The subcommands.

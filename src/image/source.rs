@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive::TarIndex;
 use super::blob::{VerifyingReader, from_io};
@@ -240,11 +241,38 @@ pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
     })
 }
 
-/// Copy stdin to a private (0600) temp file.
+/// Default of `--max-input-size`: 16 GiB, well above real runtime images (about 1 GiB) and most other
+/// images, while keeping a hostile or runaway stream from filling `$TMPDIR`.
+pub const DEFAULT_MAX_INPUT_SIZE: u64 = 16 << 30;
+static MAX_INPUT_SIZE: AtomicU64 = AtomicU64::new(DEFAULT_MAX_INPUT_SIZE);
+
+/// Set the largest input read from stdin (`--max-input-size`).
+pub fn set_max_input_size(bytes: u64) {
+    MAX_INPUT_SIZE.store(bytes, Ordering::Relaxed);
+}
+
+/// Copy stdin to a private (0600) temp file, at most `--max-input-size` bytes; the file is removed on
+/// every error (it is a `NamedTempFile` until returned, a `TempPath` after).
 fn spill_stdin() -> Result<tempfile::TempPath> {
+    spill(
+        &mut std::io::stdin().lock(),
+        MAX_INPUT_SIZE.load(Ordering::Relaxed),
+    )
+}
+
+fn spill(input: &mut dyn Read, limit: u64) -> Result<tempfile::TempPath> {
     let mut tmp = tempfile::NamedTempFile::new().map_err(|e| Error::input("<temp file>", e))?;
-    let mut stdin = std::io::stdin().lock();
-    std::io::copy(&mut stdin, tmp.as_file_mut()).map_err(|e| Error::input("<stdin>", e))?;
+    let copied = std::io::copy(&mut input.take(limit.saturating_add(1)), tmp.as_file_mut())
+        .map_err(|e| Error::input("<stdin>", e))?;
+    if copied > limit {
+        return Err(Error::corrupt(
+            "<stdin>",
+            format!(
+                "the input is larger than the {limit}-byte limit for images read from stdin \
+                 (--max-input-size; the spilled part was removed)"
+            ),
+        ));
+    }
     tmp.as_file_mut()
         .flush()
         .map_err(|e| Error::input("<temp file>", e))?;
