@@ -218,9 +218,8 @@ fn canonicalise(root: &mut Value, doc: Doc) -> Result<(), String> {
                 for (k, child) in m.iter_mut() {
                     let child_shape = match shape {
                         Shape::MapOfMaps => Shape::Map,
-                        Shape::Map => Shape::Struct,
                         Shape::Struct if is_map_field(k) => Shape::Map,
-                        Shape::Struct => Shape::Struct,
+                        Shape::Map | Shape::Struct => Shape::Struct,
                     };
                     stack.push((child, child_shape, format!("{path}/{k}")));
                 }

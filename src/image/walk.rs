@@ -228,7 +228,14 @@ fn visit(source: &Source, d: &Descriptor, path: &mut Path, walk: &mut Walk) -> R
     }
     path.budget.count(&blob_name(d), d.size)?;
     let bytes = source.blob_bytes(d, JSON_LIMIT)?;
-    let doc = parse_json(&bytes, &blob_name(d))?;
+    let name = if media::is_index(mt) {
+        format!("index {}", d.digest)
+    } else if media::is_manifest(mt) {
+        format!("manifest {}", d.digest)
+    } else {
+        blob_name(d)
+    };
+    let doc = parse_json(&bytes, &name)?;
     drop(bytes);
     let is_index = media::is_index(mt) || (!known && doc.get("manifests").is_some());
     if is_index {
