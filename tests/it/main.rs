@@ -7,6 +7,7 @@ mod build;
 mod checks;
 mod cli;
 mod common;
+mod hostile_input;
 mod image;
 mod image_builder;
 mod image_fixtures;
