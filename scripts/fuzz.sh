@@ -25,12 +25,12 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
     export RUSTC_BOOTSTRAP=1
 fi
-jobs="${CARGO_BUILD_JOBS:-2}"
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/x1-fuzz.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 
-cargo "${toolchain[@]}" fuzz build --jobs "$jobs"
+cargo "${toolchain[@]}" fuzz build
 status=0
 for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"

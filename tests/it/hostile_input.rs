@@ -352,7 +352,7 @@ fn deeply_nested_json_is_a_clean_exit_3() {
     assert!(clean);
 }
 
-/// index.json → idx_depth → … → idx_1 → manifest, each index listing its child `fan` times.
+/// `index.json` → `depth` nested indexes → manifest, each index listing its child `fan` times.
 fn fan_out(dir: &Path, depth: usize, fan: usize) -> PathBuf {
     let l = layer();
     let config = config_text(&sha256(&l));
