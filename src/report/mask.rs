@@ -268,11 +268,27 @@ fn assignments(s: &str, names: &BTreeSet<String>, spans: &mut Vec<(usize, usize,
             }
         }
         let (vs, ve) = value_span(b, j);
-        if ve > vs {
+        if ve > vs && !not_a_value(&s[vs..ve]) {
             spans.push((vs, ve, name.to_string()));
             i = ve;
         }
     }
+}
+
+/// An elided value (`…`, `***`, `<redacted>`) or a reference to another variable (`${VAR}`, `$VAR`,
+/// `{env:VAR}`): nothing to mask.
+fn not_a_value(v: &str) -> bool {
+    let ident =
+        |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    v.chars().all(|c| matches!(c, '…' | '.' | '*'))
+        || v == "<redacted>"
+        || v.strip_prefix("${")
+            .and_then(|r| r.strip_suffix('}'))
+            .is_some_and(ident)
+        || v.strip_prefix("{env:")
+            .and_then(|r| r.strip_suffix('}'))
+            .is_some_and(ident)
+        || v.strip_prefix('$').is_some_and(ident)
 }
 
 /// The value starting at `j`: quoted (up to the matching quote) or bare (up to whitespace or a quote;
@@ -470,6 +486,14 @@ mod tests {
         assert_eq!(mask("PATH=/usr/bin:/bin"), "PATH=/usr/bin:/bin");
         assert_eq!(mask("https://example.com/a@b"), "https://example.com/a@b");
         assert_eq!(mask("KEY="), "KEY=");
+        for kept in [
+            "API_KEY=…",
+            "T_TOKEN=${X}",
+            "\"apiKey\": \"{env:X1_SIDECAR_TOKEN}\"",
+            "K_KEY=$K",
+        ] {
+            assert_eq!(mask(kept), kept);
+        }
     }
 
     #[test]
