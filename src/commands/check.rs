@@ -170,6 +170,7 @@ fn run_inner(
         rules_dir: args.rules.as_deref(),
         presets_dir: args.presets.as_deref(),
     })?;
+    crate::report::mask::use_rules(&rules);
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let plan = plan(args, &rules, to_terminal)?;
     let (rules, plan) = ctx.insert((rules, plan));

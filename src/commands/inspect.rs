@@ -121,6 +121,31 @@ fn image_json(img: &Image, ls: &[LayerListing]) -> Value {
     })
 }
 
+/// User, entrypoint, cmd, workdir, env and labels, masked.
+fn config_lines(c: &crate::image::ImageConfig, out: &mut dyn Write) -> std::io::Result<()> {
+    let user = if c.user.is_empty() {
+        "(unset: root)"
+    } else {
+        &c.user
+    };
+    writeln!(out, "user        {}", T(user))?;
+    let argv = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_default();
+    writeln!(out, "entrypoint  {}", T(&argv(&c.entrypoint)))?;
+    writeln!(out, "cmd         {}", T(&argv(&c.cmd)))?;
+    writeln!(out, "workdir     {}", T(&c.working_dir))?;
+    for e in &c.env {
+        writeln!(out, "env         {}", T(&redact_kv(e)))?;
+    }
+    for (k, v) in &c.labels {
+        writeln!(
+            out,
+            "label       {}",
+            T(&format!("{k}={}", redact_value(k, v)))
+        )?;
+    }
+    Ok(())
+}
+
 fn human(
     opened: &Opened,
     listings: &[Vec<LayerListing>],
@@ -146,36 +171,7 @@ fn human(
             T(&img.manifest.media_type)
         )?;
         writeln!(out, "config      {}", img.config_descriptor.digest)?;
-        writeln!(
-            out,
-            "user        {}",
-            if c.user.is_empty() {
-                T("(unset: root)")
-            } else {
-                T(&c.user)
-            }
-        )?;
-        writeln!(
-            out,
-            "entrypoint  {}",
-            T(&serde_json::to_string(&c.entrypoint).unwrap_or_default())
-        )?;
-        writeln!(
-            out,
-            "cmd         {}",
-            T(&serde_json::to_string(&c.cmd).unwrap_or_default())
-        )?;
-        writeln!(out, "workdir     {}", T(&c.working_dir))?;
-        for e in &c.env {
-            writeln!(out, "env         {}", T(&redact_kv(e)))?;
-        }
-        for (k, v) in &c.labels {
-            writeln!(
-                out,
-                "label       {}",
-                T(&format!("{k}={}", redact_value(k, v)))
-            )?;
-        }
+        config_lines(c, out)?;
         writeln!(out, "history")?;
         for (hi, h) in c.history.iter().enumerate() {
             let by = h

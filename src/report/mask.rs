@@ -41,9 +41,20 @@ struct Masker {
     names: BTreeSet<String>,
 }
 
+static MASKER: OnceLock<Masker> = OnceLock::new();
+
+/// Mask with the patterns and credential names of `rules` (the rule set the gate runs with, e.g.
+/// from `--rules DIR`) instead of the embedded ones. Only the first call before any masking counts:
+/// one process masks with one rule set.
+pub fn use_rules(rules: &crate::rules::RuleSet) {
+    let _ = MASKER.set(Masker {
+        patterns: rules.secrets.clone(),
+        names: rules.credentials.env_names.clone(),
+    });
+}
+
 fn masker() -> &'static Masker {
-    static M: OnceLock<Masker> = OnceLock::new();
-    M.get_or_init(|| match crate::rules::RuleSet::embedded() {
+    MASKER.get_or_init(|| match crate::rules::RuleSet::embedded() {
         Ok(rules) => Masker {
             patterns: rules.secrets,
             names: rules.credentials.env_names,
@@ -191,16 +202,9 @@ fn secret_spans(s: &str) -> Vec<(usize, usize, String)> {
     merged
 }
 
-/// Whether a variable name holds a credential: listed in `credentials.toml`, or named like one.
+/// Whether a variable name holds a credential: listed in `credentials.toml`, or named like one
+/// (a name that ends in `KEY`, `TOKEN`, `SECRET`, `PASSWORD`, … after something else).
 fn credential_name(name: &str, listed: &BTreeSet<String>) -> bool {
-    let upper = name.to_ascii_uppercase();
-    if listed.contains(&upper) {
-        return true;
-    }
-    let squashed: String = upper
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .collect();
     const SUFFIXES: &[&str] = &[
         "KEY",
         "KEYS",
@@ -216,7 +220,18 @@ fn credential_name(name: &str, listed: &BTreeSet<String>) -> bool {
         "APIKEY",
         "PRIVATEKEY",
     ];
-    SUFFIXES.iter().any(|suf| squashed.ends_with(suf))
+    let upper = name.to_ascii_uppercase();
+    if listed.contains(&upper) {
+        return true;
+    }
+    let squashed: String = upper
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .collect();
+    // A bare `KEY`/`TOKEN` is prose or a placeholder (`KEY=VALUE`), not a variable of its own.
+    SUFFIXES
+        .iter()
+        .any(|suf| squashed.len() > suf.len() && squashed.ends_with(suf))
 }
 
 fn is_ident_byte(b: u8) -> bool {
@@ -294,26 +309,19 @@ fn not_a_value(v: &str) -> bool {
 /// The value starting at `j`: quoted (up to the matching quote) or bare (up to whitespace or a quote;
 /// masking a little more than the value is the safe side).
 fn value_span(b: &[u8], j: usize) -> (usize, usize) {
-    match b.get(j) {
-        Some(&q @ (b'"' | b'\'' | b'`')) => {
-            let vs = j + 1;
-            let mut ve = vs;
-            while ve < b.len() && b[ve] != q {
-                ve += 1;
-            }
-            (vs, ve)
+    if let Some(&q @ (b'"' | b'\'' | b'`')) = b.get(j) {
+        let vs = j + 1;
+        let mut ve = vs;
+        while ve < b.len() && b[ve] != q {
+            ve += 1;
         }
-        _ => {
-            let mut ve = j;
-            while ve < b.len()
-                && !b[ve].is_ascii_whitespace()
-                && !matches!(b[ve], b'"' | b'\'' | b'`')
-            {
-                ve += 1;
-            }
-            (j, ve)
-        }
+        return (vs, ve);
     }
+    let mut ve = j;
+    while ve < b.len() && !b[ve].is_ascii_whitespace() && !matches!(b[ve], b'"' | b'\'' | b'`') {
+        ve += 1;
+    }
+    (j, ve)
 }
 
 /// `scheme://USERINFO@host`: the user-info's span.
@@ -399,10 +407,10 @@ fn mask_image(img: &mut ImageReport) {
 fn mask_finding(f: &mut Finding) {
     m(&mut f.rule_id);
     m(&mut f.message);
-    if let Some(h) = &mut f.help {
-        if let Cow::Owned(v) = mask_multiline(h) {
-            *h = v;
-        }
+    if let Some(h) = &mut f.help
+        && let Cow::Owned(v) = mask_multiline(h)
+    {
+        *h = v;
     }
     match &mut f.location {
         Location::Image => {}
@@ -486,6 +494,10 @@ mod tests {
         assert_eq!(mask("PATH=/usr/bin:/bin"), "PATH=/usr/bin:/bin");
         assert_eq!(mask("https://example.com/a@b"), "https://example.com/a@b");
         assert_eq!(mask("KEY="), "KEY=");
+        assert_eq!(
+            mask("set `KEY=VALUE`; the key: it"),
+            "set `KEY=VALUE`; the key: it"
+        );
         for kept in [
             "API_KEY=…",
             "T_TOKEN=${X}",
