@@ -5,7 +5,38 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use x1_validate::cli::{Cli, normalize_args};
+use x1_validate::report::mask;
 use x1_validate::{Error, commands};
+
+/// An error whose message, help and source chain are shown masked ([`mask`]), with the rule-file
+/// snippets (not image text) of the original.
+#[derive(Debug)]
+struct MaskedError<'a>(&'a Error);
+
+impl std::fmt::Display for MaskedError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&mask(&self.0.to_string()))
+    }
+}
+
+impl std::error::Error for MaskedError<'_> {}
+
+impl miette::Diagnostic for MaskedError<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.0.code()
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
+        self.0
+            .help()
+            .map(|h| Box::new(mask(&h.to_string()).into_owned()) as Box<dyn std::fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args_os())) {
@@ -37,7 +68,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Render an error with miette on stderr and return its exit code.
+/// Render an error with miette on stderr and return its exit code. The text goes through the masking
+/// chokepoint (an error may quote a hostile document's key or path), so it is rendered without colour
+/// when stderr is not a terminal, and masked line by line.
 fn report(e: &Error) -> ExitCode {
     let color = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -47,9 +80,11 @@ fn report(e: &Error) -> ExitCode {
         miette::GraphicalTheme::unicode_nocolor()
     })
     .with_width(100);
+    // Masked before rendering: the message may quote image text.
+    let masked = MaskedError(e);
     let mut text = String::new();
-    if handler.render_report(&mut text, e).is_err() {
-        text = format!("error: {e}\n");
+    if handler.render_report(&mut text, &masked).is_err() {
+        text = format!("error: {}\n", mask(&e.to_string()));
     }
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
     ExitCode::from(e.exit_code())

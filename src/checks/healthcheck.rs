@@ -114,7 +114,8 @@ fn finding(cmd: &str, what: &str, output: &str) -> Vec<Finding> {
         let _ = write!(
             message,
             "; output:\n{}",
-            sandbox::excerpt(output.as_bytes(), EXCERPT)
+            // Masked whole before it is cut: a key across the cut must not leave its head behind.
+            sandbox::excerpt(crate::report::mask_multiline(output).as_bytes(), EXCERPT)
         );
     }
     vec![Finding {

@@ -125,23 +125,80 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
     })
 }
 
-/// Run the command; returns the exit code. The report is written in full (also when the image turns
-/// out to be unreadable: then with the images finished so far) before an error is returned.
+/// Run the command; returns the exit code. The report is written in full before an error is
+/// returned, whatever the code: on exit 2 (a flag, a preset, a rule file) and exit 3 (an unreadable
+/// image) it says NOT CHECKED and why, with the images finished before the error (contract:
+/// "Every report format is written in full before the process exits").
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
+    let mut images = Vec::new();
+    let mut ctx = None;
+    let result = run_inner(args, &mut images, &mut ctx);
+    let (report, rules, plan) = match (&result, ctx) {
+        (Ok(_), Some((rules, plan))) => {
+            (Report::new(env!("CARGO_PKG_VERSION"), images), rules, plan)
+        }
+        // An output error is about the report itself: nothing more can be written.
+        (Err(Error::Io { output: true, .. }), _) => return result,
+        (Err(e), Some((rules, plan))) => (
+            Report::failed(env!("CARGO_PKG_VERSION"), images, e),
+            rules,
+            plan,
+        ),
+        (Err(e), None) => {
+            // The flags or the rule files could not be used: a report in the requested format
+            // (or stdout) with the embedded rule catalogue.
+            let rules = RuleSet::embedded().unwrap_or_default();
+            let plan = fallback_plan(args);
+            (
+                Report::failed(env!("CARGO_PKG_VERSION"), images, e),
+                rules,
+                plan,
+            )
+        }
+        (Ok(_), None) => unreachable!("run_inner returns Ok only with a plan"),
+    };
+    write_report(&rules, &plan, &report, args.output.as_deref(), out)?;
+    result
+}
+
+fn run_inner(
+    args: &CheckArgs,
+    images: &mut Vec<crate::report::ImageReport>,
+    ctx: &mut Option<(RuleSet, CheckPlan)>,
+) -> Result<u8> {
     let rules = RuleSet::load(Sources {
         rules_dir: args.rules.as_deref(),
         presets_dir: args.presets.as_deref(),
     })?;
+    crate::report::mask::use_rules(&rules);
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let plan = plan(args, &rules, to_terminal)?;
-    let mut images = Vec::new();
-    let result = app::check(&rules, &plan, &mut images);
-    if matches!(&result, Err(Error::Usage(_) | Error::RuleFile { .. })) {
-        return result;
+    let (rules, plan) = ctx.insert((rules, plan));
+    app::check(rules, plan, images)
+}
+
+/// The rendering part of a plan when the flags could not all be validated.
+fn fallback_plan(args: &CheckArgs) -> CheckPlan {
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    CheckPlan {
+        image: args.image.clone(),
+        platform: None,
+        format: args.format,
+        fail_on: match args.fail_on {
+            FailOn::Error => Severity::Error,
+            FailOn::Warning => Severity::Warning,
+        },
+        overrides: BTreeMap::new(),
+        opts: CheckOptions {
+            reference: None,
+            preset_flag: None,
+            exec: args.exec,
+            healthcheck_timeout: std::time::Duration::from_secs(10),
+        },
+        color: to_terminal && !no_color,
+        width: 100,
     }
-    let report = Report::new(env!("CARGO_PKG_VERSION"), images);
-    write_report(&rules, &plan, &report, args.output.as_deref(), out)?;
-    result
 }
 
 fn write_report(

@@ -7,10 +7,11 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::inspect::{ListFormat, load, redact_words};
+use super::inspect::{ListFormat, load};
 use crate::error::{Error, Result};
 use crate::image::tree::{Fate, MergedTree, NodeRef};
 use crate::image::{Entry, EntryKind, Image, LayerListing, Opened};
+use crate::report::{ImageText as T, mask_json};
 
 /// Arguments of `x1-validate files`.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,7 +57,8 @@ pub fn render(
                     writeln!(
                         out,
                         "# {} (config {})",
-                        img.platform, img.config_descriptor.digest
+                        T(&img.platform.to_string()),
+                        img.config_descriptor.digest
                     )
                     .map_err(w)?;
                 }
@@ -69,8 +71,9 @@ pub fn render(
         }
     }
     if format == ListFormat::Json {
-        serde_json::to_writer_pretty(&mut *out, &json!({ "images": docs }))
-            .map_err(|e| w(e.into()))?;
+        let mut doc = json!({ "images": docs });
+        mask_json(&mut doc);
+        serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| w(e.into()))?;
         writeln!(out).map_err(w)?;
     }
     Ok(())
@@ -107,8 +110,8 @@ fn content_size(ls: &[LayerListing], tree: &MergedTree, n: NodeRef) -> u64 {
 
 fn link_text(e: &Entry) -> String {
     match &e.kind {
-        EntryKind::Symlink { target } => format!(" -> {}", redact_words(target)),
-        EntryKind::Hardlink { target } => format!(" => /{target}"),
+        EntryKind::Symlink { target } => format!(" -> {}", T(target)),
+        EntryKind::Hardlink { target } => format!(" => /{}", T(target)),
         EntryKind::Char { major, minor } | EntryKind::Block { major, minor } => {
             format!(" [{major},{minor}]")
         }
@@ -177,7 +180,7 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
                 json!({
                     "index": l.index,
                     "diff_id": l.diff_id,
-                    "created_by": l.history.as_ref().and_then(|h| h.created_by.as_deref()).map(redact_words),
+                    "created_by": l.history.as_ref().and_then(|h| h.created_by.as_deref()),
                     "entries": entries,
                     "whiteouts": x.whiteouts.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
                     "opaque_dirs": x.opaque_dirs.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
@@ -198,13 +201,14 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
 fn line(ls: &[LayerListing], tree: &MergedTree, path: &str, n: NodeRef) -> String {
     let e = MergedTree::entry(ls, n);
     format!(
-        "{} {:04o} {:>5}:{:<5} {:>10}  L{:<2} /{path}{}",
+        "{} {:04o} {:>5}:{:<5} {:>10}  L{:<2} /{}{}",
         type_char(&e.kind),
         e.mode,
         e.uid,
         e.gid,
         content_size(ls, tree, n),
         n.layer,
+        T(path),
         link_text(e)
     )
 }
@@ -227,20 +231,13 @@ fn human_layers(
             .history
             .as_ref()
             .and_then(|h| h.created_by.as_deref())
-            .map(redact_words)
             .unwrap_or_default();
-        writeln!(
-            out,
-            "== layer {} {} {}",
-            l.index,
-            l.diff_id,
-            by.replace('\n', " ")
-        )?;
+        writeln!(out, "== layer {} {} {}", l.index, l.diff_id, T(by))?;
         for d in &x.opaque_dirs {
-            writeln!(out, "   opaque  /{d}")?;
+            writeln!(out, "   opaque  /{}", T(d))?;
         }
         for wpath in &x.whiteouts {
-            writeln!(out, "   whiteout /{wpath}")?;
+            writeln!(out, "   whiteout /{}", T(wpath))?;
         }
         for (i, e) in x.entries.iter().enumerate() {
             let n = NodeRef {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::image::layer::NoScan;
 use crate::image::{CapturePolicy, Image, LayerListing, Opened, Platform, open, read_layers};
+use crate::report::{ImageText as T, mask, mask_json};
 
 /// Output format of `inspect` and `files`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -58,7 +59,8 @@ pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<u8> {
     let w = |e: std::io::Error| Error::output("<stdout>", e);
     match args.format {
         ListFormat::Json => {
-            let doc = to_json(&opened, &listings);
+            let mut doc = to_json(&opened, &listings);
+            mask_json(&mut doc);
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| w(e.into()))?;
             writeln!(out).map_err(w)?;
         }
@@ -119,6 +121,31 @@ fn image_json(img: &Image, ls: &[LayerListing]) -> Value {
     })
 }
 
+/// User, entrypoint, cmd, workdir, env and labels, masked.
+fn config_lines(c: &crate::image::ImageConfig, out: &mut dyn Write) -> std::io::Result<()> {
+    let user = if c.user.is_empty() {
+        "(unset: root)"
+    } else {
+        &c.user
+    };
+    writeln!(out, "user        {}", T(user))?;
+    let argv = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_default();
+    writeln!(out, "entrypoint  {}", T(&argv(&c.entrypoint)))?;
+    writeln!(out, "cmd         {}", T(&argv(&c.cmd)))?;
+    writeln!(out, "workdir     {}", T(&c.working_dir))?;
+    for e in &c.env {
+        writeln!(out, "env         {}", T(&redact_kv(e)))?;
+    }
+    for (k, v) in &c.labels {
+        writeln!(
+            out,
+            "label       {}",
+            T(&format!("{k}={}", redact_value(k, v)))
+        )?;
+    }
+    Ok(())
+}
+
 fn human(
     opened: &Opened,
     listings: &[Vec<LayerListing>],
@@ -128,42 +155,23 @@ fn human(
     let n = opened.images.len();
     for (i, (img, ls)) in opened.images.iter().zip(listings).enumerate() {
         let c = &img.config;
-        writeln!(out, "\nimage {}/{n}   {}", i + 1, img.platform)?;
+        writeln!(
+            out,
+            "\nimage {}/{n}   {}",
+            i + 1,
+            T(&img.platform.to_string())
+        )?;
         if !img.ref_names.is_empty() {
-            writeln!(out, "refs        {}", img.ref_names.join(", "))?;
+            writeln!(out, "refs        {}", T(&img.ref_names.join(", ")))?;
         }
         writeln!(
             out,
             "manifest    {} ({})",
-            img.manifest.digest, img.manifest.media_type
+            img.manifest.digest,
+            T(&img.manifest.media_type)
         )?;
         writeln!(out, "config      {}", img.config_descriptor.digest)?;
-        writeln!(
-            out,
-            "user        {}",
-            if c.user.is_empty() {
-                "(unset: root)"
-            } else {
-                &c.user
-            }
-        )?;
-        writeln!(
-            out,
-            "entrypoint  {}",
-            serde_json::to_string(&c.entrypoint).unwrap_or_default()
-        )?;
-        writeln!(
-            out,
-            "cmd         {}",
-            serde_json::to_string(&c.cmd).unwrap_or_default()
-        )?;
-        writeln!(out, "workdir     {}", c.working_dir)?;
-        for e in &c.env {
-            writeln!(out, "env         {}", redact_kv(e))?;
-        }
-        for (k, v) in &c.labels {
-            writeln!(out, "label       {k}={}", redact_value(k, v))?;
-        }
+        config_lines(c, out)?;
         writeln!(out, "history")?;
         for (hi, h) in c.history.iter().enumerate() {
             let by = h
@@ -172,7 +180,7 @@ fn human(
                 .map(redact_words)
                 .unwrap_or_default();
             let empty = if h.empty_layer { " (empty layer)" } else { "" };
-            writeln!(out, "  {hi:>3}  {}{empty}", one_line(&by, 90))?;
+            writeln!(out, "  {hi:>3}  {}{empty}", one_line(&mask(&by), 90))?;
         }
         writeln!(out, "layers")?;
         writeln!(
@@ -194,7 +202,7 @@ fn human(
                 x.compressed_size,
                 x.uncompressed_size,
                 x.entries.len(),
-                l.descriptor.media_type
+                T(&l.descriptor.media_type)
             )?;
         }
     }
@@ -207,12 +215,13 @@ fn human(
             writeln!(
                 out,
                 "  {}  {}",
-                a.descriptor.digest, a.descriptor.media_type
+                a.descriptor.digest,
+                T(&a.descriptor.media_type)
             )?;
         }
     }
     for note in &opened.notes {
-        writeln!(out, "note: {note}")?;
+        writeln!(out, "note: {}", T(note))?;
     }
     Ok(())
 }

@@ -98,7 +98,8 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
     match args.format {
         LicensesFormat::Human => human(&listed, &rules.licenses, out).map_err(w)?,
         LicensesFormat::Json => {
-            let doc = to_json(&args.image, &listed, &rules.licenses);
+            let mut doc = to_json(&args.image, &listed, &rules.licenses);
+            crate::report::mask_json(&mut doc);
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| w(e.into()))?;
             writeln!(out).map_err(w)?;
         }
@@ -110,7 +111,7 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
                 .first()
                 .map_or(args.image.as_str(), String::as_str);
             let digest = l.image.manifest.digest.to_string();
-            let doc = cyclonedx::bom(
+            let mut doc = cyclonedx::bom(
                 &l.inventory,
                 &Subject {
                     name,
@@ -123,6 +124,7 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
                         .map(String::as_str),
                 },
             );
+            crate::report::mask_json(&mut doc);
             serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| w(e.into()))?;
             writeln!(out).map_err(w)?;
         }
@@ -191,7 +193,7 @@ fn human(listed: &[Listed<'_>], policy: &Policy, out: &mut dyn Write) -> std::io
         writeln!(
             out,
             "{} ({}), preset {}: {} packages",
-            l.image.platform,
+            crate::report::ImageText(&l.image.platform.to_string()),
             l.image.manifest.digest,
             l.preset.map_or("none", |p| p.name.as_str()),
             pkgs.len()
@@ -219,6 +221,7 @@ fn human(listed: &[Listed<'_>], policy: &Policy, out: &mut dyn Write) -> std::io
                     p.layer.to_string(),
                     p.path.clone(),
                 ]
+                .map(|cell| crate::report::mask(&cell).into_owned())
             })
             .collect();
         let head = [

@@ -20,7 +20,8 @@ pub struct Subject<'a> {
     pub license_label: Option<&'a str>,
 }
 
-/// The BOM as a JSON value (serialise with `serde_json::to_writer_pretty`).
+/// The BOM as a JSON value (mask it with [`crate::report::mask_json`], then serialise with
+/// `serde_json::to_writer_pretty`: its strings come from the image).
 pub fn bom(inv: &Inventory, subject: &Subject<'_>) -> Value {
     let components: Vec<Value> = inv
         .packages

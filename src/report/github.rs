@@ -9,13 +9,13 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::text::group_findings;
-use super::{ImageReport, RenderOptions, Report, RuleStatus, Severity, Verdict};
+use super::{ImageReport, MaskedReport, RenderOptions, RuleStatus, Severity, Verdict};
 
 /// Locations listed in one annotation for a secret found in many places.
 const MAX_LISTED: usize = 20;
 
 pub(super) fn render(
-    report: &Report,
+    report: &MaskedReport,
     opts: &RenderOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -28,7 +28,7 @@ pub(super) fn render(
         warnings += t.warnings;
         notes += t.notes;
         let cmd = match img.verdict(fail_on) {
-            Verdict::Fail => "error",
+            Verdict::Fail | Verdict::Error => "error",
             Verdict::Incomplete => "warning",
             Verdict::Pass => "notice",
         };
@@ -37,6 +37,17 @@ pub(super) fn render(
             cmd,
             "x1-validate verdict",
             &format!("{} {}", img.input, img.verdict_line(fail_on)),
+        )?;
+    }
+    if let Some(e) = &report.error {
+        command(
+            out,
+            "error",
+            "x1-validate NOT CHECKED",
+            &format!(
+                "NOT CHECKED (exit {}, {}): {} — the image was not checked; this is not a pass.",
+                e.exit_code, e.kind, e.message
+            ),
         )?;
     }
     let n = report.images.len();
@@ -144,7 +155,7 @@ pub(crate) fn escape_data(s: &str) -> String {
             '%' => out.push_str("%25"),
             '\r' => out.push_str("%0D"),
             '\n' => out.push_str("%0A"),
-            c if c.is_control() => {
+            c if super::mask::is_hostile(c, false) => {
                 let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),

@@ -11,7 +11,7 @@ use std::io::Write;
 use super::text::{Group, group_findings, neutralise, wrap};
 use super::verdict::short_digest;
 use super::{
-    ImageReport, Location, RenderOptions, Report, RuleResult, RuleStatus, Severity, Verdict,
+    ImageReport, Location, MaskedReport, RenderOptions, RuleResult, RuleStatus, Severity, Verdict,
 };
 
 /// Longest `created_by` line shown before it is cut.
@@ -54,7 +54,7 @@ fn icon(sev: Severity) -> &'static str {
 }
 
 pub(super) fn render(
-    report: &Report,
+    report: &MaskedReport,
     opts: &RenderOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -62,10 +62,15 @@ pub(super) fn render(
     let n = report.images.len();
     writeln!(
         out,
-        "{} {} · {n} image{} checked",
+        "{} {} · {n} image{} checked{}",
         p.bold("x1-validate"),
         neutralise(&report.tool_version, false),
-        if n == 1 { "" } else { "s" }
+        if n == 1 { "" } else { "s" },
+        if report.error.is_some() {
+            " · NOT CHECKED"
+        } else {
+            ""
+        }
     )?;
     for img in &report.images {
         writeln!(out)?;
@@ -73,7 +78,7 @@ pub(super) fn render(
     }
     writeln!(out)?;
     writeln!(out, "{}", p.bold("Verdict"))?;
-    if report.images.is_empty() {
+    if report.images.is_empty() && report.error.is_none() {
         writeln!(out, "  no image was checked")?;
     }
     let fail_on = opts.fail_on();
@@ -81,10 +86,21 @@ pub(super) fn render(
         let line = neutralise(&img.verdict_line(fail_on), false);
         let styled = match img.verdict(fail_on) {
             Verdict::Pass => p.style("1;32", &line),
-            Verdict::Fail => p.style("1;31", &line),
+            Verdict::Fail | Verdict::Error => p.style("1;31", &line),
             Verdict::Incomplete => p.style("1;33", &line),
         };
         writeln!(out, "  {styled}")?;
+    }
+    if let Some(e) = &report.error {
+        let head = format!("× NOT CHECKED (exit {}, {})", e.exit_code, e.kind);
+        writeln!(out, "  {}", p.style("1;31", &head))?;
+        for l in wrap(&neutralise(&e.message, false), opts.width.saturating_sub(4)) {
+            writeln!(out, "    {l}")?;
+        }
+        writeln!(
+            out,
+            "    The image was not (completely) checked: this is not a pass."
+        )?;
     }
     Ok(())
 }

@@ -1,17 +1,18 @@
 //! `--format json`: the [`Report`] as serde serialises it, plus a computed `verdict` object per image
 //! so a CI step can gate on `.images[].verdict.status` without re-deriving it. Keys are sorted
 //! (`serde_json::Value` without `preserve_order`), so the document is byte-stable for a given report.
-//! Every field is documented in `docs/report-schema.md`.
+//! Every field is documented in `docs/report-schema.md`. When the run stopped with exit 2 or 3 the
+//! top-level `verdict` is `error` and `error` says why (the image was not checked).
 
 use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::{RenderOptions, Report};
+use super::{MaskedReport, RenderOptions};
 
 /// Write the JSON document (pretty-printed, newline-terminated).
 pub(super) fn render(
-    report: &Report,
+    report: &MaskedReport,
     opts: &RenderOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -21,9 +22,9 @@ pub(super) fn render(
 }
 
 /// The document as a JSON value (also used by tests and by callers that embed it).
-pub(super) fn to_value(report: &Report, opts: &RenderOptions) -> std::io::Result<Value> {
+pub(super) fn to_value(report: &MaskedReport, opts: &RenderOptions) -> std::io::Result<Value> {
     let fail_on = opts.fail_on();
-    let mut doc = serde_json::to_value(report)?;
+    let mut doc = serde_json::to_value(&**report)?;
     if let Some(images) = doc.get_mut("images").and_then(Value::as_array_mut) {
         for (val, img) in images.iter_mut().zip(&report.images) {
             let t = img.tally();

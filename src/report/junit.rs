@@ -9,10 +9,10 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{Finding, ImageReport, RenderOptions, Report, RuleResult, RuleStatus, Severity};
+use super::{Finding, ImageReport, MaskedReport, RenderOptions, RuleResult, RuleStatus, Severity};
 
 pub(super) fn render(
-    report: &Report,
+    report: &MaskedReport,
     opts: &RenderOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -21,12 +21,35 @@ pub(super) fn render(
     let total: usize = cases.iter().map(Vec::len).sum();
     let failed: usize = cases.iter().flatten().filter(|c| c.is_failed()).count();
     let skipped: usize = cases.iter().flatten().filter(|c| c.is_skipped()).count();
+    let errors = usize::from(report.error.is_some());
     let _ = writeln!(
         xml,
-        "<testsuites name=\"x1-validate\" tests=\"{total}\" failures=\"{failed}\" errors=\"0\" skipped=\"{skipped}\">"
+        "<testsuites name=\"x1-validate\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" skipped=\"{skipped}\">",
+        total + errors
     );
     for (img, cases) in report.images.iter().zip(&cases) {
         suite(&mut xml, img, cases, opts);
+    }
+    if let Some(e) = &report.error {
+        // One errored testcase: the image was NOT checked (exit 2 or 3), never 0 tests 0 errors.
+        let message = format!(
+            "NOT CHECKED (exit {}, {}): {}",
+            e.exit_code, e.kind, e.message
+        );
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"x1-validate\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\">"
+        );
+        let _ = writeln!(
+            xml,
+            "    <testcase name=\"image checked\" classname=\"x1-validate\">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>",
+            attr(&message),
+            attr(&e.kind),
+            text(&format!(
+                "{message}\nThe image was not checked: this is not a pass."
+            ))
+        );
+        xml.push_str("  </testsuite>\n");
     }
     xml.push_str("</testsuites>\n");
     out.write_all(xml.as_bytes())
@@ -207,7 +230,11 @@ fn escape(s: &str, in_attr: bool) -> String {
             '\t' if in_attr => out.push_str("&#9;"),
             '\r' => out.push_str("&#13;"),
             '\n' | '\t' => out.push(c),
-            c if u32::from(c) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+            c if u32::from(c) < 0x20
+                || c == '\u{FFFE}'
+                || c == '\u{FFFF}'
+                || super::mask::is_hostile(c, true) =>
+            {
                 let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),

@@ -9,10 +9,12 @@ mod github;
 mod human;
 mod json;
 mod junit;
+pub mod mask;
 mod sarif;
 mod text;
 mod verdict;
 
+pub use mask::{ImageText, MaskedReport, mask, mask_json, mask_multiline};
 pub use verdict::{Tally, Verdict, short_digest};
 
 /// The version of the JSON document (`docs/report-schema.md`). Bump on any incompatible change.
@@ -154,6 +156,60 @@ pub struct Report {
     pub schema_version: u32,
     pub tool_version: String,
     pub images: Vec<ImageReport>,
+    /// Set when the run stopped before every image was checked (exit 2 or 3): the report then says
+    /// NOT CHECKED in every format, whatever `images` holds (the images finished before the error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+}
+
+/// Why a run could not check the image (exit 2: usage or configuration; exit 3: unreadable image).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// The process exit code (2 or 3).
+    pub exit_code: u8,
+    /// `usage` (exit 2: a flag, a preset, a rule file), `unreadable-image` (exit 3), or `not-run`
+    /// (exit 4, when the sandbox itself reports the error).
+    pub kind: String,
+    /// The error, one paragraph (masked like every image-derived string).
+    pub message: String,
+}
+
+impl RunError {
+    /// The error record for `e`.
+    pub fn from_error(e: &crate::Error) -> RunError {
+        let exit_code = e.exit_code();
+        RunError {
+            exit_code,
+            kind: match exit_code {
+                3 => "unreadable-image",
+                4 => "not-run",
+                _ => "usage",
+            }
+            .into(),
+            message: error_text(e),
+        }
+    }
+}
+
+/// The error's message with its diagnostic help and source chain, on one paragraph.
+fn error_text(e: &crate::Error) -> String {
+    use miette::Diagnostic as _;
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        src = s.source();
+    }
+    if let Some(help) = e.help() {
+        text.push_str(" (");
+        text.push_str(&help.to_string());
+        text.push(')');
+    }
+    text
 }
 
 /// The stable order every format uses: severity, rule id, layer index, path, then message.
@@ -217,6 +273,8 @@ pub fn render(
     opts: &RenderOptions,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
+    // The masking chokepoint: renderers only take a `MaskedReport` (see `mask`).
+    let report = &MaskedReport::new(report);
     // Buffered here so that no caller pays a syscall per line (stdout is line-buffered).
     let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
     match format {

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 
 use super::text::group_findings;
 use super::{
-    Finding, ImageReport, Location, RenderOptions, Report, RuleMeta, RuleStatus, Severity,
+    Finding, ImageReport, Location, MaskedReport, RenderOptions, Report, RuleMeta, RuleStatus,
+    Severity,
 };
 
 const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -115,7 +116,8 @@ struct Invocation {
 struct Notification {
     level: &'static str,
     message: Text,
-    associated_rule: RuleRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    associated_rule: Option<RuleRef>,
 }
 
 #[derive(Serialize)]
@@ -184,7 +186,7 @@ struct Logical {
 }
 
 pub(super) fn render(
-    report: &Report,
+    report: &MaskedReport,
     opts: &RenderOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -193,7 +195,7 @@ pub(super) fn render(
     out.write_all(b"\n")
 }
 
-fn build(report: &Report, opts: &RenderOptions) -> Log {
+fn build(report: &MaskedReport, opts: &RenderOptions) -> Log {
     let catalog = catalog(report, opts);
     let index: HashMap<&str, usize> = catalog
         .iter()
@@ -214,12 +216,27 @@ fn build(report: &Report, opts: &RenderOptions) -> Log {
                         r.rule_id, img.input, img.platform
                     ),
                 },
-                associated_rule: RuleRef {
+                associated_rule: Some(RuleRef {
                     id: r.rule_id.clone(),
                     index: index[r.rule_id.as_str()],
-                },
+                }),
             });
         }
+    }
+    if let Some(e) = &report.error {
+        notifications.insert(
+            0,
+            Notification {
+                level: "error",
+                message: Text {
+                    text: format!(
+                        "NOT CHECKED (exit {}, {}): {} The image was not checked; this is not a pass.",
+                        e.exit_code, e.kind, e.message
+                    ),
+                },
+                associated_rule: None,
+            },
+        );
     }
     let fail_on = opts.fail_on();
     let images: Vec<Value> = report
@@ -258,7 +275,7 @@ fn build(report: &Report, opts: &RenderOptions) -> Log {
                 },
             },
             invocations: vec![Invocation {
-                execution_successful: true,
+                execution_successful: report.error.is_none(),
                 tool_execution_notifications: notifications,
             }],
             original_uri_base_ids: bases,
@@ -269,6 +286,7 @@ fn build(report: &Report, opts: &RenderOptions) -> Log {
                 "verdict": report.verdict(fail_on),
                 "failOn": fail_on,
                 "images": images,
+                "error": report.error,
             }),
         }],
     }

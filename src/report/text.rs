@@ -102,12 +102,13 @@ pub(crate) fn group_findings(findings: &[Finding]) -> Vec<Group<'_>> {
     groups
 }
 
-/// Replace control characters (ESC, CR, NUL, …; tab and newline too when `keep_newlines` is false)
-/// with a visible `\u{..}` form, so untrusted text cannot move a terminal cursor or forge a line.
+/// Replace control and bidi characters (ESC, CR, NUL, U+202E, …; tab and newline too when
+/// `keep_newlines` is false) with a visible `\u{..}` form, so text cannot move a terminal cursor,
+/// reorder a line or forge one. The same set as [`super::mask`] neutralises.
 pub(crate) fn neutralise(s: &str, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() && !(keep_newlines && c == '\n') {
+        if c == '\t' || super::mask::is_hostile(c, keep_newlines) {
             let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);

@@ -27,6 +27,8 @@ pub enum Verdict {
     Fail,
     /// Nothing failed, but a rule could not run: never reported as a pass.
     Incomplete,
+    /// The run stopped with exit 2 or 3 ([`super::Report::error`]): the image was NOT checked.
+    Error,
 }
 
 impl Verdict {
@@ -35,6 +37,7 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::Incomplete => "INCOMPLETE",
+            Verdict::Error => "NOT CHECKED",
         }
     }
 }
@@ -110,11 +113,28 @@ impl Report {
             schema_version: super::SCHEMA_VERSION,
             tool_version: tool_version.into(),
             images,
+            error: None,
         }
     }
 
-    /// The worst verdict over all images (FAIL over INCOMPLETE over PASS). An empty report passes.
+    /// A report that says the run could not check the image, with the images finished before.
+    pub fn failed(
+        tool_version: impl Into<String>,
+        images: Vec<ImageReport>,
+        error: &crate::Error,
+    ) -> Report {
+        Report {
+            error: Some(super::RunError::from_error(error)),
+            ..Report::new(tool_version, images)
+        }
+    }
+
+    /// The worst verdict over all images (FAIL over INCOMPLETE over PASS); `Error` when the run
+    /// stopped before checking everything. An empty report passes.
     pub fn verdict(&self, fail_on: Severity) -> Verdict {
+        if self.error.is_some() {
+            return Verdict::Error;
+        }
         let all: Vec<Verdict> = self.images.iter().map(|i| i.verdict(fail_on)).collect();
         if all.contains(&Verdict::Fail) {
             Verdict::Fail

@@ -14,6 +14,7 @@ mod image_fixtures;
 mod image_inputs;
 mod image_tools;
 mod licenses;
+mod masking;
 mod render;
 mod report;
 mod rules_override;

@@ -39,7 +39,9 @@ fn json_has_schema_version_verdicts_and_round_trips() {
     assert_eq!(ev["length"], fx.secret.value.len());
     assert_eq!(images[0]["suppressed"]["test-fixtures"], 2);
     let back: Report = serde_json::from_value(v.clone()).unwrap();
-    assert_eq!(back.images[0].findings, fx.report.images[0].findings);
+    // what was written is the masked report (hostile control characters made visible)
+    let masked = x1_validate::report::MaskedReport::new(&fx.report);
+    assert_eq!(back.images[0].findings, masked.images[0].findings);
     assert_eq!(back.images[1].rules[1].status, RuleStatus::NotRun);
 }
 
@@ -157,19 +159,19 @@ fn junit_escapes_markup_quotes_and_control_chars() {
                     .is_some_and(|m| m.starts_with("setuid"))
         })
         .unwrap();
-    let expected = HOSTILE
-        .replace('\u{1b}', "\\u{1b}")
-        .replace('\u{0}', "\\u{0}");
+    // masked first (CR/LF/ESC/NUL made visible), then XML-escaped: the attribute reads back exactly
+    let expected = x1_validate::report::mask(HOSTILE);
     assert_eq!(
         f.attribute("message"),
-        Some(expected.as_str()),
-        "attribute survives escaping exactly, CR/LF included"
+        Some(&*expected),
+        "attribute survives escaping exactly"
     );
     assert!(
         f.text()
             .unwrap()
-            .contains("<a&b> \"q\" 'a' 100%\r\n::error")
+            .contains("<a&b> \"q\" 'a' 100%\\u{d}\\u{a}::error")
     );
+    assert!(!xml.contains('\r'), "no raw CR anywhere");
 }
 
 #[test]
@@ -183,7 +185,7 @@ fn github_commands_are_escaped_one_per_line() {
         "{hostile}"
     );
     assert!(
-        hostile.contains("100%25%0D%0A::error title=x::forged"),
+        hostile.contains("100%25\\u{d}\\u{a}::error title=x::forged"),
         "{hostile}"
     );
     assert!(!out.contains('\r'), "raw CR would end a command");

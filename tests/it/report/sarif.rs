@@ -180,6 +180,24 @@ fn sarif_passes_official_validator() {
     eprintln!("{console}");
     let errors = errors_in(&log);
     assert!(errors.is_empty(), "SARIF validator errors: {errors:#?}");
+    // The NOT CHECKED report of exit 3 (with the images finished before the error) is valid too.
+    let failed = x1_validate::report::Report::failed(
+        fx.report.tool_version.clone(),
+        fx.report.images.clone(),
+        &x1_validate::Error::corrupt("manifest sha256:0\u{1b}", "not JSON"),
+    );
+    let doc_failed = rendered_report(&failed, &fx);
+    let v: Value = serde_json::from_str(&doc_failed).unwrap();
+    assert_eq!(
+        v["runs"][0]["invocations"][0]["executionSuccessful"],
+        Value::Bool(false)
+    );
+    let (log, _) = validate(&tool, &doc_failed, dir.path(), "failed");
+    let errors = errors_in(&log);
+    assert!(
+        errors.is_empty(),
+        "SARIF validator errors (exit 3 report): {errors:#?}"
+    );
     // Canary: the same document with a property the schema forbids must be rejected, proving the
     // validator really checked this file rather than silently accepting it.
     let mut broken: Value = serde_json::from_str(&doc).unwrap();
@@ -189,6 +207,12 @@ fn sarif_passes_official_validator() {
         !errors_in(&log).is_empty(),
         "validator accepted a schema violation: it did not run properly"
     );
+}
+
+fn rendered_report(report: &x1_validate::report::Report, fx: &super::fixture::Fixture) -> String {
+    let mut out = Vec::new();
+    x1_validate::report::render(report, Format::Sarif, &fx.opts, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
 }
 
 /// One secret value copied into 30 files: related locations are capped, the full count is kept.
