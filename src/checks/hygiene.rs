@@ -68,6 +68,12 @@ fn describe(issue: &HygieneIssue) -> (String, String, Option<&'static str>, bool
             Some("a layer must never write outside its root; do not ship this image"),
             true,
         ),
+        HygieneIssue::MediaTypeMismatch { media_type, detail } => (
+            String::new(),
+            format!("blob media type {media_type:?} does not match its content: {detail}"),
+            Some("fix the producer's media type (tools that trust it will fail to read the layer)"),
+            false,
+        ),
         HygieneIssue::Unsupported { path, detail } => (
             path.clone(),
             format!("/{path}: unsupported entry ({detail})"),

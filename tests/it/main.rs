@@ -11,6 +11,7 @@ mod image;
 mod image_builder;
 mod image_fixtures;
 mod image_inputs;
+mod image_producers;
 mod image_tools;
 mod licenses;
 mod render;
