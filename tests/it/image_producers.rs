@@ -494,16 +494,30 @@ fn buildah_crlf_entrypoint_fails_and_hardlinked_secret_ships() {
     // Saved by a Windows editor: CRLF line endings.
     std::fs::write(ctx.join("entrypoint.sh"), "#!/bin/sh\r\necho hi\r\n").unwrap();
     let k = key("sk-ant-api03-{b64u:93}AA");
-    std::fs::write(ctx.join("secret.env"), format!("ANTHROPIC_API_KEY={k}\n")).unwrap();
+    // A tar holding the key file and a hard link to it; `ADD` unpacks it, so the layer keeps the link.
+    let stage = tmp.path().join("stage");
+    std::fs::create_dir_all(stage.join("opt")).unwrap();
+    std::fs::create_dir_all(stage.join("srv")).unwrap();
+    std::fs::write(
+        stage.join("opt/secret.env"),
+        format!("ANTHROPIC_API_KEY={k}\n"),
+    )
+    .unwrap();
+    std::fs::hard_link(stage.join("opt/secret.env"), stage.join("srv/app.env")).unwrap();
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(&stage)
+        .arg("-cf")
+        .arg(ctx.join("secret.tar"))
+        .args(["opt", "srv"]));
     std::fs::write(
         ctx.join("Dockerfile"),
         "FROM scratch\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"ln\", \"-s\", \"busybox\", \"/bin/sh\"]\n\
-         COPY --chmod=0755 entrypoint.sh /entrypoint.sh\n\
-         COPY secret.env /tmp/secret.env\n\
-         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /srv && /bin/busybox ln /tmp/secret.env /srv/app.env\"]\n\
-         RUN [\"/bin/busybox\", \"rm\", \"/tmp/secret.env\"]\n\
-         ENTRYPOINT [\"/entrypoint.sh\"]\n",
+         COPY --chmod=0755 entrypoint.sh /x1/bin/entrypoint\n\
+         ADD secret.tar /\n\
+         RUN [\"/bin/busybox\", \"rm\", \"/opt/secret.env\"]\n\
+         ENTRYPOINT [\"/x1/bin/entrypoint\"]\n",
     )
     .unwrap();
     let storage = tmp.path().join("storage");
@@ -537,7 +551,14 @@ fn buildah_crlf_entrypoint_fails_and_hardlinked_secret_ships() {
     );
     crate::checks::assert_fails(&r, "entrypoint", "carriage return");
     crate::checks::assert_fails(&r, "entrypoint", "\"/bin/sh\\r\"");
-    // (b) /tmp/secret.env is deleted, but its content ships as /srv/app.env.
+    assert!(
+        findings(&r, "entrypoint")
+            .iter()
+            .all(|f| f.message.contains("carriage return")),
+        "only the CRLF line is wrong: {:#?}",
+        findings(&r, "entrypoint")
+    );
+    // (b) /opt/secret.env is deleted, but its content ships as /srv/app.env.
     let f = findings(&r, "secret-in-layer");
     assert!(
         f.iter().any(|f| f
@@ -552,7 +573,7 @@ fn buildah_crlf_entrypoint_fails_and_hardlinked_secret_ships() {
     let (code, all, err) = run(&["files", &oci.display().to_string(), "--all-layers"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        all.lines().any(|l| l.contains("/tmp/secret.env")
+        all.lines().any(|l| l.contains("/opt/secret.env")
             && l.contains("deleted by layer")
             && l.contains("ships in the final filesystem as /srv/app.env")),
         "{all}"
