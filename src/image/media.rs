@@ -29,14 +29,11 @@ pub fn declared_compression(mt: &str) -> Option<Compression> {
     if !is_tar_layer(mt) || mt.is_empty() {
         return None;
     }
-    if mt.ends_with("+gzip") || mt.ends_with(".gzip") {
-        Some(Compression::Gzip)
-    } else if mt.ends_with("+zstd") || mt.ends_with(".zstd") {
-        Some(Compression::Zstd)
-    } else if mt.ends_with(".tar") {
-        Some(Compression::None)
-    } else {
-        None
+    match mt.rsplit(['+', '.']).next() {
+        Some("gzip") => Some(Compression::Gzip),
+        Some("zstd") => Some(Compression::Zstd),
+        Some("tar") => Some(Compression::None),
+        _ => None,
     }
 }
 

@@ -46,25 +46,23 @@ pub fn split_spec(spec: &str) -> Result<(String, Selector)> {
             best = Some((i, sel));
         }
     }
-    match best {
-        Some((i, sel)) => Ok((spec[..i].to_string(), sel)),
-        None => {
-            if let Some(why) = remote_reference(spec) {
-                return Err(Error::Usage(format!(
-                    "{spec:?} is not a local path; it looks like {why}. x1-validate reads local images \
-                     only: an OCI layout directory, an OCI archive, a `docker save` / `podman save` \
-                     tar, a skopeo `dir:` directory, or `-` (a tar on stdin); optionally \
-                     PATH:TAG or PATH@sha256:… to pick one image, and the skopeo prefixes oci:, \
-                     oci-archive:, docker-archive: and dir: for local paths. Copy the image first, \
-                     e.g. `skopeo copy docker://REF oci-archive:image.tar`"
-                )));
-            }
-            Err(Error::input(
-                spec,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
-            ))
-        }
+    if let Some((i, sel)) = best {
+        return Ok((spec[..i].to_string(), sel));
     }
+    if let Some(why) = remote_reference(spec) {
+        return Err(Error::Usage(format!(
+            "{spec:?} is not a local path; it looks like {why}. x1-validate reads local images \
+             only: an OCI layout directory, an OCI archive, a `docker save` / `podman save` tar, a \
+             skopeo `dir:` directory, or `-` (a tar on stdin); optionally PATH:TAG or \
+             PATH@sha256:… to pick one image, and the skopeo prefixes oci:, oci-archive:, \
+             docker-archive: and dir: for local paths. Copy the image first, e.g. `skopeo copy \
+             docker://REF oci-archive:image.tar`"
+        )));
+    }
+    Err(Error::input(
+        spec,
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+    ))
 }
 
 /// The path part of a skopeo local-transport reference (`oci:`, `oci-archive:`, `docker-archive:`,

@@ -349,8 +349,10 @@ fn podman_with_images(tmp: &Path) -> Podman {
     let id = loaded
         .lines()
         .find_map(|l| l.strip_prefix("Loaded image: "))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| panic!("podman load said: {loaded}"));
+        .map_or_else(
+            || panic!("podman load said: {loaded}"),
+            |s| s.trim().to_string(),
+        );
     sh(p.cmd()
         .args(["tag", &id, "localhost/x1agent/runtime-opencode:leaky"]));
     // A second, different image: same content plus a config change.
@@ -379,7 +381,7 @@ fn podman_shapes_read_select_and_flag_lying_media_types() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let p = podman_with_images(tmp.path());
+    let pm = podman_with_images(tmp.path());
     let want = files(&format!("{}:t", tmp.path().join("L").display()));
     // docker-dir, compressed and not.
     for (name, extra) in [
@@ -387,7 +389,8 @@ fn podman_shapes_read_select_and_flag_lying_media_types() {
         ("docker-dir-gz", &["--compress"][..]),
     ] {
         let d = tmp.path().join(name);
-        sh(p.cmd()
+        sh(pm
+            .cmd()
             .args(["save", "--format", "docker-dir"])
             .args(extra)
             .arg("-o")
@@ -403,29 +406,29 @@ fn podman_shapes_read_select_and_flag_lying_media_types() {
     }
     // Multi-image tar: podman names images `localhost/…`; short names and a unique tag select.
     let multi = tmp.path().join("multi.tar");
-    sh(p.cmd().args(["save", "-m", "-o"]).arg(&multi).args([
+    sh(pm.cmd().args(["save", "-m", "-o"]).arg(&multi).args([
         "localhost/x1agent/runtime-opencode:leaky",
         "localhost/x1agent/other:v1",
     ]));
-    let m = multi.display().to_string();
-    let leaky = inspect(&format!("{m}:localhost/x1agent/runtime-opencode:leaky"));
+    let mt = multi.display().to_string();
+    let leaky = inspect(&format!("{mt}:localhost/x1agent/runtime-opencode:leaky"));
     for sel in [
         "x1agent/runtime-opencode:leaky",
         "runtime-opencode:leaky",
         "leaky",
     ] {
-        let v = inspect(&format!("{m}:{sel}"));
+        let v = inspect(&format!("{mt}:{sel}"));
         assert_eq!(
             v["images"][0]["config"]["digest"], leaky["images"][0]["config"]["digest"],
             "{sel}"
         );
     }
-    let other = inspect(&format!("{m}:v1"));
+    let other = inspect(&format!("{mt}:v1"));
     assert_ne!(
         other["images"][0]["config"]["digest"],
         leaky["images"][0]["config"]["digest"]
     );
-    let (code, _, err) = run(&["files", &m]);
+    let (code, _, err) = run(&["files", &mt]);
     assert_eq!(code, 2, "two images, no selector: {err}");
     assert!(
         err.contains("runtime-opencode:leaky") && err.contains("other:v1"),
@@ -433,13 +436,14 @@ fn podman_shapes_read_select_and_flag_lying_media_types() {
     );
     // oci-dir --uncompressed: plain tars labelled tar+gzip → a layer-hygiene warning naming the layer.
     let od = tmp.path().join("oci-dir");
-    sh(p.cmd()
+    sh(pm
+        .cmd()
         .args(["save", "--format", "oci-dir", "--uncompressed", "-o"])
         .arg(&od)
         .arg("localhost/x1agent/runtime-opencode:leaky"));
-    let s = od.display().to_string();
-    assert_eq!(files(&s), want, "read by magic");
-    let v = inspect(&s);
+    let ods = od.display().to_string();
+    assert_eq!(files(&ods), want, "read by magic");
+    let v = inspect(&ods);
     let mislabelled = v["images"][0]["layers"]
         .as_array()
         .unwrap()
@@ -578,4 +582,33 @@ fn buildah_crlf_entrypoint_fails_and_hardlinked_secret_ships() {
             && l.contains("ships in the final filesystem as /srv/app.env")),
         "{all}"
     );
+}
+
+#[test]
+fn ambiguous_short_names_and_tags_list_the_candidates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("two.tar");
+    let a = ImageBuilder::new().layer(Layer::new().file("a", b"a"));
+    let b = ImageBuilder::new().layer(Layer::new().file("b", b"b"));
+    crate::common::write_docker_archive(
+        &p,
+        &[
+            (vec!["localhost/team-a/tool:v1".into()], a),
+            (vec!["localhost/team-b/tool:v1".into()], b),
+        ],
+    );
+    let s = p.display().to_string();
+    for sel in ["v1", "tool:v1"] {
+        let (code, _, err) = run(&["files", &format!("{s}:{sel}")]);
+        assert_eq!(code, 2, "{sel}: {err}");
+        assert!(err.contains("names several images"), "{sel}: {err}");
+        assert!(
+            err.contains("team-a/tool:v1") && err.contains("team-b/tool:v1"),
+            "{sel}: {err}"
+        );
+    }
+    assert!(files(&format!("{s}:team-a/tool:v1")).contains("/a"));
+    assert!(files(&format!("{s}:localhost/team-b/tool:v1")).contains("/b"));
+    let (code, _, err) = run(&["files", &format!("{s}:v2")]);
+    assert_eq!(code, 2, "{err}");
 }
