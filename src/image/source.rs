@@ -299,8 +299,17 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
     let index = source.member_bytes("index.json", JSON_LIMIT)?;
     let manifest_json = source.member_bytes("manifest.json", JSON_LIMIT)?;
     if let Some(m) = &manifest_json
-        && let Some(walk) = dir_layout(source, m)?
+        && is_manifest_object(m)
     {
+        // Both shapes at once: tools would disagree on which image this is; never guess.
+        if index.is_some() {
+            return Err(Error::corrupt(
+                path,
+                "ambiguous input: it has an OCI index.json and a `dir:`-layout manifest.json \
+                 (one manifest object); tools disagree on which image it holds",
+            ));
+        }
+        let walk = dir_layout(source, m)?;
         return Ok((if is_dir { "dir" } else { "dir (tar)" }, walk));
     }
     if let Some(index) = index {
@@ -351,18 +360,14 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
 
 /// The skopeo/podman `dir:` layout (containers/image "Directory Transport"): `manifest.json` is ONE
 /// manifest (or manifest list) object — never the array `docker save` writes — blobs are files named by
-/// their hex digest, instance manifests `<hex>.manifest.json`, and a `version` file. `None` when
-/// `manifest.json` is not a JSON object (a `docker save` archive or extracted directory).
-fn dir_layout(source: &mut Source, manifest_json: &[u8]) -> Result<Option<Walk>> {
-    let Ok(serde_json::Value::Object(doc)) = serde_json::from_slice(manifest_json) else {
-        return Ok(None);
-    };
-    // Re-parse through the common parser so the same strictness applies as for every JSON document.
-    let _ = parse_json(manifest_json, "manifest.json")?;
-    let media_type = match doc.get("mediaType") {
-        Some(serde_json::Value::String(s)) => s.clone(),
-        _ => String::new(),
-    };
+/// their hex digest, instance manifests `<hex>.manifest.json`, and a `version` file.
+fn dir_layout(source: &mut Source, manifest_json: &[u8]) -> Result<Walk> {
+    let doc = parse_json(manifest_json, "manifest.json")?;
+    let media_type = doc
+        .get("mediaType")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let digest = Digest::sha256_of(manifest_json);
     source.flat = true;
     source.register(&digest, "manifest.json");
@@ -383,7 +388,15 @@ fn dir_layout(source: &mut Source, manifest_json: &[u8]) -> Result<Option<Walk>>
             .push("dir layout: no `version` file (read as a skopeo/podman `dir:` layout)".into()),
     }
     walk_top(source, &top, &mut walk)?;
-    Ok(Some(walk))
+    Ok(walk)
+}
+
+/// Whether `manifest.json` is one JSON object (the `dir:` layout) rather than `docker save`'s array.
+fn is_manifest_object(bytes: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(bytes),
+        Ok(serde_json::Value::Object(_))
+    )
 }
 
 /// Attach `RepoTags` from a Docker 25+ `manifest.json` to the images its configs match.

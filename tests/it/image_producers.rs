@@ -612,3 +612,22 @@ fn ambiguous_short_names_and_tags_list_the_candidates() {
     let (code, _, err) = run(&["files", &format!("{s}:v2")]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_layout_that_is_both_oci_and_dir_shaped_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = ImageBuilder::new()
+        .layer(Layer::new().file("a", b"a"))
+        .write_oci_dir(tmp.path());
+    // Read as an OCI layout first…
+    assert!(files(&d.display().to_string()).contains("/a"));
+    // …then a `dir:`-style manifest.json appears beside index.json: which image is it? Refused.
+    std::fs::write(
+        d.join("manifest.json"),
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&["files", &d.display().to_string()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("ambiguous input"), "{err}");
+}
