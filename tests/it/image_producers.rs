@@ -631,3 +631,133 @@ fn a_layout_that_is_both_oci_and_dir_shaped_is_refused() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("ambiguous input"), "{err}");
 }
+
+/// A private Docker daemon (vfs storage, own socket and data root, no networking changes), stopped and
+/// removed on drop. `None` (a SKIP) when `dockerd` is absent or does not come up.
+struct Dockerd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    fn start() -> Option<Dockerd> {
+        if !have_tool("dockerd") || !have_tool("docker") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["--storage-driver", "vfs", "--data-root"])
+            .arg(dir.path().join("root"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                dir.path().join("docker.sock").display()
+            ))
+            .args(["--iptables=false", "--bridge=none", "--ip-masq=false"])
+            .args([
+                "--containerd-namespace",
+                "x1-test",
+                "--containerd-plugins-namespace",
+                "x1-test-p",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Dockerd { child, dir };
+        for _ in 0..60 {
+            if d.cmd()
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
+                return Some(d);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let log = std::fs::read_to_string(d.dir.path().join("dockerd.log")).unwrap_or_default();
+        crate::common::skip(&format!("dockerd did not come up: {log}"));
+        None
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.arg("-H").arg(format!(
+            "unix://{}",
+            self.dir.path().join("docker.sock").display()
+        ));
+        c
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM to the daemon we started (by its pid), then wait for it.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn docker_save_legacy_archive_has_a_synthesised_digest_and_truncation_is_named() {
+    if !have_tool("umoci") || !have_tool("skopeo") {
+        return;
+    }
+    let Some(docker) = Dockerd::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let img = umoci_image(tmp.path());
+    let want = files(&img);
+    let src = tmp.path().join("src.tar");
+    sh(Command::new("skopeo")
+        .args(["copy", &format!("oci:{img}")])
+        .arg(format!(
+            "docker-archive:{}:x1agent/runtime-opencode:leaky",
+            src.display()
+        )));
+    sh(docker.cmd().arg("load").arg("-i").arg(&src));
+    let saved = tmp.path().join("saved.tar");
+    sh(docker
+        .cmd()
+        .args(["save", "-o"])
+        .arg(&saved)
+        .arg("x1agent/runtime-opencode:leaky"));
+    let s = saved.display().to_string();
+    let v = inspect(&s);
+    assert_eq!(
+        v["input_kind"], "docker-archive",
+        "Docker 20.10 writes the legacy shape"
+    );
+    assert_eq!(v["images"][0]["manifest"]["synthesised"], true);
+    assert_eq!(files(&s), want);
+    // Docker's own name forms select it.
+    for sel in [
+        "x1agent/runtime-opencode:leaky",
+        "docker.io/x1agent/runtime-opencode:leaky",
+        "leaky",
+    ] {
+        assert_eq!(files(&format!("{s}:{sel}")), want, "{sel}");
+    }
+    let (code, out, err) = run(&["check", &s, "--exec", "never", "--format", "json"]);
+    assert!(code <= 1, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["images"][0]["manifest_digest_source"], "synthesised");
+    let (_, human, _) = run(&["check", &s, "--exec", "never"]);
+    assert!(human.contains("synthesised manifest sha256:"), "{human}");
+    // A `docker save` cut in transit.
+    let bytes = std::fs::read(&saved).unwrap();
+    let cut = bytes.len() * 2 / 3;
+    let p = tmp.path().join("cut.tar");
+    std::fs::write(&p, &bytes[..cut]).unwrap();
+    let (code, _, err) = run(&["files", &p.display().to_string()]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(&format!("cut short at byte {cut}")), "{err}");
+}
