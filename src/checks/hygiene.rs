@@ -15,17 +15,26 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
     for listing in input.listings {
         for issue in &listing.hygiene {
             let (path, message, help, escape) = describe(issue);
-            let mut f = finding(
-                ID,
-                format!("layer {}: {message}", listing.index),
-                help.map(str::to_string),
+            // A media type is the manifest's word about the layer, not an entry of it.
+            let location = if matches!(issue, HygieneIssue::MediaTypeMismatch { .. }) {
+                Location::Manifest {
+                    digest: input.image.manifest.digest.to_string(),
+                    pointer: format!("/layers/{}/mediaType", listing.index),
+                }
+            } else {
                 Location::Entry {
                     layer: layer_ref(input, listing.index),
                     path: format!("/{}", path.trim_start_matches('/')),
                     fate: "as written in the layer".into(),
                     offset: None,
                     line: None,
-                },
+                }
+            };
+            let mut f = finding(
+                ID,
+                format!("layer {}: {message}", listing.index),
+                help.map(str::to_string),
+                location,
             );
             if escape {
                 f.severity = Severity::Error;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::checks::{check_path, findings};
 use crate::common::tarw::TarWriter;
 use crate::common::{Comp, ImageBuilder, Layer, have_tool, run_bin, sha256};
-use x1_validate::report::RuleStatus;
+use x1_validate::report::{Location, RuleStatus};
 
 fn sh(cmd: &mut Command) -> Output {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -455,7 +455,8 @@ fn podman_shapes_read_select_and_flag_lying_media_types() {
         assert!(
             f.iter().any(|f| f.message.contains("layer 0:")
                 && f.message.contains("media type")
-                && f.message.contains("uncompressed tar")),
+                && f.message.contains("uncompressed tar")
+                && matches!(&f.location, Location::Manifest { pointer, .. } if pointer == "/layers/0/mediaType")),
             "{f:#?}"
         );
     } else {
