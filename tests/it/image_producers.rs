@@ -4,7 +4,8 @@
 //! tars selected by normalised/short names, synthesised manifest digests flagged (and crane-shaped gzip
 //! layers typed as gzip), a layer media type that lies about compression (podman
 //! `save --format oci-dir --uncompressed`), a CRLF `#!` entrypoint and a secret kept alive by a hard link
-//! (buildah). A missing tool is a SKIP through `common::skip` (a failure under `X1_REQUIRE_ALL=1`).
+//! (buildah), and Docker 20.10 `docker save` / containerd `ctr images export` from a private vfs dockerd
+//! started and stopped by the test. A missing tool is a SKIP through `common::skip` (a failure under `X1_REQUIRE_ALL=1`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -707,7 +708,7 @@ impl Drop for Dockerd {
 }
 
 #[test]
-fn docker_save_legacy_archive_has_a_synthesised_digest_and_truncation_is_named() {
+fn docker_save_legacy_archive_has_a_synthesised_digest_and_ctr_export_reads() {
     if !have_tool("umoci") || !have_tool("skopeo") {
         return;
     }
@@ -753,6 +754,28 @@ fn docker_save_legacy_archive_has_a_synthesised_digest_and_truncation_is_named()
     assert_eq!(r["images"][0]["manifest_digest_source"], "synthesised");
     let (_, human, _) = run(&["check", &s, "--exec", "never"]);
     assert!(human.contains("synthesised manifest sha256:"), "{human}");
+    // containerd's `ctr` (the daemon's own containerd): import the archive, export it again — an OCI
+    // layout tar with a Docker `manifest.json` beside `index.json`; the manifest is in the input.
+    if have_tool("ctr") {
+        let sock = docker.dir.path().join("exec/containerd/containerd.sock");
+        let ctr = || {
+            let mut c = Command::new("ctr");
+            c.arg("-a").arg(&sock).args(["-n", "x1-test"]);
+            c
+        };
+        sh(ctr().args(["images", "import"]).arg(&saved));
+        let out = tmp.path().join("ctr.tar");
+        sh(ctr()
+            .args(["images", "export"])
+            .arg(&out)
+            .arg("docker.io/x1agent/runtime-opencode:leaky"));
+        let o = out.display().to_string();
+        let v = inspect(&o);
+        assert_eq!(v["input_kind"], "docker-archive (OCI)");
+        assert_eq!(v["images"][0]["manifest"]["synthesised"], false);
+        assert_eq!(files(&format!("{o}:x1agent/runtime-opencode:leaky")), want);
+        assert_eq!(files(&format!("{o}:leaky")), want);
+    }
     // A `docker save` cut in transit.
     let bytes = std::fs::read(&saved).unwrap();
     let cut = bytes.len() * 2 / 3;
