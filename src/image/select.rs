@@ -165,7 +165,15 @@ fn match_rank(sel: &str, name: &str) -> Option<u8> {
     if stag == ntag && nrepo.ends_with(&format!("/{srepo}")) {
         return Some(1);
     }
-    if !sel.contains(['/', ':', '@']) && ntag == sel {
+    // A bare tag names only a tag the reference spells out (an OCI `ref.name` of `edge` is a tag
+    // itself, not `edge:latest`).
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let written_tag = last
+        .split('@')
+        .next()
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, t)| t);
+    if !sel.contains(['/', ':', '@']) && written_tag == Some(sel) {
         return Some(2);
     }
     None
@@ -372,6 +380,8 @@ mod tests {
         );
         assert_eq!(match_rank("leaky", podman), Some(2));
         assert!(!tag_matches("runtime-opencode", podman));
+        assert!(!tag_matches("latest", "edge"), "an OCI ref.name is a tag");
+        assert!(tag_matches("latest", "localhost/x:latest"));
         assert!(!tag_matches("opencode:leaky", podman));
         assert!(!tag_matches("other/runtime-opencode:leaky", podman));
         assert!(tag_matches("alpine", "docker.io/library/alpine:latest"));
