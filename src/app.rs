@@ -139,6 +139,18 @@ fn check_image(
     report.input.clone_from(&plan.image);
     report.platform = image.platform.to_string();
     report.manifest_digest = image.manifest.digest.to_string();
+    report.manifest_digest_source = Some(if image.manifest_synthesised {
+        report.notes.push(format!(
+            "manifest digest {} is synthesised: the input (a legacy `docker save`) holds no \
+             manifest, so no registry shows this digest; the registry digest of a pulled image is \
+             not in the archive (see `docker inspect --format '{{{{json .RepoDigests}}}}'` on the \
+             host that saved it)",
+            image.manifest.digest
+        ));
+        "synthesised".to_string()
+    } else {
+        "input".to_string()
+    });
     report.config_digest = image.config_descriptor.digest.to_string();
     report.preset = preset.map(|p| p.name.clone());
     Ok((report, not_run && plan.opts.exec == ExecMode::Always))
@@ -159,6 +171,7 @@ pub fn assemble(
         input: String::new(),
         platform: String::new(),
         manifest_digest: String::new(),
+        manifest_digest_source: None,
         config_digest: String::new(),
         preset: None,
         rules: Vec::new(),

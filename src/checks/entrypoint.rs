@@ -126,7 +126,30 @@ fn shebang_findings(
 ) -> Vec<Finding> {
     let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
-    let mut words = line.split_whitespace();
+    // The kernel (binfmt_script) splits the `#!` line on spaces and tabs only: a `\r` left by CRLF
+    // line endings is part of the interpreter's name (or of its argument).
+    let mut words = line.split([' ', '\t']).filter(|w| !w.is_empty());
+    if line.contains('\r') {
+        let interp = words.next().unwrap_or_default();
+        let culprit = if interp.contains('\r') {
+            format!("the kernel looks for interpreter {interp:?}")
+        } else {
+            let arg = words.find(|w| w.contains('\r')).unwrap_or_default();
+            format!("{interp} is given the argument {arg:?}")
+        };
+        return vec![finding(
+            ID,
+            format!(
+                "{path}: the `#!` line ends with a carriage return (CRLF line endings): {culprit}, \
+                 which does not exist, so exec fails"
+            ),
+            Some(format!(
+                "convert the script to LF line endings (`sed -i 's/\\r$//' {path}` or dos2unix), \
+                 and add `*.sh text eol=lf` to .gitattributes"
+            )),
+            loc.clone(),
+        )];
+    }
     let Some(interp) = words.next() else {
         return vec![finding(
             ID,

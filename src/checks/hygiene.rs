@@ -15,17 +15,26 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
     for listing in input.listings {
         for issue in &listing.hygiene {
             let (path, message, help, escape) = describe(issue);
-            let mut f = finding(
-                ID,
-                format!("layer {}: {message}", listing.index),
-                help.map(str::to_string),
+            // A media type is the manifest's word about the layer, not an entry of it.
+            let location = if matches!(issue, HygieneIssue::MediaTypeMismatch { .. }) {
+                Location::Manifest {
+                    digest: input.image.manifest.digest.to_string(),
+                    pointer: format!("/layers/{}/mediaType", listing.index),
+                }
+            } else {
                 Location::Entry {
                     layer: layer_ref(input, listing.index),
                     path: format!("/{}", path.trim_start_matches('/')),
                     fate: "as written in the layer".into(),
                     offset: None,
                     line: None,
-                },
+                }
+            };
+            let mut f = finding(
+                ID,
+                format!("layer {}: {message}", listing.index),
+                help.map(str::to_string),
+                location,
             );
             if escape {
                 f.severity = Severity::Error;
@@ -67,6 +76,12 @@ fn describe(issue: &HygieneIssue) -> (String, String, Option<&'static str>, bool
             format!("entry `{raw}` escapes the image root: {detail}"),
             Some("a layer must never write outside its root; do not ship this image"),
             true,
+        ),
+        HygieneIssue::MediaTypeMismatch { media_type, detail } => (
+            String::new(),
+            format!("blob media type {media_type:?} does not match its content: {detail}"),
+            Some("fix the producer's media type (tools that trust it will fail to read the layer)"),
+            false,
         ),
         HygieneIssue::Unsupported { path, detail } => (
             path.clone(),

@@ -48,6 +48,9 @@ pub fn fate_text(input: &CheckInput<'_>, layer: usize, entry: usize) -> String {
         .and_then(|f| f.get(entry))
         .copied()
         .unwrap_or(Fate::Visible);
+    if input.tree.ships_as.contains_key(&NodeRef { layer, entry }) {
+        return input.tree.describe_fate(NodeRef { layer, entry });
+    }
     match fate {
         Fate::Visible => fate.describe(),
         other => format!(

@@ -174,6 +174,9 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
                         let mut v = entry_json(ls, tree, &e.path, n);
                         v["ordinal"] = json!(e.ordinal);
                         v["fate"] = fate_json(tree.fates[l.index][i]);
+                        if let Some(link) = tree.ships_as.get(&n) {
+                            v["fate"]["ships_as"] = json!(format!("/{link}"));
+                        }
                         v
                     })
                     .collect();
@@ -248,7 +251,7 @@ fn human_layers(
                 out,
                 "{}  [{}]",
                 line(ls, tree, &e.path, n),
-                tree.fates[l.index][i].describe()
+                tree.describe_fate(n)
             )?;
         }
     }

@@ -93,7 +93,7 @@ fn image_json(img: &Image, ls: &[LayerListing]) -> Value {
     json!({
         "platform": img.platform.to_string(),
         "ref_names": img.ref_names,
-        "manifest": {"digest": img.manifest.digest, "media_type": img.manifest.media_type, "size": img.manifest.size},
+        "manifest": {"digest": img.manifest.digest, "media_type": img.manifest.media_type, "size": img.manifest.size, "synthesised": img.manifest_synthesised},
         "config": {"digest": img.config_descriptor.digest, "media_type": img.config_descriptor.media_type, "size": img.config_descriptor.size},
         "user": c.user,
         "env": c.env.iter().map(|e| redact_kv(e)).collect::<Vec<_>>(),
@@ -166,9 +166,14 @@ fn human(
         }
         writeln!(
             out,
-            "manifest    {} ({})",
+            "manifest    {} ({}){}",
             img.manifest.digest,
-            T(&img.manifest.media_type)
+            T(&img.manifest.media_type),
+            if img.manifest_synthesised {
+                " — synthesised: the input holds no manifest; no registry shows this digest"
+            } else {
+                ""
+            }
         )?;
         writeln!(out, "config      {}", img.config_descriptor.digest)?;
         config_lines(c, out)?;

@@ -4,7 +4,9 @@
 //!
 //! Legacy archives have no manifest: the config is read by path (its digest is computed, and a file name
 //! that is not that digest is noted), an uncompressed layer's digest is its `diff_id`, and a synthetic
-//! Docker v2 manifest is made so every image has a manifest digest.
+//! Docker v2 manifest is made so every image has a manifest digest. That digest is flagged
+//! ([`Image::manifest_synthesised`]): reports never present it as one a registry shows. Its layer
+//! media types follow the bytes' compression (gzip layers get the `.gzip` type).
 
 use std::collections::BTreeMap;
 
@@ -120,6 +122,7 @@ fn one(source: &mut Source, i: usize, entry: &Value, notes: &mut Vec<String>) ->
         layers,
         ref_names,
         annotations: BTreeMap::new(),
+        manifest_synthesised: true,
     })
 }
 
@@ -137,6 +140,11 @@ fn layer_descriptor(
             format!("blob {p:?} is missing from the archive"),
         )
     })?;
+    // The synthetic manifest names the compression the bytes have (crane tarballs store gzip layers).
+    let head = source.member_head(p, 512)?;
+    let compression = super::stream::sniff(&head).ok();
+    let compressed = compression.is_some_and(|c| c != super::Compression::None)
+        || compression.is_none() && !head.is_empty();
     let digest = if let Some(d) = digest_of_name(p) {
         d
     } else {
@@ -148,19 +156,14 @@ fn layer_descriptor(
         })?;
         // `docker load` accepts a compressed layer.tar; its stored digest is then unknown, so it is
         // computed (the diff_id is still verified while streaming).
-        let head = source.member_head(p, 512)?;
-        let compressed = !super::stream::sniff(&head).is_ok_and(|c| c == super::Compression::None);
-        if compressed && !head.is_empty() {
+        if compressed {
             source.member_digest(p)?.unwrap_or(d)
         } else {
             d
         }
     };
-    let media_type = if p.trim_start_matches("./").starts_with("blobs/") {
-        "application/vnd.oci.image.layer.v1.tar"
-    } else {
-        media::DOCKER_LAYER
-    };
+    let oci = p.trim_start_matches("./").starts_with("blobs/");
+    let media_type = media::layer_type(oci, compression.unwrap_or(super::Compression::None));
     source.register(&digest, p);
     Ok(Descriptor {
         media_type: media_type.to_string(),

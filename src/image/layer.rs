@@ -133,6 +133,21 @@ pub fn read_one<S: ContentScanner>(
         compressed_size: info.descriptor.size,
         ..LayerListing::default()
     };
+    // The bytes decide how the blob is read; a media type that says otherwise is reported.
+    if let Some(declared) = super::media::declared_compression(&info.descriptor.media_type)
+        && declared != compression
+    {
+        listing
+            .hygiene
+            .push(super::HygieneIssue::MediaTypeMismatch {
+                media_type: info.descriptor.media_type.clone(),
+                detail: format!(
+                    "the media type says {} but the blob is {} (read by its magic bytes)",
+                    super::media::compression_words(declared),
+                    super::media::compression_words(compression)
+                ),
+            });
+    }
     // An uncompressed blob whose descriptor digest is the diff_id (docker save) is hashed once, by the
     // verifying blob reader, which fails at EOF (reached by `drain_zeros`) on a mismatch.
     let hashed_by_blob = compression == Compression::None && info.descriptor.digest == info.diff_id;

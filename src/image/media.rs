@@ -1,6 +1,8 @@
 //! Media types (OCI and Docker v2 schema 2) and what each kind means to the reader. Layer compression is
 //! never taken from the media type; it is sniffed from the bytes.
 
+use super::Compression;
+
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -8,6 +10,41 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// The layer media type for a blob of this `compression`, OCI or Docker v2 spelling.
+pub fn layer_type(oci: bool, compression: Compression) -> &'static str {
+    match (oci, compression) {
+        (true, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
+        (true, Compression::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip",
+        (true, Compression::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd",
+        (false, Compression::None) => DOCKER_LAYER,
+        (false, Compression::Gzip) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        (false, Compression::Zstd) => "application/vnd.docker.image.rootfs.diff.tar.zstd",
+    }
+}
+
+/// The compression a layer media type declares: `Some(None)` for a plain tar type, `None` when the
+/// type does not say (empty, unknown spelling).
+pub fn declared_compression(mt: &str) -> Option<Compression> {
+    if !is_tar_layer(mt) || mt.is_empty() {
+        return None;
+    }
+    match mt.rsplit(['+', '.']).next() {
+        Some("gzip") => Some(Compression::Gzip),
+        Some("zstd") => Some(Compression::Zstd),
+        Some("tar") => Some(Compression::None),
+        _ => None,
+    }
+}
+
+/// What the bytes are, in words, for messages.
+pub fn compression_words(c: Compression) -> &'static str {
+    match c {
+        Compression::None => "an uncompressed tar",
+        Compression::Gzip => "gzip-compressed",
+        Compression::Zstd => "zstd-compressed",
+    }
+}
 
 /// An image index or Docker manifest list.
 pub fn is_index(mt: &str) -> bool {
@@ -62,5 +99,19 @@ mod tests {
         assert!(!is_tar_layer(
             "application/vnd.oci.image.layer.v1.tar+gzip+encrypted"
         ));
+    }
+
+    #[test]
+    fn declared_compression_round_trips() {
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            for oci in [true, false] {
+                assert_eq!(declared_compression(layer_type(oci, c)), Some(c));
+            }
+        }
+        assert_eq!(declared_compression(""), None);
+        assert_eq!(
+            declared_compression("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
     }
 }

@@ -166,6 +166,9 @@ pub struct Image {
     pub ref_names: Vec<String>,
     /// The manifest's own annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The input has no manifest for this image (`docker save` legacy): `manifest` describes one made up
+    /// by x1-validate, whose digest no registry shows.
+    pub manifest_synthesised: bool,
 }
 
 /// A blob that is not a platform image but is scanned for secrets: attestation manifests and their
@@ -247,6 +250,12 @@ pub enum HygieneIssue {
     /// climbs above `/`). Always an error.
     PathEscape {
         raw: String,
+        detail: String,
+    },
+    /// The layer's media type declares another compression than its bytes have (podman
+    /// `save --format oci-dir --uncompressed` labels plain tars `tar+gzip`). Not tied to a path.
+    MediaTypeMismatch {
+        media_type: String,
         detail: String,
     },
     /// Entry types x1-validate does not model (e.g. overlayfs 0/0 char-device whiteouts) are listed here.

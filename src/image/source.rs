@@ -28,16 +28,32 @@ pub struct Source {
     store: Store,
     /// Blobs stored under another name than `blobs/<alg>/<hex>` (`docker save` layers and configs).
     paths: HashMap<Digest, String>,
+    /// Blobs are named by their hex digest at the top (skopeo/podman `dir:` layout).
+    flat: bool,
     /// The stdin spill file, removed when the source is dropped.
     _spill: Option<tempfile::TempPath>,
 }
 
 impl Source {
     fn rel(&self, d: &Digest) -> String {
-        self.paths
-            .get(d)
-            .cloned()
-            .unwrap_or_else(|| format!("blobs/{}/{}", d.algorithm, d.hex))
+        if let Some(p) = self.paths.get(d) {
+            return p.clone();
+        }
+        if self.flat {
+            // containers/image `dir:`: `<hex>` for sha256 blobs, `<alg>-<hex>` for others, and
+            // `<hex>.manifest.json` for the instances of a manifest list.
+            let base = if d.algorithm == "sha256" {
+                d.hex.clone()
+            } else {
+                format!("{}-{}", d.algorithm, d.hex)
+            };
+            let manifest = format!("{base}.manifest.json");
+            if self.member_size(&base).is_none() && self.member_size(&manifest).is_some() {
+                return manifest;
+            }
+            return base;
+        }
+        format!("blobs/{}/{}", d.algorithm, d.hex)
     }
 
     /// Open a member (tar) or file (dir) by relative name; `None` when absent.
@@ -146,9 +162,13 @@ impl Source {
         );
         let rel = self.rel(&desc.digest);
         let Some((r, size)) = self.open_rel(&rel)? else {
+            let cut = match &self.store {
+                Store::Tar(t) => t.truncation().map(|c| format!(" ({c})")),
+                Store::Dir(_) => None,
+            };
             return Err(Error::corrupt(
                 what,
-                format!("missing: the input has no {rel}"),
+                format!("missing: the input has no {rel}{}", cut.unwrap_or_default()),
             ));
         };
         if size != desc.size {
@@ -227,6 +247,7 @@ pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
     let mut source = Source {
         store,
         paths: HashMap::new(),
+        flat: false,
         _spill: spill,
     };
     let (kind, walk) = discover(&mut source, &path)?;
@@ -305,6 +326,20 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
     let is_dir = matches!(source.store, Store::Dir(_));
     let index = source.member_bytes("index.json", JSON_LIMIT)?;
     let manifest_json = source.member_bytes("manifest.json", JSON_LIMIT)?;
+    if let Some(m) = &manifest_json
+        && is_manifest_object(m)
+    {
+        // Both shapes at once: tools would disagree on which image this is; never guess.
+        if index.is_some() {
+            return Err(Error::corrupt(
+                path,
+                "ambiguous input: it has an OCI index.json and a `dir:`-layout manifest.json \
+                 (one manifest object); tools disagree on which image it holds",
+            ));
+        }
+        let walk = dir_layout(source, m)?;
+        return Ok((if is_dir { "dir" } else { "dir (tar)" }, walk));
+    }
     if let Some(index) = index {
         let doc = parse_json(&index, "index.json")?;
         let mut walk = Walk::default();
@@ -337,6 +372,11 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
     let detail = match &source.store {
         Store::Dir(_) => "not an OCI image layout: the directory has no index.json".to_string(),
         Store::Tar(t) if t.is_empty() => "not a container image: an empty or non-tar file".into(),
+        Store::Tar(t) if t.truncation().is_some() => format!(
+            "{}; expected more members (it has {} and no index.json or manifest.json yet)",
+            t.truncation().unwrap_or_default(),
+            t.len()
+        ),
         Store::Tar(t) => format!(
             "not a container image: the tar has no index.json or manifest.json \
              ({} members; it looks like a bare layer)",
@@ -344,6 +384,47 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
         ),
     };
     Err(Error::corrupt(path, detail))
+}
+
+/// The skopeo/podman `dir:` layout (containers/image "Directory Transport"): `manifest.json` is ONE
+/// manifest (or manifest list) object — never the array `docker save` writes — blobs are files named by
+/// their hex digest, instance manifests `<hex>.manifest.json`, and a `version` file.
+fn dir_layout(source: &mut Source, manifest_json: &[u8]) -> Result<Walk> {
+    let doc = parse_json(manifest_json, "manifest.json")?;
+    let media_type = doc
+        .get("mediaType")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let digest = Digest::sha256_of(manifest_json);
+    source.flat = true;
+    source.register(&digest, "manifest.json");
+    let top = serde_json::json!({"manifests": [{
+        "mediaType": media_type,
+        "digest": digest.to_string(),
+        "size": manifest_json.len(),
+    }]});
+    let mut walk = Walk::default();
+    match source.member_bytes("version", 4096)? {
+        Some(v) if v.starts_with(b"Directory Transport Version:") => {}
+        Some(_) => walk.notes.push(
+            "dir layout: the `version` file is not a containers/image Directory Transport version"
+                .into(),
+        ),
+        None => walk
+            .notes
+            .push("dir layout: no `version` file (read as a skopeo/podman `dir:` layout)".into()),
+    }
+    walk_top(source, &top, &mut walk)?;
+    Ok(walk)
+}
+
+/// Whether `manifest.json` is one JSON object (the `dir:` layout) rather than `docker save`'s array.
+fn is_manifest_object(bytes: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(bytes),
+        Ok(serde_json::Value::Object(_))
+    )
 }
 
 /// Attach `RepoTags` from a Docker 25+ `manifest.json` to the images its configs match. `docker load`

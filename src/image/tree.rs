@@ -69,6 +69,10 @@ pub struct MergedTree {
     pub link_origin: BTreeMap<NodeRef, NodeRef>,
     /// The entry that supplies the root directory's attributes (a `./` member), if any layer has one.
     pub root: Option<NodeRef>,
+    /// Regular-file entries that are gone under their own name (deleted, overwritten, hidden) but whose
+    /// content still ships in the final filesystem through a visible hard link: entry → the link's
+    /// final path.
+    pub ships_as: BTreeMap<NodeRef, String>,
 }
 
 impl MergedTree {
@@ -96,7 +100,34 @@ impl MergedTree {
                 t.insert(listings, NodeRef { layer, entry }, e);
             }
         }
+        // A hard link keeps its content alive after the original name is deleted: the original entry's
+        // bytes ship under the link's name.
+        for (path, n) in &t.nodes {
+            if let Some(&o) = t.link_origin.get(n)
+                && t.fates[o.layer][o.entry] != Fate::Visible
+            {
+                t.ships_as.entry(o).or_insert_with(|| path.clone());
+            }
+        }
         t
+    }
+
+    /// What became of an entry, in words, including when its content ships through a hard link:
+    /// "deleted by layer 2 — its content ships in the final filesystem as /b/link (a hard link)".
+    pub fn describe_fate(&self, node: NodeRef) -> String {
+        let fate = self
+            .fates
+            .get(node.layer)
+            .and_then(|f| f.get(node.entry))
+            .copied()
+            .unwrap_or(Fate::Visible);
+        match self.ships_as.get(&node) {
+            Some(link) => format!(
+                "{} — its content ships in the final filesystem as /{link} (a hard link to it)",
+                fate.describe()
+            ),
+            None => fate.describe(),
+        }
     }
 
     fn set_fate(&mut self, n: NodeRef, f: Fate) {

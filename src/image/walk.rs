@@ -344,6 +344,7 @@ pub fn manifest_image(
         layers,
         ref_names: refs.to_vec(),
         annotations: string_map(doc.get("annotations")),
+        manifest_synthesised: false,
     }))
 }
 

@@ -111,8 +111,13 @@ fn image(
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    let synthesised = if img.manifest_digest_source.as_deref() == Some("synthesised") {
+        "synthesised manifest "
+    } else {
+        ""
+    };
     let mut head = format!(
-        "━━ {} · {} · {}",
+        "━━ {} · {} · {synthesised}{}",
         neutralise(&img.input, false),
         neutralise(&img.platform, false),
         short_digest(&img.manifest_digest)

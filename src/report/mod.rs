@@ -137,6 +137,10 @@ pub struct ImageReport {
     pub input: String,
     pub platform: String,
     pub manifest_digest: String,
+    /// Where `manifest_digest` comes from: `"input"` (a manifest the input holds, as a registry would
+    /// show it) or `"synthesised"` (legacy `docker save` has no manifest; x1-validate made one up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_digest_source: Option<String>,
     pub config_digest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,

@@ -12,6 +12,7 @@ mod image;
 mod image_builder;
 mod image_fixtures;
 mod image_inputs;
+mod image_producers;
 mod image_tools;
 mod licenses;
 mod masking;

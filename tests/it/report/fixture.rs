@@ -175,6 +175,7 @@ pub(crate) fn image_amd64(secret: &Evidence) -> ImageReport {
         input: "build/runtime-opencode.oci.tar".into(),
         platform: "linux/amd64".into(),
         manifest_digest: digest("manifest-amd64"),
+        manifest_digest_source: None,
         config_digest: digest("config-amd64"),
         preset: Some("opencode".into()),
         rules: vec![
@@ -211,6 +212,7 @@ pub(crate) fn image_arm64() -> ImageReport {
         input: "build/runtime-opencode.oci.tar".into(),
         platform: "linux/arm64".into(),
         manifest_digest: digest("manifest-arm64"),
+        manifest_digest_source: None,
         config_digest: digest("config-arm64"),
         preset: Some("opencode".into()),
         rules: vec![
@@ -245,6 +247,7 @@ pub(crate) fn image_riscv() -> ImageReport {
         input: "build/runtime-opencode.oci.tar".into(),
         platform: "linux/riscv64".into(),
         manifest_digest: digest("manifest-riscv64"),
+        manifest_digest_source: None,
         config_digest: digest("config-riscv64"),
         preset: None,
         rules: vec![
