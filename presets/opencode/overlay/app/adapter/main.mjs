@@ -171,6 +171,7 @@ export async function startAdapter(env = process.env) {
       await translator.answerQuestion(id, null).then(() => rejected.push(id), (e) => log(`reject ${id}: ${e.message}`));
     }
     if (!translator.sessionId || !turnId) return { aborted: false, turn_id: null, rejected_questions: rejected };
+    if (translator.turn) translator.turn.reason = "aborted"; // also when opencode reports no MessageAbortedError (abort during a retry wait)
     await client.request("POST", `/session/${translator.sessionId}/abort`);
     return { aborted: true, turn_id: turnId, rejected_questions: rejected };
   }

@@ -72,7 +72,7 @@ export class Translator {
     this.turnCount += 1;
     const id = `turn_${this.turnCount}_${randomBytes(4).toString("hex")}`;
     this.turn = {
-      id, sawBusy: false, used: new Map(), done: new Set(), texts: new Set(), textParts: new Set(), steps: new Set(),
+      id, started: Date.now(), sawBusy: false, used: new Map(), done: new Set(), texts: new Set(), textParts: new Set(), steps: new Set(),
       roles: new Map(), errors: new Set(), reason: "completed", lastError: null,
       tokens: { total: 0, input: 0, output: 0, reasoning: 0, cache_read: 0, cache_write: 0 }, cost: 0,
     };
@@ -91,7 +91,7 @@ export class Translator {
       if (this.turn.errors.has(key)) return;
       this.turn.errors.add(key);
       if (info.code === "aborted") this.turn.reason = "aborted";
-      else if (extra.attempt === undefined) {
+      else if (extra.attempt === undefined && this.turn.reason !== "aborted") {
         this.turn.reason = "error";
         this.turn.lastError = info.code;
       }
@@ -156,7 +156,9 @@ export class Translator {
         return;
       case "message.updated":
         if (p.info?.id) turn.roles.set(p.info.id, p.info.role);
-        if (root && p.info?.role === "assistant" && p.info.error) this.error(classify(p.info.error));
+        // opencode re-publishes older messages (summaries): an error of a message from before this turn
+        // (an earlier abort) is not this turn's.
+        if (root && p.info?.role === "assistant" && p.info.error && !(p.info.time?.created < turn.started)) this.error(classify(p.info.error));
         return;
       case "message.part.updated":
         return this.onPart(p.part ?? {});

@@ -298,6 +298,7 @@ describe("adapter with real opencode", { skip: skip ?? false }, () => {
       const end = await reader.next((e) => e.type === "turn.end" && e.turn_id === turn.turn_id, 30000);
       assert.ok(["aborted", "completed", "error"].includes(end.reason), end.reason);
       // and the session is usable again
+      await resetTool();
       const next = await post(`${base.inject}/inject`, { text: "carry on" });
       assert.equal(next.status, 202);
       assert.equal(next.body.joined, false);
