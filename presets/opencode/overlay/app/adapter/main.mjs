@@ -120,6 +120,7 @@ export async function startAdapter(env = process.env) {
       onConnected.splice(0).forEach((f) => f());
       try {
         translator.reconcile(await client.request("GET", "/session/status"));
+        if (translator.questions.size) translator.syncQuestions(await client.request("GET", "/question"));
       } catch (e) {
         log(`status check after connect failed: ${e.message}`);
       }

@@ -243,7 +243,19 @@ export class Translator {
     const q = this.questions.get(id);
     if (!q) return;
     const base = q.v2 ? `/api/session/${encodeURIComponent(q.session)}/question/${encodeURIComponent(id)}` : `/question/${encodeURIComponent(id)}`;
-    await this.request("POST", `${base}/${answers ? "reply" : "reject"}`, answers ? { answers } : undefined);
+    try {
+      await this.request("POST", `${base}/${answers ? "reply" : "reject"}`, answers ? { answers } : undefined);
+    } catch (e) {
+      if (e.status !== 404) throw e; // opencode no longer has it: it cannot block anything
+    }
+    // Closed as soon as opencode accepted it, so a missed `question.replied` cannot leave it pending.
+    this.onQuestionClosed({ requestID: id, answers }, answers ? "answered" : "rejected");
+  }
+
+  /** After a reconnect: forget questions opencode no longer has pending (`GET /question`). */
+  syncQuestions(pending) {
+    const open = new Set((Array.isArray(pending) ? pending : []).map((q) => q.id));
+    for (const id of [...this.questions.keys()]) if (!open.has(id)) this.onQuestionClosed({ requestID: id }, "rejected");
   }
 
   pendingQuestions() {

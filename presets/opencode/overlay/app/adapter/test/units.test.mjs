@@ -136,9 +136,19 @@ describe("Translator: questions, retries, deltas, usage", () => {
       ["POST", "/question/que_1/reply", { answers: [["Yes"]] }],
       ["POST", "/api/session/ses_A/question/que_2/reject", null],
     ]);
+    // opencode's confirmations come later and close nothing twice
     await ev("question.replied", { sessionID: "ses_A", requestID: "que_1", answers: [["Yes"]] });
     await ev("question.v2.rejected", { sessionID: "ses_A", requestID: "que_2" });
-    assert.deepEqual(out.filter((e) => e.type === "question.closed").map((e) => [e.request_id, e.outcome]), [["que_1", "answered"], ["que_2", "rejected"]]);
+    assert.deepEqual(out.filter((e) => e.type === "question.closed").map((e) => [e.request_id, e.outcome, e.answers]), [["que_1", "answered", [["Yes"]]], ["que_2", "rejected", null]]);
+    assert.equal(t.questions.size, 0);
+    // a question opencode closed while the stream was down is forgotten on reconnect
+    await ev("question.asked", { id: "que_4", sessionID: "ses_A", questions });
+    await ev("question.asked", { id: "que_5", sessionID: "ses_A", questions });
+    t.syncQuestions([{ id: "que_5" }]);
+    assert.deepEqual([...t.questions.keys()], ["que_5"]);
+    // one opencode no longer knows (404) is closed too; other failures are the caller's
+    t.request = async () => { throw Object.assign(new Error("gone"), { status: 404 }); };
+    await t.answerQuestion("que_5", null);
     assert.equal(t.questions.size, 0);
   });
 
