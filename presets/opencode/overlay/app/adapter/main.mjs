@@ -223,7 +223,7 @@ export async function startAdapter(env = process.env) {
       if (req.method === "GET" && url.pathname === "/health") return send(res, connected ? 200 : 503, health(req));
       await handler(req, res, url);
     } catch (e) {
-      if (!res.headersSent) send(res, e.status ?? 500, { error: e.message });
+      if (!res.headersSent) send(res, e.status ?? (e instanceof URIError ? 400 : 500), { error: e.message });
     }
   });
   const injectServer = server((req, res, url) => routes(req, res, url.pathname));

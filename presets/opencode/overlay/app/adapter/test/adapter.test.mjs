@@ -192,6 +192,7 @@ describe("adapter with real opencode", { skip: skip ?? false }, () => {
     const r = await fetch(`${base.inject}/inject`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: "{not json" });
     assert.equal(r.status, 400);
     assert.equal((await fetch(`${base.inject}/nope`, { headers: AUTH })).status, 404);
+    assert.equal((await post(`${base.inject}/question/%E0%A4%A/reply`, { answers: [] })).status, 400, "a malformed id is a 400, not a 500");
   });
 
   it("refuses requests without the bearer token, from a browser Origin, or with a non-JSON body", async () => {
