@@ -221,11 +221,13 @@ free_port() { "$X1_NODE22" -e 'const s=require("net").createServer().listen(Numb
 EP=$(free_port 3100); IP=$(free_port 8788); OP=$(free_port 4096)
 ss -ltn 2>/dev/null | grep -q ':11432 ' && die "port 11432 is taken; the scripted sidecar must listen there"
 stage "starting the image's entrypoint (opencode :$OP, events :$EP, inject :$IP)"
+# The per-pod bearer token the platform would mount (here: env, random per run).
+X1_E2E_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 in_image_exec X1_ADAPTER_EVENTS_PORT="$EP" X1_ADAPTER_INJECT_PORT="$IP" X1_OPENCODE_PORT="$OP" \
-  /x1/bin/entrypoint >"$OUT/run.log" 2>&1 &
+  X1_ADAPTER_TOKEN="$X1_E2E_TOKEN" /x1/bin/entrypoint >"$OUT/run.log" 2>&1 &
 RUN_PID=$!
 stage "driving one prompt through :$IP → :$EP"
-X1_ADAPTER_EVENTS_PORT=$EP X1_ADAPTER_INJECT_PORT=$IP X1_E2E_SIDECAR_PORT=11432 \
+X1_ADAPTER_EVENTS_PORT=$EP X1_ADAPTER_INJECT_PORT=$IP X1_E2E_SIDECAR_PORT=11432 X1_ADAPTER_TOKEN=$X1_E2E_TOKEN \
   "$X1_NODE22" presets/opencode/overlay/app/adapter/test/e2e-drive.mjs ||
   { tail -n 30 "$OUT/run.log" >&2; die "the injected prompt did not produce the full event sequence"; }
 

@@ -50,7 +50,12 @@ on_signal() {
 trap 'on_signal TERM' TERM
 trap 'on_signal INT' INT
 
-"$opencode" serve --hostname 127.0.0.1 --port "$port" &
+# opencode's own server: loopback only, HTTP basic auth with a password made for this start; only the
+# adapter is told it. The adapter's bearer token is not passed to opencode (nor to its tools).
+OPENCODE_SERVER_PASSWORD=$("$node" -e 'process.stdout.write(require("crypto").randomBytes(32).toString("hex"))') &&
+  [ -n "$OPENCODE_SERVER_PASSWORD" ] || { log "cannot generate the opencode server password"; exit 1; }
+export OPENCODE_SERVER_PASSWORD OPENCODE_SERVER_USERNAME=opencode
+env -u X1_ADAPTER_TOKEN -u X1_ADAPTER_TOKEN_FILE "$opencode" serve --hostname 127.0.0.1 --port "$port" &
 oc_pid=$!
 
 # Wait for health with a deadline, using node's fetch (curl is not required by the runtime).
@@ -58,11 +63,12 @@ if ! "$node" -e '
   const [url, secs, pid] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
   const end = Date.now() + secs * 1000;
   const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  const headers = { authorization: "Basic " + Buffer.from("opencode:" + process.env.OPENCODE_SERVER_PASSWORD).toString("base64") };
   (async () => {
     while (Date.now() < end) {
       if (!alive()) { console.error("opencode exited before it became healthy"); process.exit(1); }
       try {
-        const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+        const r = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
         if (r.ok && (await r.json()).healthy === true) process.exit(0);
       } catch {}
       await new Promise((r) => setTimeout(r, 200));

@@ -4,6 +4,11 @@ import { existsSync, mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:
 import { tmpdir, homedir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
+import { randomBytes } from "node:crypto";
+
+/** The per-pod bearer token of the tests' adapters (random per run; e2e-drive gets the image's) and its header. */
+export const TOKEN = process.env.X1_ADAPTER_TOKEN || randomBytes(24).toString("base64url");
+export const AUTH = { authorization: `Bearer ${TOKEN}` };
 
 /** The opencode binary: $X1_OPENCODE_BIN, else the tools cache ($X1_TOOLS_CACHE/opencode/bin/opencode). */
 export function opencodeBin() {
@@ -32,8 +37,8 @@ export function freePort() {
   });
 }
 
-/** An opencode config in the shape `render` writes, pointed at the mock sidecar. */
-export function testConfig(sidecarUrl, permission = { bash: "allow", edit: "allow", webfetch: "deny" }) {
+/** An opencode config in the shape `render` writes (same default permissions), pointed at the mock sidecar. */
+export function testConfig(sidecarUrl, permission = { bash: "allow", edit: "allow", webfetch: "deny", question: "deny" }, extra = {}) {
   return {
     $schema: "https://opencode.ai/config.json",
     autoupdate: false,
@@ -46,12 +51,13 @@ export function testConfig(sidecarUrl, permission = { bash: "allow", edit: "allo
         npm: "@ai-sdk/openai-compatible",
         name: "Platform sidecar",
         options: { baseURL: `${sidecarUrl}/v1` },
-        models: { "mock-model": { name: "Mock model", tool_call: true } },
+        models: { "mock-model": { name: "Mock model", tool_call: true, cost: { input: 3, output: 15 } } },
       },
     },
     permission,
     lsp: false,
     formatter: false,
+    ...extra,
   };
 }
 
@@ -64,8 +70,8 @@ export function scratch(config) {
   return { dir, home: join(dir, "home"), work: join(dir, "work"), configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Start `opencode serve` for real; resolves once GET /global/health says healthy. */
-export async function startOpencode({ configPath, home, work }, port) {
+/** Start `opencode serve` for real, password-protected; resolves once GET /global/health says healthy. */
+export async function startOpencode({ configPath, home, work }, port, password = randomBytes(16).toString("hex"), extraEnv = {}) {
   port ??= await freePort();
   const child = spawn(opencodeBin(), ["serve", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: work,
@@ -77,27 +83,32 @@ export async function startOpencode({ configPath, home, work }, port) {
       OPENCODE_DISABLE_AUTOUPDATE: "1",
       OPENCODE_DISABLE_SHARE: "1",
       OPENCODE_DISABLE_LSP_DOWNLOAD: "1",
+      OPENCODE_SERVER_PASSWORD: password,
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
   child.stderr.on("data", (d) => { stderr = (stderr + d).slice(-4000); });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60000;
+  const deadline = Date.now() + 120000;
+  const basic = { authorization: "Basic " + Buffer.from(`opencode:${password}`).toString("base64") };
   for (;;) {
     if (child.exitCode !== null) throw new Error(`opencode exited ${child.exitCode}: ${stderr}`);
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`opencode did not become healthy within 60 s: ${stderr}`);
+      throw new Error(`opencode did not become healthy within 120 s: ${stderr}`);
     }
     try {
-      const r = await fetch(`${url}/global/health`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`${url}/global/health`, { headers: basic, signal: AbortSignal.timeout(5000) });
       if (r.ok && (await r.json()).healthy) break;
     } catch {}
     await new Promise((r) => setTimeout(r, 150));
   }
   return {
     url,
+    password,
+    basic,
     child,
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null) return resolve();
@@ -109,9 +120,10 @@ export async function startOpencode({ configPath, home, work }, port) {
 }
 
 /** Read the platform SSE stream; `next(pred, ms)` resolves with the first matching event. */
-export async function readEvents(url, { lastEventId } = {}) {
+export async function readEvents(url, { lastEventId, headers = AUTH } = {}) {
   const controller = new AbortController();
-  const res = await fetch(url, { headers: lastEventId ? { "last-event-id": String(lastEventId) } : {}, signal: controller.signal });
+  const res = await fetch(url, { headers: { ...headers, ...(lastEventId ? { "last-event-id": String(lastEventId) } : {}) }, signal: controller.signal });
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
   const events = [];
   const waiters = [];
   let frames = [];
@@ -152,7 +164,12 @@ export async function readEvents(url, { lastEventId } = {}) {
   return { events, frames, next, close: () => controller.abort() };
 }
 
-export async function post(url, body) {
-  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body ?? {}) });
+export async function post(url, body, headers = AUTH) {
+  const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body ?? {}) });
+  return { status: r.status, body: await r.json() };
+}
+
+export async function get(url, headers = AUTH) {
+  const r = await fetch(url, { headers });
   return { status: r.status, body: await r.json() };
 }

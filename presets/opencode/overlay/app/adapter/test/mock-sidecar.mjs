@@ -1,9 +1,10 @@
 // mock-sidecar.mjs — a scripted stand-in for the platform sidecar on loopback, for tests only.
 //
-//   POST /v1/chat/completions   OpenAI-compatible streaming: a request that offers tools and has no
-//                               tool result yet gets ONE `bash` tool call; after a tool result (or
-//                               with no tools) it streams text. Behaviour switches (POST /__control):
-//                               {"status": 429|401|500|null, "command": "echo …", "text": "…"}
+//   POST /v1/chat/completions   OpenAI-compatible streaming: a request that offers the scripted tool
+//                               (`bash` unless set) and has no tool result yet gets ONE call of it;
+//                               after a tool result (or without that tool) it streams text.
+//                               Behaviour switches (POST /__control): {"status": 429|401|500|"drop"|null,
+//                               "command": "echo …", "text": "…", "tool": "question", "args": {…}}
 //   POST /git/credential        git credential protocol: answers host=CRED_HOST with a test token
 //   GET  /__requests            what was asked so far (method, path, status, headers subset)
 //
@@ -13,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { pathToFileURL } from "node:url";
 
 export function startMockSidecar({ port = 0, host = "127.0.0.1", credHost = "git.example.test" } = {}) {
-  const state = { status: null, command: "echo hello-from-tool", text: "Tool ran; done.", requests: [] };
+  const state = { status: null, command: "echo hello-from-tool", text: "Tool ran; done.", tool: "bash", args: null, requests: [] };
   const credential = { username: "x-access-token", password: "x1test-" + randomBytes(12).toString("hex") };
 
   const server = http.createServer(async (req, res) => {
@@ -38,6 +39,10 @@ export function startMockSidecar({ port = 0, host = "127.0.0.1", credHost = "git
       return reply(200, `protocol=${fields.protocol ?? "https"}\nhost=${fields.host}\nusername=${credential.username}\npassword=${credential.password}\n`, "text/plain");
     }
     if (req.method === "POST" && /\/chat\/completions$/.test(req.url)) {
+      if (state.status === "drop") {
+        record.status = "dropped";
+        return req.socket.destroy();
+      }
       if (state.status) {
         const messages = { 429: "Rate limit reached for requests", 401: "Invalid authentication", 500: "upstream exploded" };
         return reply(state.status, { error: { message: messages[state.status] ?? "mock error", type: "mock_error", code: String(state.status) } });
@@ -50,8 +55,13 @@ export function startMockSidecar({ port = 0, host = "127.0.0.1", credHost = "git
       }
       const msgs = body.messages ?? [];
       const last = msgs[msgs.length - 1];
-      const wantsTool = Array.isArray(body.tools) && body.tools.some((t) => t.function?.name === "bash") && last?.role !== "tool";
-      return streamCompletion(res, record, body.model, wantsTool ? { command: state.command } : { text: state.text });
+      record.model = body.model;
+      record.tools = (body.tools ?? []).map((t) => t.function?.name);
+      record.lastRole = last?.role ?? null;
+      record.lastContent = typeof last?.content === "string" ? last.content : JSON.stringify(last?.content ?? null);
+      const wantsTool = record.tools.includes(state.tool) && last?.role !== "tool";
+      const args = state.args ?? { command: state.command, description: "Run a command" };
+      return streamCompletion(res, record, body.model, wantsTool ? { tool: state.tool, args } : { text: state.text });
     }
     reply(404, { error: { message: `mock sidecar: no route ${req.method} ${req.url}` } });
   });
@@ -71,15 +81,15 @@ export function startMockSidecar({ port = 0, host = "127.0.0.1", credHost = "git
   });
 }
 
-function streamCompletion(res, record, model, { command, text }) {
+function streamCompletion(res, record, model, { tool, args: input, text }) {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   const id = "chatcmpl-mock" + Date.now();
   const created = Math.floor(Date.now() / 1000);
   const send = (delta, finish = null, extra = {}) =>
     res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, finish_reason: finish }], ...extra })}\n\n`);
-  if (command !== undefined) {
-    const args = JSON.stringify({ command, description: "Run a command" });
-    send({ role: "assistant", tool_calls: [{ index: 0, id: "call_mock1", type: "function", function: { name: "bash", arguments: "" } }] });
+  if (tool !== undefined) {
+    const args = JSON.stringify(input);
+    send({ role: "assistant", tool_calls: [{ index: 0, id: "call_mock" + Date.now(), type: "function", function: { name: tool, arguments: "" } }] });
     send({ tool_calls: [{ index: 0, function: { arguments: args.slice(0, 10) } }] });
     send({ tool_calls: [{ index: 0, function: { arguments: args.slice(10) } }] });
     send({}, "tool_calls");
@@ -90,7 +100,7 @@ function streamCompletion(res, record, model, { command, text }) {
   }
   res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })}\n\n`);
   res.end("data: [DONE]\n\n");
-  record.streamed = command !== undefined ? "tool_call" : "text";
+  record.streamed = tool !== undefined ? "tool_call" : "text";
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -4,12 +4,12 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startMockSidecar } from "./mock-sidecar.mjs";
-import { freePort, opencodeBin, post, readEvents, skipReason, testConfig } from "./helpers.mjs";
+import { AUTH, TOKEN, freePort, opencodeBin, post, readEvents, skipReason, testConfig } from "./helpers.mjs";
 
 const OVERLAY = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const CRED = join(OVERLAY, "bin", "git-credential-x1");
@@ -57,7 +57,7 @@ describe("git-credential-x1", () => {
     await sidecar.close();
     rmSync(scratch, { recursive: true, force: true });
   });
-  const env = () => ({ X1_SIDECAR_URL: sidecar.url, HOME: scratch });
+  const env = () => ({ X1_SIDECAR_URL: sidecar.url, HOME: scratch, X1_GIT_CREDENTIAL_HOSTS: "github.com, git.example.test" });
 
   it("get forwards the request to the sidecar and prints its answer", async () => {
     const r = await run("sh", [CRED, "get"], { input: "protocol=https\nhost=git.example.test\n\n", env: env(), cwd: scratch });
@@ -79,8 +79,51 @@ describe("git-credential-x1", () => {
     assert.ok(r.stdout.includes(`password=${sidecar.credential.password}`));
   });
 
+  it("refuses http, hosts off the allowlist and look-alikes without asking the sidecar", async () => {
+    const asked = sidecar.state.requests.length;
+    const cases = [
+      ["protocol=http\nhost=git.example.test\n", env()],
+      ["host=git.example.test\n", env()],
+      ["protocol=https\nhost=github.com.evil.example\n", {}],
+      ["protocol=https\nhost=evil-github.com\n", {}],
+      ["protocol=https\nhost=github.com:8443\n", {}],
+      ["protocol=https\nhost=git.example.test\n", {}],
+      ["protocol=https\nhost=git.example.test.evil.example\n", env()],
+      ["protocol=https\nhost=example.test\n", env()],
+      ["protocol=https\nhost=github.com\nprotocol=http\n", {}],
+      ["protocol=https\n", {}],
+    ];
+    for (const [input, extra] of cases) {
+      const r = await run("sh", [CRED, "get"], { input: input + "\n", env: { X1_SIDECAR_URL: sidecar.url, HOME: scratch, ...extra }, cwd: scratch });
+      assert.equal(r.code, 1, input);
+      assert.equal(r.stdout, "", `nothing printed for ${JSON.stringify(input)}`);
+      assert.match(r.stderr, /^git-credential-x1: no credential for this request: /);
+    }
+    assert.equal(sidecar.state.requests.length, asked, "the sidecar was never asked");
+    // The default allowlist is exactly github.com (any case): that request is forwarded.
+    const gh = await run("sh", [CRED, "get"], { input: "protocol=https\nhost=GitHub.com\n\n", env: { X1_SIDECAR_URL: sidecar.url, HOME: scratch }, cwd: scratch });
+    assert.equal(sidecar.state.requests.length, asked + 1, gh.stderr);
+    assert.equal(gh.stdout, "", "the mock has no grant for github.com");
+  });
+
+  it("git itself gets nothing for an http remote", async () => {
+    const r = await run("git", ["-c", "credential.helper=", "-c", `credential.helper=${CRED}`, "credential", "fill"], {
+      input: "protocol=http\nhost=git.example.test\npath=org/repo.git\n\n",
+      env: { ...env(), GIT_TERMINAL_PROMPT: "0", GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null" },
+      cwd: scratch,
+    });
+    assert.notEqual(r.code, 0);
+    assert.ok(!r.stdout.includes("password="), r.stdout);
+  });
+
+  it("the shipped gitconfig trusts no directory wildcard", () => {
+    const cfg = readFileSync(join(OVERLAY, "etc", "gitconfig"), "utf8");
+    assert.ok(!/^\s*directory\s*=\s*\*\s*$/m.test(cfg), "no safe.directory = *");
+    assert.match(cfg, /^\s*directory = \/home\/agent\/workspace$/m);
+  });
+
   it("fails closed when the sidecar refuses", async () => {
-    const r = await run("sh", [CRED, "get"], { input: "protocol=https\nhost=evil.example\n\n", env: env(), cwd: scratch });
+    const r = await run("sh", [CRED, "get"], { input: "protocol=https\nhost=github.com\n\n", env: env(), cwd: scratch });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /git-credential-x1: the sidecar at .* did not provide a credential/);
@@ -88,7 +131,7 @@ describe("git-credential-x1", () => {
 
   it("fails closed when the sidecar is unreachable", async () => {
     const port = await freePort();
-    const r = await run("sh", [CRED, "get"], { input: "host=git.example.test\n\n", env: { ...env(), X1_SIDECAR_URL: `http://127.0.0.1:${port}` }, cwd: scratch });
+    const r = await run("sh", [CRED, "get"], { input: "protocol=https\nhost=git.example.test\n\n", env: { ...env(), X1_SIDECAR_URL: `http://127.0.0.1:${port}` }, cwd: scratch });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /did not provide a credential/);
@@ -188,7 +231,7 @@ describe("run.sh supervises opencode and the adapter", { skip: skipOpencode ?? f
     rmSync(root, { recursive: true, force: true });
   });
 
-  async function start() {
+  async function start(extraEnv = {}, { expectUp = true } = {}) {
     const ports = { oc: await freePort(), ev: await freePort(), inj: await freePort() };
     const child = spawn("sh", [join(root, "bin", "entrypoint")], {
       env: {
@@ -200,13 +243,17 @@ describe("run.sh supervises opencode and the adapter", { skip: skipOpencode ?? f
         X1_ADAPTER_HOST: "127.0.0.1",
         X1_ADAPTER_EVENTS_PORT: String(ports.ev),
         X1_ADAPTER_INJECT_PORT: String(ports.inj),
+        X1_ADAPTER_TOKEN: TOKEN,
+        X1_HEALTH_TIMEOUT: "120",
+        ...extraEnv,
       },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let log = "";
     child.stderr.on("data", (d) => { log += d; });
     const exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-    const end = Date.now() + 60000;
+    if (!expectUp) return { child, ports, exited, log: () => log };
+    const end = Date.now() + 150000;
     for (;;) {
       try {
         if ((await fetch(`http://127.0.0.1:${ports.inj}/health`, { signal: AbortSignal.timeout(1000) })).ok) break;
@@ -215,7 +262,8 @@ describe("run.sh supervises opencode and the adapter", { skip: skipOpencode ?? f
       await new Promise((r) => setTimeout(r, 250));
     }
     const adapterPid = Number(/adapter pid (\d+)/.exec(log)?.[1]);
-    return { child, ports, exited, adapterPid, log: () => log };
+    const opencodePid = Number(/opencode \(pid (\d+)\)/.exec(log)?.[1]);
+    return { child, ports, exited, adapterPid, opencodePid, log: () => log };
   }
   const down = async (port) => {
     try {
@@ -234,11 +282,27 @@ describe("run.sh supervises opencode and the adapter", { skip: skipOpencode ?? f
     const end = await reader.next((e) => e.type === "turn.end", 60000);
     assert.equal(end.reason, "completed");
     reader.close();
+    // opencode's server: loopback, and 401 without the per-start password, which only the adapter got.
+    const oc = await fetch(`http://127.0.0.1:${rs.ports.oc}/global/health`);
+    assert.equal(oc.status, 401);
+    const ocEnv = readFileSync(`/proc/${rs.opencodePid}/environ`, "utf8").split("\0");
+    const pw = ocEnv.find((v) => v.startsWith("OPENCODE_SERVER_PASSWORD="))?.split("=")[1] ?? "";
+    assert.match(pw, /^[0-9a-f]{64}$/);
+    assert.ok(!ocEnv.some((v) => v.startsWith("X1_ADAPTER_TOKEN")), "opencode (and its tools) never see the adapter token");
+    assert.ok(!rs.log().includes(pw) && !rs.log().includes(TOKEN), "neither secret is logged");
     rs.child.kill("SIGTERM");
     const { code } = await rs.exited;
     assert.notEqual(code, 0, "a stop on request is reported as 143");
     assert.ok(await down(rs.ports.oc), "opencode is down");
     assert.match(rs.log(), /received TERM/);
+  });
+
+  it("does not serve without a bearer token", async () => {
+    const rs = await start({ X1_ADAPTER_TOKEN: "", X1_ADAPTER_TOKEN_FILE: join(root, "no-token") }, { expectUp: false });
+    const { code } = await rs.exited;
+    assert.ok(code !== 0 && code !== null, `exit ${code}`);
+    assert.match(rs.log(), /no usable bearer token/);
+    assert.ok(await down(rs.ports.oc), "opencode was stopped too");
   });
 
   it("exits non-zero and stops opencode when the adapter dies", async () => {

@@ -89,3 +89,90 @@ describe("Translator", () => {
     assert.equal(t.turn, null);
   });
 });
+
+describe("Translator: questions, retries, deltas, usage", () => {
+  const setup = () => {
+    const out = [];
+    const calls = [];
+    const t = new Translator({
+      publish: (type, s, turn, p) => out.push({ type, turn, ...p }),
+      request: async (method, path, body) => { calls.push([method, path, body ?? null]); },
+    });
+    t.setSession("ses_A");
+    return { t, out, calls, ev: (type, properties) => t.handle({ type, properties }) };
+  };
+
+  it("reports every retry attempt, classifies an unknown retry reason as the provider, and takes session-less errors", async () => {
+    const { t, out, ev } = setup();
+    t.startTurn({ text: "x" });
+    const next = Date.now() + 2000;
+    await ev("session.status", { sessionID: "ses_A", status: { type: "retry", attempt: 1, message: "upstream exploded", next } });
+    await ev("session.status", { sessionID: "ses_A", status: { type: "retry", attempt: 1, message: "upstream exploded", next } });
+    await ev("session.status", { sessionID: "ses_A", status: { type: "retry", attempt: 2, message: "Rate limit reached", next } });
+    await ev("session.error", { error: { name: "APIError", data: { message: "Cannot connect to API", isRetryable: true } } });
+    await ev("session.error", { sessionID: "ses_other", error: { name: "APIError", data: { statusCode: 401, message: "x" } } });
+    const errors = out.filter((e) => e.type === "error");
+    assert.deepEqual(errors.map((e) => [e.code, e.attempt]), [["provider_unavailable", 1], ["rate_limited", 2], ["provider_unavailable", undefined]]);
+    assert.ok(errors[0].retry_in_ms > 0 && errors[0].retry_in_ms <= 2000);
+    t.endTurn();
+    assert.deepEqual([out.at(-1).reason, out.at(-1).error_code], ["error", "provider_unavailable"]);
+  });
+
+  it("turns question events into platform events and answers through opencode (v1 and v2 routes)", async () => {
+    const { t, out, calls, ev } = setup();
+    const { turnId } = t.startTurn({ text: "x" });
+    const questions = [{ question: "Go?", header: "Go", options: [{ label: "Yes", description: "y" }], multiple: true }];
+    await ev("question.asked", { id: "que_1", sessionID: "ses_A", questions, tool: { messageID: "msg_1", callID: "call_1" } });
+    await ev("question.v2.asked", { id: "que_2", sessionID: "ses_A", questions: [{ question: "Q2", header: "H", options: [] }] });
+    await ev("question.asked", { id: "que_3", sessionID: "ses_other", questions });
+    assert.deepEqual(out.filter((e) => e.type === "question").map((e) => e.request_id), ["que_1", "que_2"]);
+    assert.deepEqual(out[1].questions, [{ question: "Go?", header: "Go", options: [{ label: "Yes", description: "y" }], multiple: true, custom: true }]);
+    assert.equal(out[1].call_id, "call_1");
+    assert.equal(out[1].turn, turnId);
+    await t.answerQuestion("que_1", [["Yes"]]);
+    await t.answerQuestion("que_2", null);
+    await t.answerQuestion("que_unknown", null);
+    assert.deepEqual(calls, [
+      ["POST", "/question/que_1/reply", { answers: [["Yes"]] }],
+      ["POST", "/api/session/ses_A/question/que_2/reject", null],
+    ]);
+    // opencode's confirmations come later and close nothing twice
+    await ev("question.replied", { sessionID: "ses_A", requestID: "que_1", answers: [["Yes"]] });
+    await ev("question.v2.rejected", { sessionID: "ses_A", requestID: "que_2" });
+    assert.deepEqual(out.filter((e) => e.type === "question.closed").map((e) => [e.request_id, e.outcome, e.answers]), [["que_1", "answered", [["Yes"]]], ["que_2", "rejected", null]]);
+    assert.equal(t.questions.size, 0);
+    // a question opencode closed while the stream was down is forgotten on reconnect
+    await ev("question.asked", { id: "que_4", sessionID: "ses_A", questions });
+    await ev("question.asked", { id: "que_5", sessionID: "ses_A", questions });
+    t.syncQuestions([{ id: "que_5" }]);
+    assert.deepEqual([...t.questions.keys()], ["que_5"]);
+    // one opencode no longer knows (404) is closed too; other failures are the caller's
+    t.request = async () => { throw Object.assign(new Error("gone"), { status: 404 }); };
+    await t.answerQuestion("que_5", null);
+    assert.equal(t.questions.size, 0);
+  });
+
+  it("streams assistant text deltas only, and sums step-finish usage into turn.end", async () => {
+    const { t, out, ev } = setup();
+    t.startTurn({ text: "x" });
+    await ev("session.status", { sessionID: "ses_A", status: { type: "busy" } });
+    await ev("message.updated", { sessionID: "ses_A", info: { id: "msg_u", role: "user" } });
+    await ev("message.updated", { sessionID: "ses_A", info: { id: "msg_a", role: "assistant" } });
+    await ev("message.part.updated", { sessionID: "ses_A", part: { id: "prt_r", type: "reasoning", messageID: "msg_a" } });
+    await ev("message.part.updated", { sessionID: "ses_A", part: { id: "prt_t", type: "text", messageID: "msg_a", text: "", time: { start: 1 } } });
+    await ev("message.part.delta", { sessionID: "ses_A", messageID: "msg_a", partID: "prt_r", field: "text", delta: "thinking" });
+    await ev("message.part.delta", { sessionID: "ses_A", messageID: "msg_u", partID: "prt_u", field: "text", delta: "user" });
+    await ev("message.part.delta", { sessionID: "ses_A", messageID: "msg_a", partID: "prt_t", field: "text", delta: "Hel" });
+    await ev("message.part.delta", { sessionID: "ses_A", messageID: "msg_a", partID: "prt_t", field: "text", delta: "lo" });
+    const step = (id, input, output, cost) => ev("message.part.updated", { sessionID: "ses_A", part: { id, type: "step-finish", messageID: "msg_a", cost, tokens: { total: input + output, input, output, reasoning: 1, cache: { read: 2, write: 0 } } } });
+    await step("prt_s1", 100, 10, 0.5);
+    await step("prt_s1", 100, 10, 0.5); // the same part again: counted once
+    await step("prt_s2", 50, 5, 0.25);
+    await ev("session.idle", { sessionID: "ses_A" });
+    assert.deepEqual(out.filter((e) => e.type === "assistant.delta").map((e) => e.delta), ["Hel", "lo"]);
+    const end = out.at(-1);
+    assert.equal(end.type, "turn.end");
+    assert.deepEqual(end.tokens, { total: 165, input: 150, output: 15, reasoning: 2, cache_read: 4, cache_write: 0 });
+    assert.equal(end.cost, 0.75);
+  });
+});
