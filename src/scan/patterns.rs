@@ -335,11 +335,12 @@ fn compile(
         for k in &r.keywords {
             if k == "{credential_suffixes}" {
                 kws.extend(credential_suffixes(names));
-            } else if k.len() < 2 {
+            } else if k.len() < 3 {
+                // A shorter keyword shortens the packed searcher's fingerprint for all of them.
                 return Err(src.error_at(
                     &needle,
                     0,
-                    format!("keyword `{k}` of `{}` is shorter than 2 bytes", r.id),
+                    format!("keyword `{k}` of `{}` is shorter than 3 bytes", r.id),
                 ));
             } else {
                 kws.push(k.clone());
