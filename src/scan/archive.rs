@@ -47,6 +47,9 @@ fn sniff(head: &[u8]) -> Kind {
     }
 }
 
+/// The most of a UTF-16-looking file held in memory to scan it both as raw bytes and as text.
+const UTF16_HOLD: u64 = 16 << 20;
+
 /// A UTF-16 text stream: its byte order and whether it starts with a byte-order mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Utf16 {
@@ -286,10 +289,23 @@ fn scan_any(
             && let Some(enc) = sniff_utf16(&head)
         {
             // UTF-16 text (a `.env` saved by a Windows editor): scanned as one byte per code unit, so
-            // the ASCII patterns apply and offsets map back exactly (`bom + 2 × i`).
+            // the ASCII patterns apply and offsets map back exactly (`bom + 2 × i`). A byte-order mark
+            // is two bytes anyone can put in front of anything, so the raw bytes are scanned too:
+            // the file is held (up to UTF16_HOLD) and read both ways; a larger one is scanned raw.
             let bom = if enc.bom { 2 } else { 0 };
+            let mut whole = head;
+            let held = r.take(UTF16_HOLD).read_to_end(&mut whole);
+            held?;
+            if whole.len() as u64 > UTF16_HOLD {
+                s.note(format!(
+                    "secret scan: {path} looks like UTF-16 text but is larger than {} MiB; scanned as raw bytes only",
+                    UTF16_HOLD >> 20
+                ));
+                return s.scan_leaf(ordinal, path, &whole, r);
+            }
+            s.scan_leaf(ordinal, path, &whole, &mut io::empty())?;
             let mut narrow = Utf16Narrow {
-                inner: io::Cursor::new(head[bom..].to_vec()).chain(r),
+                inner: io::Cursor::new(&whole[bom..]),
                 big_endian: enc.big_endian,
                 raw: Vec::new(),
             };

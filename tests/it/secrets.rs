@@ -556,3 +556,21 @@ with open(sys.argv[2], 'w', encoding='utf-16-be', newline='') as f:
         assert_eq!(hit["evidence"]["length"], k.len());
     }
 }
+
+#[test]
+fn a_byte_order_mark_in_front_of_plain_bytes_hides_no_key() {
+    // Two bytes anyone can prepend: the file is also scanned as the raw bytes it is.
+    let k = key("sk-ant-api03-{b64u:93}AA");
+    for mark in [[0xffu8, 0xfe], [0xfe, 0xff]] {
+        let mut bytes = mark.to_vec();
+        bytes.extend_from_slice(format!("A\0B\0C\0D\0\nANTHROPIC_API_KEY={k}\n").as_bytes());
+        let img = ImageBuilder::new().layer(base().dir("app").file("app/masked.bin", &bytes));
+        let f = check(&img, &k);
+        assert!(
+            f.iter()
+                .any(|x| x["evidence"]["pattern"] == "anthropic-api-key"
+                    && x["location"]["path"] == "/app/masked.bin"),
+            "{mark:?}: {f:#?}"
+        );
+    }
+}
