@@ -229,6 +229,8 @@ fn reject_unknown_files(dir: &Path) -> Result<()> {
         "credentials.toml",
         "secrets.toml",
         "licenses.toml",
+        // Documentation data (provider coverage, docs/secret-coverage.md), not read by the binary.
+        "coverage.toml",
     ];
     let entries = std::fs::read_dir(dir).map_err(|e| config_io(dir, &e))?;
     for entry in entries {

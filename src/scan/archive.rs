@@ -107,6 +107,101 @@ fn sniff(head: &[u8]) -> Kind {
     }
 }
 
+/// The most of a UTF-16-looking file held in memory to scan it both as raw bytes and as text.
+const UTF16_HOLD: u64 = 16 << 20;
+
+/// A UTF-16 text stream: its byte order and whether it starts with a byte-order mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Utf16 {
+    pub big_endian: bool,
+    pub bom: bool,
+}
+
+/// UTF-16 by its byte-order mark (`FF FE` little-endian, `FE FF` big-endian), or without one by
+/// NUL interleaving: at least 16 code units, every one of the first 128 printable ASCII or
+/// whitespace with its high byte zero (ASCII text written as UTF-16). Binary data, UTF-8 and
+/// UTF-32 (whose mark `FF FE 00 00` is refused) are not UTF-16.
+pub(crate) fn sniff_utf16(head: &[u8]) -> Option<Utf16> {
+    if head.len() >= 4 && head.starts_with(&[0xff, 0xfe]) && head[2..4] != [0, 0] {
+        return Some(Utf16 {
+            big_endian: false,
+            bom: true,
+        });
+    }
+    if head.len() >= 2 && head.starts_with(&[0xfe, 0xff]) {
+        return Some(Utf16 {
+            big_endian: true,
+            bom: true,
+        });
+    }
+    if head.len() < 32 {
+        return None;
+    }
+    let units = &head[..(head.len() / 2 * 2).min(256)];
+    let text = |b: u8| b == b'\t' || b == b'\n' || b == b'\r' || (0x20..0x7f).contains(&b);
+    for big_endian in [false, true] {
+        let (lo, hi) = if big_endian { (1, 0) } else { (0, 1) };
+        if units.chunks_exact(2).all(|u| u[hi] == 0 && text(u[lo])) {
+            return Some(Utf16 {
+                big_endian,
+                bom: false,
+            });
+        }
+    }
+    None
+}
+
+/// Narrows a UTF-16 stream to one byte per code unit: ASCII units as themselves, every other unit
+/// as `0x80` (not a word character, so it never joins a key). A trailing odd byte is dropped.
+struct Utf16Narrow<R> {
+    inner: R,
+    big_endian: bool,
+    raw: Vec<u8>,
+}
+
+impl<R: Read> Read for Utf16Narrow<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Keep one pending byte (an odd split) at the front of `raw`.
+        let pending = self.raw.len();
+        self.raw.resize(pending + buf.len() * 2, 0);
+        let mut filled = pending;
+        loop {
+            match self.inner.read(&mut self.raw[filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    if filled >= 2 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.raw.truncate(pending);
+                    return Err(e);
+                }
+            }
+        }
+        let units = filled / 2;
+        for (i, u) in self.raw[..units * 2].chunks_exact(2).enumerate() {
+            let v = if self.big_endian {
+                u16::from_be_bytes([u[0], u[1]])
+            } else {
+                u16::from_le_bytes([u[0], u[1]])
+            };
+            buf[i] = u8::try_from(v).ok().filter(u8::is_ascii).unwrap_or(0x80);
+        }
+        let odd = filled % 2 == 1;
+        if odd {
+            self.raw[0] = self.raw[units * 2];
+        }
+        self.raw.truncate(usize::from(odd));
+        Ok(units)
+    }
+}
+
 /// Shared state for one layer entry's nested tree.
 struct Budget<'i> {
     image: &'i NestedBudget,
@@ -273,6 +368,32 @@ fn scan_any(
         return s.scan_leaf(ordinal, path, &head, r);
     }
     if !opens {
+        if kind == Kind::Plain
+            && let Some(enc) = sniff_utf16(&head)
+        {
+            // UTF-16 text (a `.env` saved by a Windows editor): scanned as one byte per code unit, so
+            // the ASCII patterns apply and offsets map back exactly (`bom + 2 × i`). A byte-order mark
+            // is two bytes anyone can put in front of anything, so the raw bytes are scanned too:
+            // the file is held (up to UTF16_HOLD) and read both ways; a larger one is scanned raw.
+            let bom = if enc.bom { 2 } else { 0 };
+            let mut whole = head;
+            let held = r.take(UTF16_HOLD).read_to_end(&mut whole);
+            held?;
+            if whole.len() as u64 > UTF16_HOLD {
+                s.note(format!(
+                    "secret scan: {path} looks like UTF-16 text but is larger than {} MiB; scanned as raw bytes only",
+                    UTF16_HOLD >> 20
+                ));
+                return s.scan_leaf(ordinal, path, &whole, r);
+            }
+            s.scan_leaf(ordinal, path, &whole, &mut io::empty())?;
+            let mut narrow = Utf16Narrow {
+                inner: io::Cursor::new(&whole[bom..]),
+                big_endian: enc.big_endian,
+                raw: Vec::new(),
+            };
+            return s.scan_leaf_mapped(ordinal, path, &[], &mut narrow, (2, bom as u64));
+        }
         return s.scan_leaf(ordinal, path, &head, r);
     }
     let mut chained = io::Cursor::new(head).chain(r);

@@ -126,7 +126,11 @@ fn run_pattern(
         } else {
             whole.start() + 1
         };
-        let m = pat.secret_group.and_then(|g| caps.get(g)).unwrap_or(whole);
+        let m = pat
+            .secret_groups
+            .iter()
+            .find_map(|&g| caps.get(g))
+            .unwrap_or(whole);
         if accept(c, pat, &buf[m.start()..m.end()]) {
             out.push(RawMatch {
                 pattern: p,
@@ -145,6 +149,9 @@ fn accept(c: &Compiled, pat: &Pattern, secret: &[u8]) -> bool {
         return false;
     }
     if pat.min_digits > 0 && secret.iter().filter(|b| b.is_ascii_digit()).count() < pat.min_digits {
+        return false;
+    }
+    if pat.reject.as_ref().is_some_and(|re| re.is_match(secret)) {
         return false;
     }
     !c.placeholders

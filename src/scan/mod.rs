@@ -132,6 +132,19 @@ impl SecretScanner {
         head: &[u8],
         r: &mut dyn Read,
     ) -> std::io::Result<()> {
+        self.scan_leaf_mapped(ordinal, path, head, r, (1, 0))
+    }
+
+    /// [`Self::scan_leaf`] over a transformed stream (UTF-16 narrowed to one byte per unit): a hit at
+    /// stream offset `o` is reported at file offset `map.1 + map.0 × o`.
+    pub(crate) fn scan_leaf_mapped(
+        &mut self,
+        ordinal: usize,
+        path: &str,
+        head: &[u8],
+        r: &mut dyn Read,
+        map: (u64, u64),
+    ) -> std::io::Result<()> {
         let overlap = self.overlap();
         let cap = CHUNK.max(head.len()) + overlap;
         let mut buf = std::mem::take(&mut self.buf);
@@ -176,7 +189,7 @@ impl SecretScanner {
                 self.record(
                     ordinal,
                     path,
-                    base + m.start as u64,
+                    map.1 + map.0 * (base + m.start as u64),
                     line,
                     m.pattern,
                     secret,

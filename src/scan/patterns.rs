@@ -45,6 +45,8 @@ struct RawPattern {
     min_entropy: Option<f64>,
     #[serde(default)]
     min_digits: usize,
+    /// A regex on the value: a value it matches is not this pattern's (another provider's prefix).
+    reject: Option<String>,
     tp: Vec<String>,
     fp: Vec<String>,
 }
@@ -65,10 +67,13 @@ pub struct Pattern {
     pub id: String,
     pub description: String,
     pub(crate) regex: Regex,
-    /// Index of the `secret` capture group, if the regex names one.
-    pub(crate) secret_group: Option<usize>,
+    /// Indices of the capture groups named `secret…` (`secret`, `secret_glued`, …), in order: the
+    /// first one that participates in a match is the value. Empty: the whole match is the value.
+    pub(crate) secret_groups: Vec<usize>,
     pub min_entropy: Option<f64>,
     pub min_digits: usize,
+    /// Values matching this are rejected (they belong to another provider's format).
+    pub(crate) reject: Option<Regex>,
     /// The match may start this many bytes before the keyword…
     pub(crate) before: usize,
     /// …and end this many bytes after the keyword's start.
@@ -311,12 +316,27 @@ fn compile(
         );
         let regex = Regex::new(&text)
             .map_err(|e| src.error_at(&r.regex, 0, format!("invalid regex for `{}`: {e}", r.id)))?;
-        let secret_group = regex.capture_names().position(|n| n == Some("secret"));
+        let secret_groups: Vec<usize> = regex
+            .capture_names()
+            .enumerate()
+            .filter(|(_, n)| n.is_some_and(|n| n.starts_with("secret")))
+            .map(|(i, _)| i)
+            .collect();
+        let reject = r
+            .reject
+            .as_deref()
+            .map(|re| {
+                Regex::new(&format!("(?-u){re}")).map_err(|e| {
+                    src.error_at(re, 0, format!("invalid reject regex for `{}`: {e}", r.id))
+                })
+            })
+            .transpose()?;
         let mut kws = Vec::new();
         for k in &r.keywords {
             if k == "{credential_suffixes}" {
                 kws.extend(credential_suffixes(names));
             } else if k.len() < 3 {
+                // A shorter keyword shortens the packed searcher's fingerprint for all of them.
                 return Err(src.error_at(
                     &needle,
                     0,
@@ -335,9 +355,10 @@ fn compile(
             id: r.id.clone(),
             description: r.description.clone(),
             regex,
-            secret_group,
+            secret_groups,
             min_entropy: r.min_entropy,
             min_digits: r.min_digits,
+            reject,
             before: r.before + extra + longest_kw,
             after: r.after + longest_kw,
             tp: r.tp.clone(),

@@ -2,7 +2,8 @@
 //! body, so no live-looking key is ever committed. A placeholder is `{CLASS:N}`; every other character
 //! (JSON braces included) is literal.
 //!
-//! Classes: `alnum` `[A-Za-z0-9]`, `upper` `[A-Z]`, `lower` `[a-z]`, `upnum` `[A-Z0-9]`, `b32` `[A-Z2-7]`,
+//! Classes: `alnum` `[A-Za-z0-9]`, `upper` `[A-Z]`, `lower` `[a-z]`, `alpha` `[A-Za-z]`, `upnum`
+//! `[A-Z0-9]`, `b32` `[A-Z2-7]`, `b32l` `[a-z2-7]`,
 //! `hex` `[0-9a-f]`, `num` `[0-9]`, `b64` `[A-Za-z0-9+/]`, `b64u` `[A-Za-z0-9_-]`; and one-character
 //! fills for false-positive examples: `xs` (x), `upx` (X), `zeros` (0), `as` (a), `upa` (A). `{CLASS:0}`
 //! expands to nothing: it breaks a literal that other scanners would flag (`AKIAIOSFODNN7{upx:0}EXAMPLE`).
@@ -13,6 +14,8 @@ pub fn alphabet(class: &str) -> Option<&'static [u8]> {
         "alnum" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
         "upper" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
         "lower" => b"abcdefghijklmnopqrstuvwxyz",
+        "alpha" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+        "b32l" => b"abcdefghijklmnopqrstuvwxyz234567",
         "upnum" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
         "b32" => b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
         "hex" => b"0123456789abcdef",

@@ -297,3 +297,154 @@ fn custom_env_names_replace_the_embedded_list() {
     let v = format!("ANTHROPIC_API_KEY={}\n", random("{alnum:30}7"));
     assert!(scan_value(&p, v.as_bytes()).is_empty());
 }
+
+/// The pattern ids found in `value`, in order.
+fn ids(p: &Patterns, value: &str) -> Vec<String> {
+    scan_value(p, value.as_bytes())
+        .into_iter()
+        .map(|e| e.pattern)
+        .collect()
+}
+
+#[test]
+fn overlapping_formats_are_labelled_by_their_provider() {
+    let p = patterns();
+    // An `sk-ant-` key carrying OpenAI's watermark is Anthropic's; OpenRouter's likewise.
+    for _ in 0..20 {
+        let k = random("sk-ant-{alnum:20}T3BlbkFJ{alnum:20}");
+        assert_eq!(ids(&p, &k), ["anthropic-key"], "{k}");
+        let k = random("sk-ant-api03-{b64u:40}T3BlbkFJ{b64u:45}AA");
+        assert_eq!(ids(&p, &k), ["anthropic-api-key"]);
+        let k = random("sk-or-v1-{alnum:20}T3BlbkFJ{alnum:20}");
+        assert_eq!(ids(&p, &k), ["openrouter-api-key"]);
+        // sk- + 32 hex: DashScope or DeepSeek by the name next to it, never OpenAI.
+        let k = random("sk-{hex:32}");
+        assert_eq!(
+            ids(&p, &format!("DASHSCOPE_API_KEY={k}\n")),
+            ["dashscope-api-key"]
+        );
+        assert_eq!(
+            ids(&p, &format!("DEEPSEEK_API_KEY={k}\n")),
+            ["deepseek-api-key"]
+        );
+        assert_eq!(
+            ids(&p, &format!("key: {k}\n")),
+            ["dashscope-or-deepseek-api-key"]
+        );
+        // Azure's 84-character keys: the service tag decides.
+        let body = random("{alnum:52}JQQJ99{alnum:18}");
+        let tail = random("{alnum:4}");
+        assert_eq!(
+            ids(&p, &format!("{body}ACOG{tail}")),
+            ["azure-ai-services-key"]
+        );
+        assert_eq!(
+            ids(&p, &format!("{body}AZCR{tail}")),
+            ["azure-container-registry-key"]
+        );
+        // A named Azure OpenAI key is Azure's, not the generic assignment.
+        let k = random("{hex:31}{num:1}");
+        assert_eq!(
+            ids(&p, &format!("AZURE_OPENAI_API_KEY={k}\n")),
+            ["azure-openai-key"]
+        );
+    }
+}
+
+/// An SQLite-like record: a header of serial-type bytes, then text columns back to back.
+fn record(cols: &[&str]) -> Vec<u8> {
+    let mut v = vec![0x0d, 0x00, 0x07, 0x17, 0x81, 0x53, 0x2d];
+    for c in cols {
+        v.extend_from_slice(c.as_bytes());
+    }
+    v
+}
+
+#[test]
+fn keys_glued_to_word_characters_are_found_by_their_shape() {
+    let p = patterns();
+    for (template, id) in [
+        ("sk-ant-api03-{b64u:93}AA", "anthropic-api-key"),
+        ("sk-ant-admin01-{b64u:93}AA", "anthropic-admin-key"),
+        ("sk-proj-{b64u:74}T3BlbkFJ{b64u:74}", "openai-project-key"),
+        ("sk-{alnum:20}T3BlbkFJ{alnum:20}", "openai-api-key"),
+        (
+            "github_pat_{alnum:22}_{alnum:59}",
+            "github-fine-grained-pat",
+        ),
+        ("ghp_{alnum:36}", "github-pat"),
+    ] {
+        for _ in 0..10 {
+            let key = random(template);
+            let before = random("anthropic{alnum:6}");
+            let row = record(&[&before, &key, "2026a01b01T00z", "rowid9"]);
+            let mut data = vec![0u8; 4096];
+            let at = data.len() + 7 + before.len();
+            data.extend_from_slice(&row);
+            data.extend_from_slice(&[0u8; 100]);
+            let s = scan(&p, "/root/.local/share/x/app.db", &data);
+            let hits: Vec<_> = s.hits.iter().filter(|h| h.evidence.pattern == id).collect();
+            assert_eq!(hits.len(), 1, "{id}: {:?}", s.hits);
+            assert_eq!(hits[0].offset, at as u64, "{id}");
+            assert_eq!(
+                hits[0].evidence.length,
+                key.len(),
+                "{id}: the shape decides the end"
+            );
+            assert_eq!(
+                hits[0].evidence.fingerprint,
+                super::fingerprint(key.as_bytes())
+            );
+        }
+    }
+}
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let units = bom.then_some(0xfeff).into_iter().chain(text.encode_utf16());
+    for u in units {
+        out.extend_from_slice(&if big_endian {
+            u.to_be_bytes()
+        } else {
+            u.to_le_bytes()
+        });
+    }
+    out
+}
+
+#[test]
+fn utf16_text_is_decoded_and_offsets_map_back() {
+    let p = patterns();
+    let key = random("sk-ant-api03-{b64u:93}AA");
+    // With a mark any text (non-ASCII too); without one, ASCII text (NUL-interleaved).
+    let marked = format!("# café ✓ settings\r\nHOST=x\r\nANTHROPIC_API_KEY={key}\r\n");
+    let ascii = format!("# settings file\r\nHOST=x\r\nANTHROPIC_API_KEY={key}\r\n");
+    for (be, bom) in [(false, true), (true, true), (false, false), (true, false)] {
+        let text = if bom { &marked } else { &ascii };
+        let unit_index = text.encode_utf16().count() - key.encode_utf16().count() - 2;
+        let data = utf16(text, be, bom);
+        let s = scan(&p, "/app/.env", &data);
+        let hit = s
+            .hits
+            .iter()
+            .find(|h| h.evidence.pattern == "anthropic-api-key")
+            .unwrap_or_else(|| panic!("be={be} bom={bom}: {:?}", s.hits));
+        assert_eq!(hit.offset, (2 * usize::from(bom) + 2 * unit_index) as u64);
+        assert_eq!(hit.line, Some(3));
+        assert_eq!(hit.evidence.fingerprint, super::fingerprint(key.as_bytes()));
+    }
+    // ASCII-only UTF-16 without a mark is found too; a binary file of zeros is not UTF-16.
+    let plain = utf16(
+        &format!("token = {key} and some more text here\n"),
+        false,
+        false,
+    );
+    assert_eq!(scan(&p, "/x", &plain).hits.len(), 1);
+    assert!(super::archive::sniff_utf16(&[0u8; 512]).is_none());
+    // Read in odd-sized pieces, the narrowing stays aligned.
+    let data = utf16(&marked, false, true);
+    let mut s = SecretScanner::new(Arc::new(p.clone()));
+    let mut r = Dribble(Cursor::new(data), 0);
+    s.scan_stream(0, "/app/.env", &mut r).unwrap();
+    assert_eq!(s.hits.len(), 1, "{:?}", s.hits);
+}

@@ -422,3 +422,155 @@ fn key_in_the_index_documents_own_annotations_is_secret_in_metadata() {
     one(&f, "secret-in-metadata", "huggingface-token");
     one(&f, "secret-in-metadata", "gitlab-pat");
 }
+
+/// Run `python3 -c script args…`; `None` (a skip) when python3 is absent.
+fn python(script: &str, args: &[&str]) -> Option<()> {
+    if !crate::common::have_tool("python3") {
+        crate::common::skip("python3 absent (the producer of the SQLite and UTF-16 fixtures)");
+        return None;
+    }
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(())
+}
+
+#[test]
+fn keys_in_an_sqlite_row_glued_to_their_columns_are_found() {
+    // A real SQLite database, made by python3's sqlite3 module, shaped like opencode's account table:
+    // the record stores text columns back to back, so the keys touch word characters on both sides.
+    let anthropic = key("sk-ant-api03-{b64u:93}AA");
+    let openai = key("sk-proj-{b64u:74}T3BlbkFJ{b64u:74}");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let script = r"
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute('CREATE TABLE account (id TEXT PRIMARY KEY, provider TEXT, key TEXT, time_created TEXT)')
+con.execute('INSERT INTO account VALUES (?, ?, ?, ?)', ('acct1', 'anthropic', sys.argv[2], '2026-01-01T00:00:00Z'))
+con.execute('INSERT INTO account VALUES (?, ?, ?, ?)', ('acct2', 'openai', sys.argv[3], '2026a'))
+con.commit()
+con.close()
+";
+    let Some(()) = python(
+        script,
+        &[db.to_str().unwrap(), anthropic.as_str(), openai.as_str()],
+    ) else {
+        return;
+    };
+    let bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    // The fixture really has word characters on both sides of each key.
+    for (k, before) in [(&anthropic, b'c'), (&openai, b'i')] {
+        let at = bytes
+            .windows(k.len())
+            .position(|w| w == k.as_bytes())
+            .unwrap();
+        assert_eq!(bytes[at - 1], before);
+        assert!(bytes[at + k.len()].is_ascii_digit());
+    }
+    let img = ImageBuilder::new().layer(base().dir("srv").file("srv/state.db", &bytes));
+    let f = check(&img, &anthropic);
+    for (k, pattern) in [
+        (&anthropic, "anthropic-api-key"),
+        (&openai, "openai-project-key"),
+    ] {
+        let hit = one(&f, "secret-in-layer", pattern);
+        assert_entry(hit, 0, "/srv/state.db", "visible");
+        let at = bytes
+            .windows(k.len())
+            .position(|w| w == k.as_bytes())
+            .unwrap();
+        assert_eq!(hit["location"]["offset"], at);
+        assert_eq!(
+            hit["evidence"]["length"],
+            k.len(),
+            "the key's shape ends it"
+        );
+        assert!(hit["location"].get("line").is_none(), "binary: no line");
+    }
+    assert!(
+        !String::from_utf8_lossy(&serde_json::to_vec(&f).unwrap()).contains(&openai),
+        "never printed"
+    );
+}
+
+#[test]
+fn a_key_in_a_utf16_env_file_is_found() {
+    // `.env` files saved by Windows editors: python3's `utf-16` codec writes a BOM (little-endian
+    // here), `utf-16-be` with an explicit mark is the big-endian form.
+    let k = key("sk-ant-api03-{b64u:93}AA");
+    let dir = tempfile::tempdir().unwrap();
+    let le = dir.path().join("le.env");
+    let be = dir.path().join("be.env");
+    let script = r"
+import sys
+text = '# réglages\r\nHOST=example.org\r\nANTHROPIC_API_KEY=' + sys.argv[3] + '\r\n'
+with open(sys.argv[1], 'w', encoding='utf-16', newline='') as f:
+    f.write(text)
+with open(sys.argv[2], 'w', encoding='utf-16-be', newline='') as f:
+    f.write('\ufeff' + text)
+";
+    let Some(()) = python(
+        script,
+        &[le.to_str().unwrap(), be.to_str().unwrap(), k.as_str()],
+    ) else {
+        return;
+    };
+    let le_bytes = std::fs::read(&le).unwrap();
+    let be_bytes = std::fs::read(&be).unwrap();
+    assert_eq!(&le_bytes[..2], &[0xff, 0xfe]);
+    assert_eq!(&be_bytes[..2], &[0xfe, 0xff]);
+    let img = ImageBuilder::new().layer(
+        base()
+            .dir("app")
+            .file("app/.env", &le_bytes)
+            .file("app/.env.be", &be_bytes),
+    );
+    let f = check(&img, &k);
+    let hits: Vec<&Value> = f
+        .iter()
+        .filter(|x| x["evidence"]["pattern"] == "anthropic-api-key")
+        .collect();
+    assert_eq!(hits.len(), 2, "{f:#?}");
+    let units_before = "# réglages\r\nHOST=example.org\r\nANTHROPIC_API_KEY="
+        .encode_utf16()
+        .count();
+    for path in ["/app/.env", "/app/.env.be"] {
+        let hit = hits
+            .iter()
+            .find(|h| h["location"]["path"] == path)
+            .unwrap_or_else(|| panic!("{path}: {f:#?}"));
+        assert_entry(hit, 0, path, "visible");
+        // The offset is in the file's own bytes: the mark, then two bytes per code unit.
+        assert_eq!(hit["location"]["offset"], 2 + 2 * units_before);
+        assert_eq!(hit["location"]["line"], 3);
+        assert_eq!(hit["evidence"]["length"], k.len());
+    }
+}
+
+#[test]
+fn a_byte_order_mark_in_front_of_plain_bytes_hides_no_key() {
+    // Two bytes anyone can prepend: the file is also scanned as the raw bytes it is.
+    let k = key("sk-ant-api03-{b64u:93}AA");
+    for mark in [[0xffu8, 0xfe], [0xfe, 0xff]] {
+        let mut bytes = mark.to_vec();
+        bytes.extend_from_slice(format!("A\0B\0C\0D\0\nANTHROPIC_API_KEY={k}\n").as_bytes());
+        let img = ImageBuilder::new().layer(base().dir("app").file("app/masked.bin", &bytes));
+        let f = check(&img, &k);
+        assert!(
+            f.iter()
+                .any(|x| x["evidence"]["pattern"] == "anthropic-api-key"
+                    && x["location"]["path"] == "/app/masked.bin"),
+            "{mark:?}: {f:#?}"
+        );
+    }
+}
