@@ -122,7 +122,9 @@ pub struct Launch {
 pub struct Tools {
     pub bwrap: PathBuf,
     pub sh: PathBuf,
+    /// `setpriv` and `prlimit` (util-linux), needed as host root only.
     pub setpriv: Option<PathBuf>,
+    pub prlimit: Option<PathBuf>,
 }
 
 impl Tools {
@@ -135,12 +137,20 @@ impl Tools {
         };
         let bwrap = get("bwrap", "bubblewrap")?;
         let sh = get("sh", "dash")?;
-        let setpriv = if running_as_root() {
-            Some(get("setpriv", "util-linux")?)
+        let (setpriv, prlimit) = if running_as_root() {
+            (
+                Some(get("setpriv", "util-linux")?),
+                Some(get("prlimit", "util-linux")?),
+            )
         } else {
-            None
+            (None, None)
         };
-        Ok(Tools { bwrap, sh, setpriv })
+        Ok(Tools {
+            bwrap,
+            sh,
+            setpriv,
+            prlimit,
+        })
     }
 }
 
@@ -243,7 +253,12 @@ pub fn run(
         cmd,
         |pid| {
             let init = wait_ready(pid)?;
-            set_limits(init, limits)?;
+            match (launch.host_ids, &tools.setpriv, &tools.prlimit) {
+                (Some(ids), Some(setpriv), Some(prlimit)) => {
+                    set_limits_as(setpriv, prlimit, ids, init, limits)?;
+                }
+                _ => set_limits(init, limits)?,
+            }
             ready = true;
             Ok(())
         },
@@ -306,6 +321,46 @@ fn capabilities_dropped(pid: i32) -> bool {
         && zero("CapPrm:")
         && zero("CapBnd:")
         && field("NoNewPrivs:").as_deref() == Some("1")
+}
+
+/// `prlimit(2)` on another uid's process needs `CAP_SYS_RESOURCE`, which host root may lack (it does
+/// in many containers); a process with the same ids needs nothing. So as host root the limits are set by
+/// util-linux `prlimit`, run as the sandbox's host ids through `setpriv`.
+fn set_limits_as(
+    setpriv: &Path,
+    prlimit: &Path,
+    (uid, gid): (u32, u32),
+    init: i32,
+    l: Limits,
+) -> io::Result<()> {
+    let both = |k: &str, v: u64| format!("--{k}={v}:{v}");
+    let out = Command::new(setpriv)
+        .env_clear()
+        .env("PATH", SYSTEM_PATH)
+        .env("LC_ALL", "C")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "--"])
+        .arg(prlimit)
+        .arg(format!("--pid={init}"))
+        .arg(both("nproc", l.processes))
+        .arg(both("data", l.data_bytes))
+        .arg(both("nofile", l.open_files))
+        .arg(both("cpu", l.cpu_seconds))
+        .arg(both("fsize", l.file_bytes))
+        .arg(both("core", 0))
+        .arg(both("msgqueue", 0))
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "prlimit on the sandbox failed ({}): {}",
+            out.status,
+            super::excerpt(&out.stderr, 300)
+        )))
+    }
 }
 
 /// `prlimit(2)` on the sandbox's init; its children (the entrypoint) inherit the limits.

@@ -90,9 +90,10 @@ const PREFIX: &str = "x1-healthcheck-";
 
 impl Workspace {
     /// Create `x1-healthcheck-<pid>-*` under `$X1_VALIDATE_TMPDIR` when set, else under `$TMPDIR` (or
-    /// `/tmp`): on disk, never host RAM (`/dev/shm`). The directory is `0700`: the sandbox gets its root
-    /// as an open descriptor and never walks the path. Stale workspaces of dead x1-validate processes
-    /// of this user in the same directory are removed first.
+    /// `/tmp`): on disk, never host RAM (`/dev/shm`). The directory is `0711`: bwrap, running as the
+    /// sandbox's unprivileged host uid, must traverse it to the root (so must it the parents: `$TMPDIR`
+    /// has to be world-traversable, as `/tmp` is); nobody can list it. Stale workspaces of dead
+    /// x1-validate processes of this user in the same directory are removed first.
     pub fn new() -> std::io::Result<Workspace> {
         use std::os::unix::fs::PermissionsExt;
         install_handler();
@@ -109,7 +110,7 @@ impl Workspace {
             .dirs
             .push(dir.clone());
         let ws = Workspace { dir };
-        std::fs::set_permissions(&ws.dir, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(&ws.dir, std::fs::Permissions::from_mode(0o711))?;
         std::fs::create_dir(ws.root())?;
         Ok(ws)
     }

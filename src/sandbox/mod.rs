@@ -210,10 +210,12 @@ pub fn healthcheck(
     ) {
         Ok(s) => s,
         Err(e) if e.image_caused() => {
+            let why = format!("the image's root filesystem cannot be materialised: {e}");
             return Report {
                 workspace,
+                backend: "bwrap",
                 ..Report::with(Outcome::Unrunnable {
-                    reason: format!("the image's root filesystem cannot be materialised: {e}"),
+                    reason: excerpt(why.as_bytes(), 600),
                 })
             };
         }
@@ -279,7 +281,12 @@ fn run_in_root(
         match mount_point(root, dir, own) {
             Ok(_) => {}
             Err(why) => {
-                return Report::with(Outcome::Unrunnable { reason: why });
+                return Report {
+                    backend: "bwrap",
+                    ..Report::with(Outcome::Unrunnable {
+                        reason: excerpt(why.as_bytes(), 600),
+                    })
+                };
             }
         }
     }

@@ -16,6 +16,7 @@ use x1_validate::sandbox::{self, Exit, Options, Outcome, Report};
 
 use crate::common::{ImageBuilder, Layer, corpus_dir};
 
+mod hostile;
 mod outside;
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -474,7 +475,10 @@ fn materialised_tree_keeps_modes_links_and_whiteouts() {
 [ "$(cat /data/hard)" = orig ] || { echo "hardlink: $(cat /data/hard)"; exit 7; }
 [ "$(ls -l /data/secret | cut -c1-10)" = "-rw-------" ] || { ls -l /data/secret; exit 8; }
 ROOT_ONLY
-[ "$(stat -c %u:%g /home/agent/mine)" = 1000:1000 ] || { echo "owner $(stat -c %u:%g /home/agent/mine)"; exit 10; }
+[ "$(stat -c %u:%g /data/mine)" = 1000:1000 ] || { echo "owner $(stat -c %u:%g /data/mine)"; exit 10; }
+[ ! -e /home/agent/hidden ] || { echo "home is not the fresh tmpfs"; exit 11; }
+echo x > /home/agent/new && echo y > /tmp/new || { echo "home or /tmp not writable"; exit 12; }
+(echo z > /data/new) 2>/dev/null && { echo "the root is writable"; exit 13; }
 echo fine"#;
     // Only with real ownership (host root) can a 0600 root file be unreadable to the agent.
     let root_only = if sandbox::bwrap::running_as_root() {
@@ -494,7 +498,8 @@ echo fine"#;
                 .file_full("data/secret", b"s", 0o600, 0, 0)
                 .dir("opq")
                 .file("opq/old", b"old")
-                .file_full("home/agent/mine", b"m", 0o644, 1000, 1000),
+                .file_full("data/mine", b"m", 0o644, 1000, 1000)
+                .file_full("home/agent/hidden", b"h", 0o644, 1000, 1000),
         )
         .layer(
             Layer::new()
