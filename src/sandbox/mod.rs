@@ -370,3 +370,21 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("256K"), Some(256 << 10));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("4g"), Some(4 << 30));
+        assert_eq!(parse_size("8GB"), Some(8 << 30));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        for bad in ["", "G", "4X", "-1", "1.5G", "99999999999999999999T"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+}
