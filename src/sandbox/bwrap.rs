@@ -267,7 +267,17 @@ pub fn run(
     );
     match run {
         Ok(r) => Ok(Ok(r)),
-        Err(e) if !ready => Ok(Err(format!("the bwrap sandbox could not be set up: {e}"))),
+        Err(e) if !ready => {
+            let hint = if e.to_string().contains("Can't find source path") {
+                " (the sandbox's host user must be able to traverse the workspace's parent \
+                 directories: use a world-traversable X1_VALIDATE_TMPDIR or TMPDIR, like /tmp)"
+            } else {
+                ""
+            };
+            Ok(Err(format!(
+                "the bwrap sandbox could not be set up: {e}{hint}"
+            )))
+        }
         Err(e) => Err(e),
     }
 }
