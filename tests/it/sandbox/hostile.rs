@@ -554,3 +554,56 @@ fn a_tree_the_image_makes_impossible_is_a_finding_not_exit_4() {
         }
     }
 }
+
+#[test]
+fn mounts_and_credentials_are_locked_down() {
+    if !ready() {
+        return;
+    }
+    let img = busybox_image("cat /proc/self/mountinfo; cat /proc/self/status; exit 0");
+    let report = run(&img, &with_timeout(10.0));
+    let Outcome::Passed { output } = &report.outcome else {
+        panic!("{:?}", report.outcome);
+    };
+    // mountinfo: field 5 is the mount point, field 6 its options.
+    let opts = |at: &str| -> String {
+        output
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .filter(|f| f.len() > 6 && f[4] == at)
+            .map(|f| f[5].to_string())
+            .last()
+            .unwrap_or_else(|| panic!("no mount at {at}: {output}"))
+    };
+    for (at, want) in [
+        ("/", &["ro", "nosuid", "nodev"][..]),
+        ("/dev", &["ro", "nosuid", "nodev"][..]),
+        ("/tmp", &["rw", "nosuid", "nodev"][..]),
+        ("/dev/shm", &["rw", "nosuid", "nodev"][..]),
+        ("/home/agent", &["rw", "nosuid", "nodev"][..]),
+        ("/proc", &["nosuid", "nodev"][..]),
+    ] {
+        let o = opts(at);
+        for w in want {
+            assert!(o.split(',').any(|x| x == *w), "{at}: {o} lacks {w}");
+        }
+    }
+    let field = |k: &str| {
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{k}: {output}"))
+            .to_string()
+    };
+    assert_eq!(field("NoNewPrivs:"), "1");
+    for cap in ["CapEff:", "CapPrm:", "CapBnd:", "CapAmb:", "CapInh:"] {
+        assert!(field(cap).chars().all(|c| c == '0'), "{cap} {}", field(cap));
+    }
+    // Alone in a new PID namespace whose own /proc shows its own numbers only (bwrap's init is 1, the
+    // entrypoint 2, its second `cat` 4).
+    let nspid = field("NSpid:");
+    assert_eq!(nspid.split_whitespace().count(), 1, "{nspid}");
+    let inner: u32 = nspid.trim().parse().unwrap();
+    assert!(inner < 10, "{nspid}");
+}
