@@ -572,7 +572,7 @@ fn mounts_and_credentials_are_locked_down() {
             .map(|l| l.split(' ').collect::<Vec<_>>())
             .filter(|f| f.len() > 6 && f[4] == at)
             .map(|f| f[5].to_string())
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no mount at {at}: {output}"))
     };
     for (at, want) in [
@@ -592,8 +592,7 @@ fn mounts_and_credentials_are_locked_down() {
         output
             .lines()
             .find_map(|l| l.strip_prefix(k))
-            .map(str::trim)
-            .unwrap_or_else(|| panic!("{k}: {output}"))
+            .map_or_else(|| panic!("{k}: {output}"), str::trim)
             .to_string()
     };
     assert_eq!(field("NoNewPrivs:"), "1");
