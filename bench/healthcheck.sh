@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Materialisation speed and memory of the healthcheck sandbox (issue 6), against `umoci raw unpack` of the
-# same OCI layout, in the same run, alternating, medians. Both write to tmpfs (/dev/shm).
+# same OCI layout, in the same run, alternating, medians. Both write to disk under $TMPDIR (the sandbox's
+# workspace lives there since issue 10, never in host RAM).
 #
 #   bench/healthcheck.sh [RUNS]        (default 5; needs the corpus image and umoci)
+#   X1_BASELINE_BIN=/path/to/old/x1-validate bench/healthcheck.sh   also times `check --exec always` of the
+#                                      old binary against this one, alternating (the sandbox's cost)
 #
 # Prints per-run times, the medians, the ratio (target ≤ 0.8) and peak RSS: of the materialisation step
 # alone, and of a whole `x1-validate check --exec always` run (target ≤ 64 MiB).
@@ -21,7 +24,7 @@ IT=$(ls -t target/release/deps/it-* | grep -v '\.d$' | head -1)
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 
-WORK=$(mktemp -d /dev/shm/x1-bench-XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/x1-bench-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 ours=(); theirs=(); rss=()
 for i in $(seq "$RUNS"); do
@@ -59,3 +62,31 @@ for img in doc.get("images", []):
         if r.get("rule_id") == "healthcheck":
             print("healthcheck:", r.get("status"), "-", r.get("detail"))
 PY
+
+# Before/after: the whole check with the healthcheck, old binary vs this one, alternating, medians.
+if [ -n "${X1_BASELINE_BIN:-}" ]; then
+  old=(); new=()
+  for i in $(seq "$RUNS"); do
+    for which in old new; do
+      bin=target/release/x1-validate; [ "$which" = old ] && bin=$X1_BASELINE_BIN
+      s=$(date +%s.%N)
+      "$bin" check --exec always --format json "$OCI" >"$WORK/$which.json" 2>/dev/null || true
+      e=$(date +%s.%N)
+      t=$(echo "$e - $s" | bc -l)
+      if [ "$which" = old ]; then old+=("$t"); else new+=("$t"); fi
+    done
+    printf 'run %d: check --exec always: baseline %.3f s, this build %.3f s\n' "$i" "${old[-1]}" "${new[-1]}"
+  done
+  printf 'median check --exec always: baseline %s s, this build %s s\n' \
+    "$(printf '%s\n' "${old[@]}" | median)" "$(printf '%s\n' "${new[@]}" | median)"
+  for which in old new; do
+    python3 - "$WORK/$which.json" "$which" <<'PY' || true
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for img in doc.get("images", []):
+    for r in img.get("rules", []):
+        if r.get("rule_id") == "healthcheck":
+            print(sys.argv[2], "healthcheck:", r.get("status"), "-", r.get("detail"))
+PY
+  done
+fi

@@ -1,10 +1,15 @@
 //! The `healthcheck` rule: runs `/x1/bin/entrypoint --healthcheck` through `crate::sandbox`.
 //! (Owned by the sandbox work.)
 //!
-//! Statuses: `Passed` (exit 0), `Failed` with one finding (non-zero exit, signal, time limit, or a `User`
-//! the image cannot resolve; the output excerpt is in the message), `NotRun` with the reason in
-//! `detail` and no finding (no sandbox, entrypoint missing, ELF for another machine), `Skipped` under
-//! `--exec never`.
+//! Statuses: `Passed` (exit 0), `Failed` with one finding (non-zero exit, signal, time limit, a `User`
+//! the image cannot resolve, or a root filesystem the image itself makes impossible to materialise: a
+//! name the kernel refuses, a directory under a dangling symlink, over the size cap), `NotRun` with the
+//! reason in `detail` and no finding (this machine has no sandbox, entrypoint missing, ELF for another
+//! machine), `Skipped` under `--exec never`.
+//!
+//! The entrypoint's output is image-derived text: the finding's message ends with
+//! `; output:\n<excerpt>` (the raw excerpt, capped, control characters replaced) so that the report
+//! layer's masking can process that one part.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -40,7 +45,12 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
         );
         return outcome(RuleStatus::NotRun, why, Vec::new());
     }
+    let max_rootfs = match sandbox::max_rootfs_from_env() {
+        Ok(m) => m,
+        Err(why) => return outcome(RuleStatus::NotRun, why, Vec::new()),
+    };
     let opts = sandbox::Options {
+        max_rootfs,
         timeout: if input.opts.healthcheck_timeout.is_zero() {
             sandbox::DEFAULT_TIMEOUT
         } else {
@@ -70,7 +80,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
         let _ = write!(summary, "; ran {}", secs(t));
     }
     let cmd = opts.argv.join(" ");
-    let failed = |what: String, output: &str| finding(&cmd, &what, output);
+    let failed = |what: String, output: &str| finding(&cmd, &what, Some(output));
     match report.outcome {
         Outcome::Passed { .. } => outcome(
             RuleStatus::Passed,
@@ -101,13 +111,38 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
                 failed(what, &output),
             )
         }
+        Outcome::Unrunnable { reason } => {
+            let what = format!("could not be run because of the image's own content: {reason}");
+            outcome(
+                RuleStatus::Failed,
+                format!("{what} ({summary})"),
+                finding(&cmd, &what, None),
+            )
+        }
         Outcome::NotRun { reason } => outcome(RuleStatus::NotRun, reason, Vec::new()),
     }
 }
 
 /// The one finding of a failed healthcheck, with the output excerpt.
-fn finding(cmd: &str, what: &str, output: &str) -> Vec<Finding> {
+fn finding(cmd: &str, what: &str, output: Option<&str>) -> Vec<Finding> {
     let mut message = format!("`{cmd}` {what}");
+    let Some(output) = output else {
+        return vec![Finding {
+            rule_id: "healthcheck".into(),
+            severity: Severity::Error,
+            message,
+            help: Some(
+                "Make the image's root filesystem one a container runtime can unpack: no names the \
+                 kernel refuses, no entries below symlinks that lead nowhere, within the size cap \
+                 (X1_VALIDATE_MAX_ROOTFS_SIZE)."
+                    .into(),
+            ),
+            location: Location::Path {
+                path: sandbox::ENTRYPOINT.into(),
+            },
+            evidence: None,
+        }];
+    };
     if output.is_empty() {
         message.push_str(" (no output)");
     } else {

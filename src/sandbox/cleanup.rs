@@ -77,31 +77,32 @@ impl Drop for GroupGuard {
     }
 }
 
-/// A private temporary directory (on tmpfs where available) that is removed on drop and on signals.
+/// A private temporary directory on disk that is removed on drop and on signals.
 /// Layout: `<dir>/root` is the materialised root filesystem.
 #[derive(Debug)]
 pub struct Workspace {
     dir: PathBuf,
 }
 
+/// Workspaces are named `x1-healthcheck-<pid>-<random>`; the pid lets a later run remove the ones a
+/// killed (SIGKILL, OOM) x1-validate had to leave behind.
+const PREFIX: &str = "x1-healthcheck-";
+
 impl Workspace {
-    /// Create `x1-healthcheck-*` under `$X1_VALIDATE_TMPDIR` when set, else under `/dev/shm` (tmpfs)
-    /// when it is a writable directory, else under `$TMPDIR`. The directory is `0711`: the sandbox's
-    /// mapped root must be able to traverse it, nobody can list it.
+    /// Create `x1-healthcheck-<pid>-*` under `$X1_VALIDATE_TMPDIR` when set, else under `$TMPDIR` (or
+    /// `/tmp`): on disk, never host RAM (`/dev/shm`). The directory is `0711`: bwrap, running as the
+    /// sandbox's unprivileged host uid, must traverse it to the root (so must it the parents: `$TMPDIR`
+    /// has to be world-traversable, as `/tmp` is); nobody can list it. Stale workspaces of dead
+    /// x1-validate processes of this user in the same directory are removed first.
     pub fn new() -> std::io::Result<Workspace> {
         use std::os::unix::fs::PermissionsExt;
         install_handler();
-        let builder = || {
-            let mut b = tempfile::Builder::new();
-            b.prefix("x1-healthcheck-");
-            b
-        };
-        let made = match std::env::var_os("X1_VALIDATE_TMPDIR") {
-            Some(dir) => builder().tempdir_in(dir)?,
-            None => builder()
-                .tempdir_in("/dev/shm")
-                .or_else(|_| builder().tempdir())?,
-        };
+        let parent =
+            std::env::var_os("X1_VALIDATE_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        sweep_stale(&parent);
+        let made = tempfile::Builder::new()
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+            .tempdir_in(&parent)?;
         let dir = made.keep();
         live()
             .lock()
@@ -132,6 +133,34 @@ impl Drop for Workspace {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         l.dirs.retain(|d| *d != self.dir);
+    }
+}
+
+/// Remove `x1-healthcheck-<pid>-*` directories (never symlinks) owned by us whose pid is not running.
+fn sweep_stale(parent: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let me = rustix::process::geteuid().as_raw();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        if meta.is_dir()
+            && meta.uid() == me
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            force_remove(&e.path());
+        }
     }
 }
 

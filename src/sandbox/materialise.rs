@@ -40,9 +40,38 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The surviving files add up to more than the cap.
+    #[error(
+        "image too large to materialise: its files need {needed} bytes, the cap is {limit} bytes \
+         (X1_VALIDATE_MAX_ROOTFS_SIZE)"
+    )]
+    TooLarge { needed: u64, limit: u64 },
 }
 
 impl Error {
+    /// Whether the image's own content caused this (a tree the kernel refuses: a name too long, a
+    /// directory under a dangling symlink, a loop, too large …) rather than this machine (disk full, out
+    /// of memory or descriptors, an I/O error). The former is a healthcheck finding, the latter not-run.
+    pub fn image_caused(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } | Error::TooLarge { .. } => true,
+            Error::Io { source, .. } => !matches!(
+                source
+                    .raw_os_error()
+                    .map(rustix::io::Errno::from_raw_os_error),
+                Some(
+                    rustix::io::Errno::NOSPC
+                        | rustix::io::Errno::DQUOT
+                        | rustix::io::Errno::NOMEM
+                        | rustix::io::Errno::MFILE
+                        | rustix::io::Errno::NFILE
+                        | rustix::io::Errno::IO
+                        | rustix::io::Errno::ROFS
+                )
+            ),
+        }
+    }
+
     fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
         Error::Corrupt {
             what: what.to_string(),
@@ -63,6 +92,12 @@ pub enum Ownership {
 }
 
 impl Ownership {
+    /// The host uid/gid that image ids `uid`/`gid` become (`None`: the caller's own).
+    pub fn host_ids(self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        self.ids(u64::from(uid), u64::from(gid))
+            .map(|(u, g)| (u.as_raw(), g.as_raw()))
+    }
+
     fn ids(self, uid: u64, gid: u64) -> Option<(Uid, Gid)> {
         match self {
             Ownership::Caller => None,
@@ -98,7 +133,8 @@ struct Dest {
     node: NodeRef,
 }
 
-/// Write the merged tree of `image` into `root` (an existing, empty directory).
+/// Write the merged tree of `image` into `root` (an existing, empty directory). Refuses before writing
+/// anything when the surviving files (and a 512-byte allowance per entry) exceed `max_bytes`.
 pub fn materialise(
     source: &Source,
     image: &Image,
@@ -106,7 +142,19 @@ pub fn materialise(
     tree: &MergedTree,
     root: &Path,
     own: Ownership,
+    max_bytes: u64,
 ) -> Result<Stats> {
+    let needed = tree.nodes.values().fold(0u64, |acc, n| {
+        let e = &listings[n.layer].entries[n.entry];
+        let size = if e.is_file() { e.size } else { 0 };
+        acc.saturating_add(size).saturating_add(512)
+    });
+    if needed > max_bytes {
+        return Err(Error::TooLarge {
+            needed,
+            limit: max_bytes,
+        });
+    }
     let root_fd = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -166,6 +214,8 @@ pub fn materialise(
         root,
         own,
         listings,
+        written: std::sync::atomic::AtomicU64::new(0),
+        max_bytes,
     };
     let written: Vec<Result<(usize, u64)>> = image
         .layers
@@ -319,6 +369,9 @@ struct Out<'a> {
     root: &'a Path,
     own: Ownership,
     listings: &'a [LayerListing],
+    /// Bytes of file content written so far, all layers (hardlinked copies included).
+    written: std::sync::atomic::AtomicU64,
+    max_bytes: u64,
 }
 
 fn write_entries(
@@ -343,6 +396,16 @@ fn write_entries(
         left -= 1;
         let (first, rest) = dests.split_first().expect("plan entries are never empty");
         let (root_fd, root) = (out.root_fd, out.root);
+        let size = item.header().size().unwrap_or(u64::MAX);
+        let before = out
+            .written
+            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        if before.saturating_add(size) > out.max_bytes {
+            return Err(Error::TooLarge {
+                needed: before.saturating_add(size),
+                limit: out.max_bytes,
+            });
+        }
         let file = create_file(root_fd, &mut parents, &first.path, root)?;
         let n = copy(&mut item, &file, &mut buf).map_err(|e| Error::corrupt(what, e))?;
         let meta = &out.listings[first.node.layer].entries[first.node.entry];

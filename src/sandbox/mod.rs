@@ -1,39 +1,30 @@
-//! The healthcheck sandbox: materialise the merged root filesystem into a private temporary directory and
-//! run `/x1/bin/entrypoint --healthcheck` in new user/mount/PID/network/IPC/UTS namespaces, with a time
-//! limit and an output cap; fall back to docker/podman; otherwise not-run.
+//! The healthcheck sandbox: materialise the merged root filesystem into a private directory on disk and
+//! run `/x1/bin/entrypoint --healthcheck` in it under bubblewrap ([`bwrap`]), with the image's user, env
+//! and working directory, no network, resource limits, a time limit and an output cap.
 //!
-//! # Why a helper process and not syscalls here
-//! The crate forbids `unsafe`, and `unshare(CLONE_NEWUSER)` is refused to a multi-threaded process (we
-//! run rayon pools), so namespaces must be entered by a freshly spawned, single-threaded process; with
-//! std's safe `Command` the only such process we can start is an existing program. A re-exec of our own
-//! binary would not work when the library is used from another binary (tests, embedders). So the
-//! sandbox is util-linux `unshare` plus a ten-line POSIX `sh` script, both present on every Linux that
-//! has namespaces; everything that needs care is done here in Rust with safe `rustix` calls:
-//! materialisation through `openat2(RESOLVE_IN_ROOT)` ([`materialise`]), the user-namespace maps
-//! ([`namespace`]), the time limit, output cap and whole-tree kill ([`process`]), and removal of the
-//! temporary directory on every exit path, signals included ([`cleanup`]).
+//! # Why bubblewrap
+//! A real, audited sandboxing tool (Flatpak's) rather than a hand-made namespace script: it pivots into
+//! the new root (never `chroot`), unshares every namespace, sets `no_new_privs`, drops every capability,
+//! mounts the root read-only `nosuid,nodev`, and dies with its parent; it takes the environment as
+//! arguments (`--clearenv --setenv`), so nothing from the image reaches a host process or loader. It
+//! works as root and as an ordinary user (unprivileged user namespaces), needs no daemon, and starts in
+//! milliseconds. An OCI runtime (crun) would need a generated `config.json` and a rootless cgroup setup
+//! for the same result. The crate forbids `unsafe` and runs rayon pools (a multi-threaded process cannot
+//! enter a user namespace), so the sandbox has to be a separate program anyway.
 //!
-//! # Isolation
-//! - user namespace: as host root the sandbox's ids are the unprivileged host range
-//!   `BASE..BASE+65536` (even the image's root is nobody on the host); otherwise the caller's id;
-//! - mount namespace, `chroot` into the materialised root, `/proc` of the new PID namespace, a tmpfs
-//!   `/dev` with `null zero full random urandom tty` bind-mounted from the host and a tmpfs `/dev/shm`;
-//! - network namespace with only `lo` (brought up when `ip` is present); IPC and UTS namespaces;
-//! - the process runs as the image's `User` (resolved through the image's own `/etc/passwd` and
-//!   `/etc/group`; supplementary groups are not set), with exactly the image's `Env` (plus Docker's
-//!   `PATH`/`HOME` defaults when absent) and its `WorkingDir`;
-//! - at the time limit the PID namespace's init is killed (the kernel then kills every process in it)
-//!   and the process group after it.
+//! The docker/podman fallback of the first version is gone: it could not give the same properties
+//! here (no engine runs on this machine, so it could not be tested) and it ran the image's `Env` through
+//! an engine client. Where bwrap is missing or user namespaces are refused, the check is not-run.
 //!
 //! # Outcomes
 //! [`Outcome::Passed`], [`Outcome::Failed`] (exit code or signal, output excerpt), [`Outcome::TimedOut`],
-//! [`Outcome::NotRun`] with the reason: entrypoint missing, ELF for another machine, or no sandbox
-//! (namespaces refused and no working docker/podman). Not-run is never passed.
+//! [`Outcome::Unrunnable`] (the image's own content kept it from running: a tree the kernel refuses, too
+//! large to materialise — a finding), [`Outcome::NotRun`] (this machine has no sandbox, the entrypoint is
+//! missing, an ELF for another machine). Not-run is never passed.
 
+pub mod bwrap;
 pub mod cleanup;
-pub mod engine;
 pub mod materialise;
-pub mod namespace;
 pub mod process;
 pub mod resolve;
 
@@ -42,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::image::{Image, ImageConfig, LayerListing, MergedTree, Source};
 
+pub use bwrap::Limits;
 pub use cleanup::Workspace;
 pub use materialise::{Ownership, Stats};
 pub use process::Exit;
@@ -55,26 +47,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap per output stream.
 pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
 
-/// Which sandboxes may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backends {
-    /// Namespaces, then docker/podman.
-    #[default]
-    Auto,
-    /// Namespaces only.
-    Namespaces,
-    /// docker/podman only (as if namespaces were refused).
-    Engine,
-}
+/// Default cap on the materialised root filesystem (file bytes + 512 per entry): 4 GiB.
+pub const DEFAULT_MAX_ROOTFS: u64 = 4 << 30;
+
+/// The environment variable that overrides [`DEFAULT_MAX_ROOTFS`] (bytes, or with a `K`/`M`/`G` suffix,
+/// binary multiples).
+pub const MAX_ROOTFS_ENV: &str = "X1_VALIDATE_MAX_ROOTFS_SIZE";
 
 /// Sandbox options.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub timeout: Duration,
     pub output_cap: usize,
-    pub backends: Backends,
     /// The command line (default `[ENTRYPOINT, "--healthcheck"]`).
     pub argv: Vec<String>,
+    pub limits: Limits,
+    /// Cap on the materialised tree, see [`DEFAULT_MAX_ROOTFS`].
+    pub max_rootfs: u64,
 }
 
 impl Default for Options {
@@ -82,10 +71,44 @@ impl Default for Options {
         Options {
             timeout: DEFAULT_TIMEOUT,
             output_cap: DEFAULT_OUTPUT_CAP,
-            backends: Backends::Auto,
             argv: vec![ENTRYPOINT.into(), "--healthcheck".into()],
+            limits: Limits::default(),
+            max_rootfs: DEFAULT_MAX_ROOTFS,
         }
     }
+}
+
+/// `X1_VALIDATE_MAX_ROOTFS_SIZE` if set (`Err` when it is not a size), else the default.
+pub fn max_rootfs_from_env() -> Result<u64, String> {
+    match std::env::var(MAX_ROOTFS_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_MAX_ROOTFS),
+        Err(_) => Err(format!("{MAX_ROOTFS_ENV} is not valid UTF-8")),
+        Ok(v) => parse_size(&v).ok_or_else(|| {
+            format!("{MAX_ROOTFS_ENV}={v:?} is not a size (e.g. 4G, 512M, 1000000)")
+        }),
+    }
+}
+
+/// `123`, `64K`, `512M`, `4G`, `1T` (binary multiples; an optional `iB`/`B` after the letter).
+pub fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(digits);
+    let n: u64 = n.parse().ok()?;
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
 }
 
 /// What the healthcheck did.
@@ -102,6 +125,10 @@ pub enum Outcome {
     TimedOut {
         output: String,
     },
+    /// The image's own content kept the healthcheck from running (a finding, not not-run).
+    Unrunnable {
+        reason: String,
+    },
     NotRun {
         reason: String,
     },
@@ -111,7 +138,7 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub outcome: Outcome,
-    /// "namespaces", "podman", "docker", or "none".
+    /// "bwrap", or "none".
     pub backend: &'static str,
     pub stats: Option<Stats>,
     pub materialise_time: Option<Duration>,
@@ -122,10 +149,14 @@ pub struct Report {
 
 impl Report {
     fn not_run(reason: impl Into<String>) -> Report {
+        Report::with(Outcome::NotRun {
+            reason: reason.into(),
+        })
+    }
+
+    fn with(outcome: Outcome) -> Report {
         Report {
-            outcome: Outcome::NotRun {
-                reason: reason.into(),
-            },
+            outcome,
             backend: "none",
             stats: None,
             materialise_time: None,
@@ -135,33 +166,18 @@ impl Report {
     }
 }
 
-/// Which backend will run, decided before materialising (it decides the file ownership).
-enum Backend {
-    Namespaces(namespace::Tools),
-    Engine(engine::Engine),
+/// Whether the sandbox can be used here (`Err` says why not).
+pub fn available() -> Result<(), String> {
+    bwrap::Tools::find().and_then(|t| bwrap::probe(&t))
 }
 
-fn choose(backends: Backends) -> Result<Backend, String> {
-    let ns = if backends == Backends::Engine {
-        Err("namespaces not tried".to_string())
+/// How files are owned for a run: shifted into the unprivileged `BASE` range as host root.
+pub fn ownership() -> Ownership {
+    if bwrap::running_as_root() {
+        Ownership::Shifted { base: bwrap::BASE }
     } else {
-        namespace::Tools::find().and_then(|t| namespace::probe(&t).map(|()| t))
-    };
-    let ns_err = match ns {
-        Ok(t) => return Ok(Backend::Namespaces(t)),
-        Err(e) => e,
-    };
-    if backends == Backends::Namespaces {
-        return Err(format!("namespaces are not available: {ns_err}"));
+        Ownership::Caller
     }
-    engine::find().map(Backend::Engine).map_err(|e| {
-        format!("namespaces are not available ({ns_err}) and no container engine works ({e})")
-    })
-}
-
-/// Whether the namespace sandbox can be used here (`Err` says why not).
-pub fn namespaces_available() -> Result<(), String> {
-    namespace::Tools::find().and_then(|t| namespace::probe(&t))
 }
 
 /// Materialise `image` and run the healthcheck in it. The temporary directory is gone when this returns.
@@ -172,31 +188,46 @@ pub fn healthcheck(
     tree: &MergedTree,
     opts: &Options,
 ) -> Report {
-    let backend = match choose(opts.backends) {
-        Ok(b) => b,
-        Err(e) => return Report::not_run(e),
+    let tools = match bwrap::Tools::find().and_then(|t| bwrap::probe(&t).map(|()| t)) {
+        Ok(t) => t,
+        Err(e) => return Report::not_run(format!("no sandbox: {e}")),
     };
-    let own = match (&backend, namespace::running_as_root()) {
-        (Backend::Namespaces(_), true) => Ownership::Shifted {
-            base: namespace::BASE,
-        },
-        (Backend::Engine(_), true) => Ownership::Shifted { base: 0 },
-        (_, false) => Ownership::Caller,
-    };
+    let own = ownership();
     let ws = match Workspace::new() {
         Ok(ws) => ws,
         Err(e) => return Report::not_run(format!("could not create a temporary directory: {e}")),
     };
     let workspace = Some(ws.path().to_path_buf());
     let start = Instant::now();
-    let stats = match materialise::materialise(source, image, listings, tree, &ws.root(), own) {
+    let stats = match materialise::materialise(
+        source,
+        image,
+        listings,
+        tree,
+        &ws.root(),
+        own,
+        opts.max_rootfs,
+    ) {
         Ok(s) => s,
+        Err(e) if e.image_caused() => {
+            let why = format!("the image's root filesystem cannot be materialised: {e}");
+            return Report {
+                workspace,
+                backend: "bwrap",
+                ..Report::with(Outcome::Unrunnable {
+                    reason: excerpt(why.as_bytes(), 600),
+                })
+            };
+        }
         Err(e) => {
-            return Report::not_run(format!("could not materialise the root filesystem: {e}"));
+            return Report {
+                workspace,
+                ..Report::not_run(format!("could not materialise the root filesystem: {e}"))
+            };
         }
     };
     let mat = start.elapsed();
-    let mut report = run_in_root(&ws.root(), &image.config, own, &backend, opts);
+    let mut report = run_in_root(&ws.root(), &image.config, own, &tools, opts);
     report.stats = Some(stats);
     report.materialise_time = Some(mat);
     report.workspace = workspace;
@@ -204,11 +235,24 @@ pub fn healthcheck(
     report
 }
 
+/// A directory that bwrap may mount on: created (in-root) when missing; `None` when the path goes
+/// through a symlink (bwrap would resolve it outside the new root during setup).
+fn mount_point(root: &Path, dir: &str, own: Ownership) -> Result<Option<String>, String> {
+    let rel = materialise::normalise(dir);
+    if rel.is_empty() {
+        return Ok(None);
+    }
+    if let Err(e) = materialise::ensure_dir(root, &rel, own) {
+        return Err(format!("could not prepare /{rel}: {e}"));
+    }
+    Ok(resolve::plain_dir(root, &rel).then(|| format!("/{rel}")))
+}
+
 fn run_in_root(
     root: &Path,
     config: &ImageConfig,
     own: Ownership,
-    backend: &Backend,
+    tools: &bwrap::Tools,
     opts: &Options,
 ) -> Report {
     let Some(program) = opts.argv.first() else {
@@ -220,13 +264,10 @@ fn run_in_root(
     let user = match resolve::user(root, &config.user) {
         Ok(u) => u,
         Err(why) => {
-            return Report {
-                outcome: Outcome::Failed {
-                    exit: None,
-                    output: why,
-                },
-                ..Report::not_run("")
-            };
+            return Report::with(Outcome::Failed {
+                exit: None,
+                output: why,
+            });
         }
     };
     let workdir = if config.working_dir.is_empty() {
@@ -234,39 +275,45 @@ fn run_in_root(
     } else {
         config.working_dir.clone()
     };
-    for dir in ["proc", "dev", workdir.as_str()] {
-        if let Err(e) = materialise::ensure_dir(root, dir, own) {
-            return Report::not_run(format!(
-                "could not prepare /{}: {e}",
-                dir.trim_start_matches('/')
-            ));
+    // Mount points bwrap needs: /proc, /dev and /tmp are replaced by directories when the image has
+    // something else there (as a runtime's mounts would hide it); the working directory is created.
+    for dir in ["proc", "dev", "tmp", workdir.as_str()] {
+        match mount_point(root, dir, own) {
+            Ok(_) => {}
+            Err(why) => {
+                return Report {
+                    backend: "bwrap",
+                    ..Report::with(Outcome::Unrunnable {
+                        reason: excerpt(why.as_bytes(), 600),
+                    })
+                };
+            }
         }
     }
-    let launch = namespace::Launch {
+    let home = match user.home.as_str() {
+        "" | "/" => None,
+        h if ["/proc", "/dev", "/tmp"]
+            .iter()
+            .any(|m| h == *m || h.starts_with(&format!("{m}/"))) =>
+        {
+            None
+        }
+        h => mount_point(root, h, own).ok().flatten(),
+    };
+    let launch = bwrap::Launch {
         root: root.to_path_buf(),
         uid: user.uid,
         gid: user.gid,
+        host_ids: own.host_ids(user.uid, user.gid),
         env: resolve::environment(&config.env, &user),
         workdir,
+        home,
         argv: opts.argv.clone(),
     };
-    let (name, result) = match backend {
-        Backend::Namespaces(t) => (
-            "namespaces",
-            namespace::run(t, &launch, opts.timeout, opts.output_cap),
-        ),
-        Backend::Engine(e) => (
-            match e {
-                engine::Engine::Podman(_) => "podman",
-                engine::Engine::Docker(_) => "docker",
-            },
-            engine::run(e, &launch, opts.timeout, opts.output_cap),
-        ),
-    };
-    let run = match result {
+    let run = match bwrap::run(tools, &launch, opts.limits, opts.timeout, opts.output_cap) {
         Ok(Ok(run)) => run,
         Ok(Err(why)) => return Report::not_run(why),
-        Err(e) => return Report::not_run(format!("could not start the {name} sandbox: {e}")),
+        Err(e) => return Report::not_run(format!("could not start the sandbox: {e}")),
     };
     let mut output = combined(&run.stdout, &run.stderr);
     if run.truncated {
@@ -282,7 +329,7 @@ fn run_in_root(
     };
     Report {
         outcome,
-        backend: name,
+        backend: "bwrap",
         stats: None,
         materialise_time: None,
         run_time: Some(run.elapsed),
@@ -322,4 +369,22 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("256K"), Some(256 << 10));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("4g"), Some(4 << 30));
+        assert_eq!(parse_size("8GB"), Some(8 << 30));
+        assert_eq!(parse_size("1T"), Some(1 << 40));
+        for bad in ["", "G", "4X", "-1", "1.5G", "99999999999999999999T"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
 }

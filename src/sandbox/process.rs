@@ -56,8 +56,17 @@ pub fn run(
     if let Err(e) = setup(pid) {
         kill_tree(pid);
         let _ = child.wait();
-        let _ = (out.join(), err.join());
-        return Err(e);
+        let _ = out.join();
+        let (stderr, _) = err.join().unwrap_or_default();
+        let said = String::from_utf8_lossy(&stderr);
+        let said = said.trim();
+        if said.is_empty() {
+            return Err(e);
+        }
+        return Err(io::Error::other(format!(
+            "{e}: {}",
+            super::excerpt(said.as_bytes(), 400)
+        )));
     }
     if let Some(mut stdin) = child.stdin.take() {
         // The launcher may already be gone (then wait() below tells why).

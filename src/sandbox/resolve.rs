@@ -40,6 +40,25 @@ pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `path` (relative) is a directory inside `root` reached without any symlink.
+pub fn plain_dir(root: &Path, path: &str) -> bool {
+    let Ok(dir) = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    rustix::fs::openat2(
+        &dir,
+        path.trim_start_matches('/'),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .is_ok()
+}
+
 /// The user the healthcheck runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

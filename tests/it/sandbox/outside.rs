@@ -98,19 +98,20 @@ fn bench_materialise_corpus() {
     let layers = read_layers(&opened.source, image, &CapturePolicy::none(), |_| NoScan).unwrap();
     let listings: Vec<_> = layers.into_iter().map(|o| o.listing).collect();
     let tree = MergedTree::merge(&listings);
-    let own = if sandbox::namespace::running_as_root() {
-        sandbox::Ownership::Shifted {
-            base: sandbox::namespace::BASE,
-        }
-    } else {
-        sandbox::Ownership::Caller
-    };
+    let own = sandbox::ownership();
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let ws = sandbox::Workspace::new().unwrap();
     let start = Instant::now();
-    let stats =
-        sandbox::materialise::materialise(&opened.source, image, &listings, &tree, &ws.root(), own)
-            .unwrap();
+    let stats = sandbox::materialise::materialise(
+        &opened.source,
+        image,
+        &listings,
+        &tree,
+        &ws.root(),
+        own,
+        sandbox::DEFAULT_MAX_ROOTFS,
+    )
+    .unwrap();
     let secs = start.elapsed().as_secs_f64();
     let proc_status = std::fs::read_to_string("/proc/self/status").unwrap();
     let hwm = proc_status
