@@ -144,6 +144,11 @@ rm -rf "$OUT/x1"
 OC_VERSION=$(cat "$OUT/x1/app/config/opencode-version")
 
 # ------------------------------------------------------------ 3. build + save ----
+# The one source of the version: VERSION, stamped as org.opencontainers.image.version so that this
+# edge digest can be promoted to exactly :v<major>.
+IMAGE_VERSION=$(tr -d '[:space:]' <VERSION)
+[[ "$IMAGE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "VERSION '$IMAGE_VERSION' is not MAJOR.MINOR.PATCH"
+VN=v${IMAGE_VERSION%%.*}
 if [ -x "${X1_TOOLS_CACHE}/hadolint-venv/bin/hadolint" ]; then
   stage "hadolint Dockerfile.opencode"
   "${X1_TOOLS_CACHE}/hadolint-venv/bin/hadolint" Dockerfile.opencode
@@ -161,6 +166,7 @@ LAYERS=()
 [ "${X1_E2E_LAYERS:-0}" = 1 ] && LAYERS=(--layers)
 "${B[@]}" bud "${LAYERS[@]}" --isolation chroot --pull=never -f Dockerfile.opencode "${CA_MOUNT[@]}" \
   --build-arg BASE_IMAGE="$STANDIN" --build-arg OPENCODE_VERSION="$OC_VERSION" \
+  --build-arg IMAGE_VERSION="$IMAGE_VERSION" \
   --build-arg VCS_REF="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   -t "$IMAGE" "$OUT/x1" >"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"; }
 ARCHIVE="$OUT/runtime-opencode.oci.tar"
@@ -189,6 +195,18 @@ if [ "$GATE_RC" != 0 ]; then
   [ "${X1_E2E_GATE_SOFT:-0}" = 1 ] || die "the gate failed with exit $GATE_RC (report: $OUT/gate.txt)"
   e2e_log "WARNING: the gate failed with exit $GATE_RC (X1_E2E_GATE_SOFT=1: going on)"
 fi
+
+# The edge digest is promotable to exactly $VN: the label equals VERSION, `--ref …:$VN` passes
+# tag-policy and `--ref …:v<N+1>` does not.
+label=$(jq -r '.images[0].labels["org.opencontainers.image.version"] // empty' <("$X1" inspect "$ARCHIVE" --format json))
+[ "$label" = "$IMAGE_VERSION" ] || die "version label is '$label', VERSION is '$IMAGE_VERSION'"
+tag_policy() {
+  NO_COLOR=1 "$X1" check "$ARCHIVE" --preset opencode --ref "x1agent/runtime-opencode:$1" --exec never --format json |
+    jq -r '.images[0].rules[] | select(.rule_id == "tag-policy") | .status'
+}
+[ "$(tag_policy "$VN")" = passed ] || die "check --ref x1agent/runtime-opencode:$VN: tag-policy did not pass"
+[ "$(tag_policy "v$((${VN#v} + 1))")" = failed ] || die "tag-policy passed a :vN that disagrees with VERSION"
+stage "version label $label = VERSION: promotable to :$VN (tag-policy passed), not to :v$((${VN#v} + 1))"
 
 # ------------------------------------------------------------ 5. run the image ----
 CTR=$("${B[@]}" from --pull=never --quiet "$IMAGE")

@@ -108,6 +108,12 @@ impl Umoci {
             &["home/agent"],
         );
         std::os::unix::fs::chown(root.join("home/agent"), Some(1000), Some(1000)).unwrap();
+        std::fs::create_dir_all(root.join("etc/opencode")).unwrap();
+        std::os::unix::fs::symlink(
+            "/x1/app/config/opencode.json",
+            root.join("etc/opencode/opencode.json"),
+        )
+        .unwrap();
         sh(Command::new("umoci")
             .args([
                 "repack",
@@ -127,6 +133,8 @@ impl Umoci {
             "/x1/bin/entrypoint",
             "--config.env",
             "PATH=/x1/bin:/usr/bin:/bin",
+            "--config.env",
+            "OPENCODE_DISABLE_PROJECT_CONFIG=1",
             "--config.label",
             "org.x1agent.runtime=opencode",
             "--config.label",
