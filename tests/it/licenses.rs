@@ -129,7 +129,7 @@ fn derive_corpus(
 fn corpus_oci() -> Option<PathBuf> {
     let c = corpus_dir();
     if c.is_none() {
-        crate::common::skip("corpus image absent (set X1_CORPUS_DIR or build ../shared/corpus)");
+        crate::common::skip("corpus image absent (set X1_CORPUS_DIR or run scripts/corpus.sh)");
     }
     c.map(|c| c.join("oci"))
 }

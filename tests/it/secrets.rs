@@ -299,7 +299,7 @@ fn key_in_a_label_is_secret_in_metadata() {
 fn corpus_image_has_no_secret_findings() {
     let Some(corpus) = corpus_dir() else {
         crate::common::skip(
-            "corpus image absent (set X1_CORPUS_DIR or build it with build-runtime-image.sh)",
+            "corpus image absent (set X1_CORPUS_DIR or run scripts/corpus.sh)",
         );
         return;
     };

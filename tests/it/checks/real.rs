@@ -1,5 +1,5 @@
 //! Gate rules on images real tools make: umoci-built OCI layouts (each rule passing and failing, a real
-//! whiteout, a real history entry) and the corpus image built by `../shared/corpus/`.
+//! whiteout, a real history entry) and the corpus image built by `scripts/corpus.sh`.
 
 use std::path::Path;
 use std::process::Command;
@@ -380,7 +380,7 @@ fn corpus_outcomes(path: &Path) -> Vec<x1_validate::checks::CheckOutcome> {
 #[test]
 fn corpus_passes_every_gate_rule() {
     let Some(corpus) = crate::common::corpus_dir() else {
-        crate::common::skip("corpus image not found (set X1_CORPUS_DIR or build ../shared/corpus)");
+        crate::common::skip("corpus image not found (set X1_CORPUS_DIR or run scripts/corpus.sh)");
         return;
     };
     for shape in ["oci"] {
