@@ -16,7 +16,8 @@
 #   X1_CORPUS_CACHE / X1_TOOLS_CACHE: Debian minbase tar, npm tarballs, node 22, opencode
 # Env: X1_VALIDATE (binary; default target/release/x1-validate, built if missing),
 #      X1_E2E_GATE_SOFT=1 (report a failing gate but go on), X1_E2E_KEEP=1 (keep the container),
-#      X1_E2E_LAYERS=1 (buildah --layers; slower on vfs, see below).
+#      X1_E2E_LAYERS=1 (buildah --layers; slower on vfs, see below),
+#      X1_E2E_HEALTHCHECK_TIMEOUT (seconds, default 10: the gate's default; raise it on a loaded machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -143,7 +144,8 @@ fi
 # ------------------------------------------------------------ 4. gate ----
 stage "x1-validate check --exec always"
 set +e
-NO_COLOR=1 "$X1" check "$ARCHIVE" --preset opencode --ref x1agent/runtime-opencode:edge --exec always >"$OUT/gate.txt" 2>&1
+NO_COLOR=1 "$X1" check "$ARCHIVE" --preset opencode --ref x1agent/runtime-opencode:edge --exec always \
+  --healthcheck-timeout "${X1_E2E_HEALTHCHECK_TIMEOUT:-10}" >"$OUT/gate.txt" 2>&1
 GATE_RC=$?
 set -e
 cat "$OUT/gate.txt"
