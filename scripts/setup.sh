@@ -3,7 +3,7 @@
 # idempotently, and build the release binary. Heavy downloads are cached OUTSIDE the repo:
 #   X1_TOOLS_CACHE   (default ~/.cache/x1-tools)      npm/PyPI tools, opencode, node 22
 #   X1_CORPUS_CACHE  (default ~/.cache/x1-corpus)     the corpus build's Debian/npm downloads
-#   X1_CORPUS_DIR    (default ~/x1-corpus/runtime-opencode)  the 870 MiB corpus image (3 forms)
+#   X1_CORPUS_DIR    (default ~/x1-corpus/runtime-opencode)  the corpus image (3 forms, scripts/corpus.sh)
 # Set X1_SKIP_CORPUS=1 to skip building the corpus image (tests that need it then skip, saying so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,12 +35,14 @@ mkdir -p "$TOOLS"
 . scripts/tools.sh
 install_tools "$TOOLS"
 
-if [ "${X1_SKIP_CORPUS:-0}" != 1 ]; then
-  CORPUS=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
-  log "corpus image → $CORPUS (cached; a no-op when up to date)"
-  ../shared/corpus/build-runtime-image.sh "$CORPUS" >/dev/null
-fi
-
 log "cargo build --release"
 cargo build --release --quiet
+
+# The corpus image is built by this repository's own recipe (render → buildah bud Dockerfile.opencode),
+# with x1-validate from the build above.
+if [ "${X1_SKIP_CORPUS:-0}" != 1 ]; then
+  CORPUS=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
+  log "corpus image → $CORPUS (scripts/corpus.sh; cached; a no-op when up to date)"
+  X1_VALIDATE="$(pwd)/target/release/x1-validate" bash scripts/corpus.sh "$CORPUS" >/dev/null
+fi
 log "ready: target/release/x1-validate"

@@ -68,6 +68,17 @@ impl<W: Write> Write for HashWriter<W> {
 /// Parent directories of `prefix` are emitted too. Symlinks are stored as symlinks, never followed;
 /// sockets, devices and fifos are refused.
 pub fn layer_from_dir(dir: &Path, prefix: &str, mtime: u64) -> Result<BuiltLayer> {
+    layer_from_dir_with_links(dir, prefix, &[], mtime)
+}
+
+/// [`layer_from_dir`] plus absolute symlinks `(path, target)` outside `prefix` (e.g. the managed config
+/// `etc/opencode/opencode.json` → `/x1/app/config/opencode.json`), with their parent directories.
+pub fn layer_from_dir_with_links(
+    dir: &Path,
+    prefix: &str,
+    links: &[(String, String)],
+    mtime: u64,
+) -> Result<BuiltLayer> {
     let meta = fs::symlink_metadata(dir).map_err(|e| Error::input(dir, e))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!(
@@ -100,6 +111,20 @@ pub fn layer_from_dir(dir: &Path, prefix: &str, mtime: u64) -> Result<BuiltLayer
             mtime,
             &mut total,
         )?;
+        for (path, target) in links {
+            let path = path.trim_matches('/');
+            let mut acc = String::new();
+            let parents: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            for part in &parents[..parents.len().saturating_sub(1)] {
+                acc.push_str(part);
+                acc.push('/');
+                append_dir(&mut builder, &acc, 0o755, mtime)?;
+            }
+            let mut h = header(tar::EntryType::Symlink, 0o777, mtime, 0);
+            builder
+                .append_link(&mut h, path, target)
+                .map_err(|e| Error::output(path, e))?;
+        }
         builder
             .finish()
             .map_err(|e| Error::output(file.path(), e))?;

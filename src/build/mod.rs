@@ -32,6 +32,8 @@ pub struct BuildSpec {
     pub entrypoint: Option<Vec<String>>,
     /// `KEY=VALUE` env entries set over the base's (same key replaces).
     pub env: Vec<String>,
+    /// Absolute symlinks `(path, target)` added to the overlay layer (the managed config link).
+    pub links: Vec<(String, String)>,
     /// Timestamp for file mtimes, `created` and history (`SOURCE_DATE_EPOCH`, else 0).
     pub epoch: u64,
     /// Ref name written into the output (`x1agent/runtime-opencode:edge`).
@@ -109,7 +111,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
             )));
         }
     };
-    let overlay = layer::layer_from_dir(&spec.overlay, "x1", spec.epoch)?;
+    let overlay = layer::layer_from_dir_with_links(&spec.overlay, "x1", &spec.links, spec.epoch)?;
 
     // Base layers: verbatim blobs, OCI media types.
     let mut layers = Vec::new();

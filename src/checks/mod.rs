@@ -133,6 +133,9 @@ pub fn capture_globs(rules: &RuleSet, preset: Option<&Preset>) -> Vec<String> {
     for p in presets {
         if let Some(rc) = &p.runtime_config {
             globs.push(rc.path.trim_start_matches('/').to_string());
+            if let Some(eff) = &rc.effective {
+                globs.extend(eff.capture.iter().cloned());
+            }
         }
     }
     globs

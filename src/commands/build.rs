@@ -88,7 +88,27 @@ pub fn run(args: &BuildArgs, out: &mut dyn Write) -> Result<u8> {
     };
     let mut labels = key_values("label", &args.labels)?;
     labels.insert("org.x1agent.runtime".into(), args.preset.clone());
-    key_values("env", &args.env)?;
+    let given = key_values("env", &args.env)?;
+    // What makes the preset's runtime config the one in effect: its Env switches (unless given) and the
+    // managed config as a link to the rendered file.
+    let mut env = args.env.clone();
+    let mut links = Vec::new();
+    let rules = crate::rules::RuleSet::embedded()?;
+    if let Some(rc) = rules
+        .presets
+        .get(&args.preset)
+        .and_then(|p| p.runtime_config.as_ref())
+        && let Some(eff) = &rc.effective
+    {
+        for (name, accepted) in &eff.env {
+            if let (false, Some(v)) = (given.contains_key(name), accepted.first()) {
+                env.push(format!("{name}={v}"));
+            }
+        }
+        if let Some(managed) = eff.managed.first() {
+            links.push((managed.clone(), rc.path.clone()));
+        }
+    }
     let spec = BuildSpec {
         base: args.base.clone(),
         platform: args.platform.as_deref().map(parse_platform).transpose()?,
@@ -96,7 +116,8 @@ pub fn run(args: &BuildArgs, out: &mut dyn Write) -> Result<u8> {
         labels,
         user: Some(args.user.clone()),
         entrypoint: Some(vec!["/x1/bin/entrypoint".into()]),
-        env: args.env.clone(),
+        env,
+        links,
         epoch,
         tag: args.tag.clone(),
         format: args.format,

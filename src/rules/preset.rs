@@ -130,6 +130,49 @@ pub struct RuntimeConfig {
     /// Plugin lists that may only name local files.
     #[serde(default)]
     pub plugins: Vec<PluginPolicy>,
+    /// Where else the runtime reads config, so that the platform file is the one in effect.
+    #[serde(default)]
+    pub effective: Option<EffectivePolicy>,
+}
+
+/// `[runtime_config.effective]`: the config in effect. The platform file must be installed where the
+/// runtime gives it the highest precedence, the `Env` switches must hold, and every other place the
+/// runtime reads config from must be absent, a copy of the platform file, or harmless (no provider
+/// elsewhere, no key, no switch turned back on).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectivePolicy {
+    /// Highest-precedence config paths; the first must be a copy of or a link to the platform file,
+    /// the others absent or copies too.
+    #[serde(default)]
+    pub managed: Vec<String>,
+    /// `Env` variables that must not be set (they move the managed config elsewhere).
+    #[serde(default)]
+    pub forbidden_env: Vec<String>,
+    /// `Env` variables that must be set, with their accepted values.
+    #[serde(default)]
+    pub env: BTreeMap<String, Vec<String>>,
+    /// Files under the config home (`$XDG_CONFIG_HOME`, else `$HOME/.config`).
+    #[serde(default)]
+    pub config_home_files: Vec<String>,
+    /// Files under the user's home.
+    #[serde(default)]
+    pub home_files: Vec<String>,
+    /// `Env` variables that name one more config file.
+    #[serde(default)]
+    pub env_files: Vec<String>,
+    /// `Env` variables that name a config directory, with the files read from it.
+    #[serde(default)]
+    pub env_dirs: BTreeMap<String, Vec<String>>,
+    /// `Env` variables whose value is a whole config document.
+    #[serde(default)]
+    pub env_content: Vec<String>,
+    /// `Env` variables whose value is JSON merged into one key (`OPENCODE_PERMISSION` → `/permission`).
+    #[serde(default)]
+    pub env_json: BTreeMap<String, String>,
+    /// Extra globs to capture during the layer pass (relative to `/`).
+    #[serde(default)]
+    pub capture: Vec<String>,
 }
 
 /// `[runtime_config.sidecar]`: where providers are and what a sidecar-bound provider looks like.

@@ -153,6 +153,14 @@ fn built_image_has_the_overlay_and_the_new_config() {
     let files = String::from_utf8_lossy(&o.stdout);
     assert!(files.contains("/x1/bin/entrypoint"), "{files}");
     assert!(files.contains("/x1/app/config/opencode.json"), "{files}");
+    // the preset's config in effect: the managed config links to the rendered file, the Env switch is set
+    assert!(
+        files
+            .lines()
+            .any(|l| l.contains("/etc/opencode/opencode.json -> /x1/app/config/opencode.json")),
+        "{files}"
+    );
+    assert!(text.contains("OPENCODE_DISABLE_PROJECT_CONFIG=1"), "{text}");
     assert!(
         files.contains("/etc/os-release"),
         "base layers are kept: {files}"

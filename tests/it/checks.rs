@@ -89,6 +89,8 @@ pub fn overlay_layer(config: &str) -> Layer {
         .file_mode("x1/app/run.sh", b"#!/bin/sh\nexit 0\n", 0o755)
         .file("x1/app/adapter/index.mjs", b"export {};\n")
         .file("x1/app/config/opencode.json", config.as_bytes())
+        .dir("etc/opencode")
+        .symlink("etc/opencode/opencode.json", "/x1/app/config/opencode.json")
         .file_mode(
             "x1/runtime/bin/node",
             &synth_elf64(62, Some("/lib64/ld-linux-x86-64.so.2")),
@@ -107,6 +109,7 @@ pub fn config(layers: Vec<Layer>) -> ImageBuilder {
     let mut b = ImageBuilder::new()
         .env("PATH=/x1/bin:/usr/bin:/bin")
         .env("OPENAI_BASE_URL=http://localhost:11432/v1")
+        .env("OPENCODE_DISABLE_PROJECT_CONFIG=1")
         .user("agent")
         .entrypoint(&["/x1/bin/entrypoint"])
         .label("org.x1agent.runtime", "opencode")

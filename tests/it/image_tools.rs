@@ -211,9 +211,7 @@ fn corpus_image_reads_identically_in_its_three_forms() {
     use x1_validate::commands::files::render;
     use x1_validate::commands::inspect::{ListFormat, load};
     let Some(c) = corpus_dir() else {
-        crate::common::skip(
-            "corpus absent (set X1_CORPUS_DIR or run ../shared/corpus/build-runtime-image.sh)",
-        );
+        crate::common::skip("corpus absent (set X1_CORPUS_DIR or run scripts/corpus.sh)");
         return;
     };
     let forms = [

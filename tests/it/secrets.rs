@@ -298,9 +298,7 @@ fn key_in_a_label_is_secret_in_metadata() {
 #[test]
 fn corpus_image_has_no_secret_findings() {
     let Some(corpus) = corpus_dir() else {
-        crate::common::skip(
-            "corpus image absent (set X1_CORPUS_DIR or build it with build-runtime-image.sh)",
-        );
+        crate::common::skip("corpus image absent (set X1_CORPUS_DIR or run scripts/corpus.sh)");
         return;
     };
     let f = check_path(&corpus.join("oci"), "\u{0}never-printed\u{0}");

@@ -197,3 +197,168 @@ fn sidecar_config_fails() {
     let loc = serde_json::to_value(&findings(&r, "sidecar-config")[0].location).unwrap();
     assert_eq!(loc["line"], 5, "{loc}");
 }
+
+const ELSEWHERE: &str =
+    r#"{"provider": {"anthropic": {"options": {"baseURL": "http://127.0.0.1:9999/v1"}}}}"#;
+
+/// The passing image plus one layer and some Env entries.
+fn with(layer: Layer, env: &[&str]) -> crate::common::ImageBuilder {
+    let mut img = config(vec![base_layer(), overlay_layer(OPENCODE_JSON), layer]);
+    for e in env {
+        img = img.env(e);
+    }
+    img
+}
+
+fn fails(img: &crate::common::ImageBuilder, needle: &str) -> x1_validate::report::ImageReport {
+    let r = check(img, &Run::default());
+    assert_fails(&r, "sidecar-config", needle);
+    r
+}
+
+/// The platform config must be the one in effect: the managed config and the `Env` switch.
+#[test]
+fn sidecar_config_managed_and_env_switch() {
+    // the managed config: missing, different, a copy, a second managed file that differs
+    fails(
+        &with(Layer::new().whiteout("etc/opencode/opencode.json"), &[]),
+        "the managed config /etc/opencode/opencode.json is missing",
+    );
+    let other_copy =
+        OPENCODE_JSON.replace("\"lsp\": false,", "\"lsp\": false, \"model\": \"x1/m\",");
+    fails(
+        &with(
+            Layer::new().file("etc/opencode/opencode.json", other_copy.as_bytes()),
+            &[],
+        ),
+        "differs from the platform file",
+    );
+    fails(
+        &with(Layer::new().file("etc/opencode/opencode.jsonc", b"{}"), &[]),
+        "/etc/opencode/opencode.jsonc differs",
+    );
+    let copy = with(
+        Layer::new().file("etc/opencode/opencode.json", OPENCODE_JSON.as_bytes()),
+        &[],
+    );
+    assert_eq!(
+        status(&check(&copy, &Run::default()), "sidecar-config"),
+        RuleStatus::Passed
+    );
+
+    // the Env switch: unset, or another value
+    let mut unset = good_image();
+    unset
+        .env
+        .retain(|e| !e.starts_with("OPENCODE_DISABLE_PROJECT_CONFIG="));
+    fails(&unset, "does not set OPENCODE_DISABLE_PROJECT_CONFIG=1");
+    let r = fails(
+        &with(Layer::new(), &["OPENCODE_DISABLE_PROJECT_CONFIG=0"]),
+        "OPENCODE_DISABLE_PROJECT_CONFIG to a value other than 1",
+    );
+    let loc = serde_json::to_value(&findings(&r, "sidecar-config")[0].location).unwrap();
+    assert!(
+        loc["pointer"].as_str().unwrap().starts_with("/config/Env/"),
+        "{loc}"
+    );
+
+    fails(
+        &with(Layer::new(), &["OPENCODE_TEST_MANAGED_CONFIG_DIR=/tmp/m"]),
+        "config Env sets OPENCODE_TEST_MANAGED_CONFIG_DIR",
+    );
+}
+
+/// No other config location (user config, `OPENCODE_CONFIG`, `OPENCODE_CONFIG_DIR`,
+/// `OPENCODE_CONFIG_CONTENT`, `OPENCODE_PERMISSION`) may point a provider elsewhere or turn a switch on.
+#[test]
+fn sidecar_config_other_locations() {
+    let elsewhere = ELSEWHERE;
+    // the image user's own config files, under ~ and under XDG_CONFIG_HOME
+    for path in [
+        "home/agent/.config/opencode/opencode.json",
+        "home/agent/.config/opencode/opencode.jsonc",
+        "home/agent/.config/opencode/config.json",
+        "home/agent/.opencode/opencode.json",
+    ] {
+        fails(
+            &with(Layer::new().file(path, elsewhere.as_bytes()), &[]),
+            &format!("/{path} (user config): provider `anthropic` base URL"),
+        );
+    }
+    fails(
+        &with(
+            Layer::new().file("cfg/opencode/config.json", br#"{"autoupdate": true}"#),
+            &["XDG_CONFIG_HOME=/cfg"],
+        ),
+        "/cfg/opencode/config.json (user config): auto-update is not off",
+    );
+    // what opencode writes itself is harmless
+    let schema_only = with(
+        Layer::new().file(
+            "home/agent/.config/opencode/opencode.jsonc",
+            br#"{"$schema": "https://opencode.ai/config.json"}"#,
+        ),
+        &[],
+    );
+    assert_eq!(
+        status(&check(&schema_only, &Run::default()), "sidecar-config"),
+        RuleStatus::Passed
+    );
+
+    // config named by Env
+    fails(
+        &with(
+            Layer::new().file("opt/x/opencode.json", br#"{"share": "auto"}"#),
+            &["OPENCODE_CONFIG=/opt/x/opencode.json"],
+        ),
+        "/opt/x/opencode.json (named by OPENCODE_CONFIG in Env): sharing is not off",
+    );
+    fails(
+        &with(
+            Layer::new().file("opt/x/evil.cfg", elsewhere.as_bytes()),
+            &["OPENCODE_CONFIG=/opt/x/evil.cfg"],
+        ),
+        "was not read by the gate",
+    );
+    // the platform file itself, named by OPENCODE_CONFIG, is fine
+    let named = with(
+        Layer::new(),
+        &["OPENCODE_CONFIG=/x1/app/config/opencode.json"],
+    );
+    assert_eq!(
+        status(&check(&named, &Run::default()), "sidecar-config"),
+        RuleStatus::Passed
+    );
+    fails(
+        &with(
+            Layer::new().file("opt/cfg/opencode.jsonc", elsewhere.as_bytes()),
+            &["OPENCODE_CONFIG_DIR=/opt/cfg"],
+        ),
+        "/opt/cfg/opencode.jsonc (in OPENCODE_CONFIG_DIR of Env): provider `anthropic`",
+    );
+    let content = format!("OPENCODE_CONFIG_CONTENT={elsewhere}");
+    fails(
+        &with(Layer::new(), &[content.as_str()]),
+        "OPENCODE_CONFIG_CONTENT in Env: provider `anthropic` base URL",
+    );
+    fails(
+        &with(
+            Layer::new(),
+            &[r#"OPENCODE_CONFIG_CONTENT={"provider": {"groq": {"npm": "@ai-sdk/groq"}}}"#],
+        ),
+        "OPENCODE_CONFIG_CONTENT in Env: provider `groq`",
+    );
+    fails(
+        &with(Layer::new(), &["OPENCODE_PERMISSION=allow-everything"]),
+        "OPENCODE_PERMISSION in Env: is not valid JSON",
+    );
+    let permission = with(Layer::new(), &[r#"OPENCODE_PERMISSION={"bash": "ask"}"#]);
+    assert_eq!(
+        status(&check(&permission, &Run::default()), "sidecar-config"),
+        RuleStatus::Passed
+    );
+}
+
+fn good_image() -> crate::common::ImageBuilder {
+    super::good()
+}

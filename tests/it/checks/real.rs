@@ -1,5 +1,5 @@
 //! Gate rules on images real tools make: umoci-built OCI layouts (each rule passing and failing, a real
-//! whiteout, a real history entry) and the corpus image built by `../shared/corpus/`.
+//! whiteout, a real history entry) and the corpus image built by `scripts/corpus.sh`.
 
 use std::path::Path;
 use std::process::Command;
@@ -108,6 +108,12 @@ impl Umoci {
             &["home/agent"],
         );
         std::os::unix::fs::chown(root.join("home/agent"), Some(1000), Some(1000)).unwrap();
+        std::fs::create_dir_all(root.join("etc/opencode")).unwrap();
+        std::os::unix::fs::symlink(
+            "/x1/app/config/opencode.json",
+            root.join("etc/opencode/opencode.json"),
+        )
+        .unwrap();
         sh(Command::new("umoci")
             .args([
                 "repack",
@@ -127,6 +133,8 @@ impl Umoci {
             "/x1/bin/entrypoint",
             "--config.env",
             "PATH=/x1/bin:/usr/bin:/bin",
+            "--config.env",
+            "OPENCODE_DISABLE_PROJECT_CONFIG=1",
             "--config.label",
             "org.x1agent.runtime=opencode",
             "--config.label",
@@ -372,7 +380,7 @@ fn corpus_outcomes(path: &Path) -> Vec<x1_validate::checks::CheckOutcome> {
 #[test]
 fn corpus_passes_every_gate_rule() {
     let Some(corpus) = crate::common::corpus_dir() else {
-        crate::common::skip("corpus image not found (set X1_CORPUS_DIR or build ../shared/corpus)");
+        crate::common::skip("corpus image not found (set X1_CORPUS_DIR or run scripts/corpus.sh)");
         return;
     };
     for shape in ["oci"] {

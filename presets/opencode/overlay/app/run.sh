@@ -16,7 +16,17 @@ port=${X1_OPENCODE_PORT:-4096}
 deadline=${X1_HEALTH_TIMEOUT:-60}
 workspace=${X1_WORKSPACE:-${HOME:-/home/agent}/workspace}
 
-export OPENCODE_CONFIG="$X1_ROOT/app/config/opencode.json"
+# The platform config is opencode's managed config (/etc/opencode/opencode.json → the rendered
+# $X1_ROOT/app/config/opencode.json, highest precedence); project config is off, and nothing from the
+# environment adds config (OPENCODE_CONFIG would even sit below project config). A relocated tree
+# (tests: X1_ROOT other than /x1) has no /etc/opencode: opencode's own hook for the managed config dir
+# points at its config dir instead, so the platform file still has the highest precedence.
+export OPENCODE_DISABLE_PROJECT_CONFIG=1
+unset OPENCODE_CONFIG OPENCODE_CONFIG_DIR OPENCODE_CONFIG_CONTENT OPENCODE_TEST_MANAGED_CONFIG_DIR
+if [ "$X1_ROOT" != /x1 ]; then
+  export OPENCODE_TEST_MANAGED_CONFIG_DIR="$X1_ROOT/app/config"
+  export OPENCODE_CONFIG="$X1_ROOT/app/config/opencode.json" # the adapter reads its permission policy here
+fi
 export OPENCODE_DISABLE_MODELS_FETCH=1
 export OPENCODE_DISABLE_AUTOUPDATE=1
 export OPENCODE_DISABLE_SHARE=1
