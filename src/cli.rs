@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     build::BuildArgs, check::CheckArgs, explain::ExplainArgs, files::FilesArgs,
-    inspect::InspectArgs, licenses::LicensesArgs, render::RenderArgs, rules::RulesArgs,
+    inspect::InspectArgs, licenses::LicensesArgs, promote::PromoteArgs, render::RenderArgs,
+    rules::RulesArgs, verify::VerifyArgs,
 };
 
 /// Gates and builds x1agent runtime images.
@@ -22,6 +23,9 @@ use crate::commands::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Talk plain http (no TLS) to the registry of a `docker://` image (loopback test registries).
+    #[arg(long, global = true)]
+    pub insecure: bool,
 }
 
 /// The subcommands.
@@ -43,6 +47,10 @@ pub enum Command {
     Rules(RulesArgs),
     /// Explain a rule: what it checks, why, how to fix it.
     Explain(ExplainArgs),
+    /// Promote a gated registry digest to `:vN` (same manifest bytes), with a promotion record.
+    Promote(PromoteArgs),
+    /// Show the gate reports attached to a registry digest; exit 0 only if one passes by the current rules.
+    Verify(VerifyArgs),
 }
 
 /// The subcommand names (and the flags that stand on their own).
@@ -55,6 +63,8 @@ const FIRST_WORDS: &[&str] = &[
     "build",
     "rules",
     "explain",
+    "promote",
+    "verify",
     "help",
     "-h",
     "--help",

@@ -65,6 +65,10 @@ pub struct CheckArgs {
     /// Report RULE's findings as notes, never failing the gate (repeatable).
     #[arg(long, value_name = "RULE")]
     pub allow: Vec<String>,
+    /// Attach the JSON report to the gated digest as an OCI referrer (`docker://` images only; a tag is
+    /// resolved to its digest first, and that digest is what is gated).
+    #[arg(long)]
+    pub attach: bool,
 }
 
 /// Per-rule overrides from the three flags; an unknown id or a rule named twice is a usage error.
@@ -133,7 +137,20 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
         presets_dir: args.presets.as_deref(),
     })?;
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let plan = plan(args, &rules, to_terminal)?;
+    let mut plan = plan(args, &rules, to_terminal)?;
+    let attach = if args.attach {
+        let (r, client, m) = super::verify::resolve(&args.image)?;
+        plan.image = format!(
+            "{}{}/{}@{}",
+            crate::image::registry::SCHEME,
+            r.host,
+            r.repo,
+            m.digest
+        );
+        Some((client, m))
+    } else {
+        None
+    };
     let mut images = Vec::new();
     let result = app::check(&rules, &plan, &mut images);
     if matches!(&result, Err(Error::Usage(_) | Error::RuleFile { .. })) {
@@ -141,6 +158,36 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
     }
     let report = Report::new(env!("CARGO_PKG_VERSION"), images);
     write_report(&rules, &plan, &report, args.output.as_deref(), out)?;
+    if let (Some((client, m)), Ok(code)) = (&attach, &result) {
+        let mut json_plan = plan.clone();
+        json_plan.format = Format::Json;
+        json_plan.color = false;
+        let mut json = Vec::new();
+        app::render(&rules, &json_plan, &report, &mut json)
+            .map_err(|e| Error::output("<report>", e))?;
+        let sha = super::verify::rules_hash(
+            args.rules.as_deref(),
+            args.presets.as_deref(),
+            &plan.overrides,
+            plan.fail_on,
+        )?;
+        let (artifact, fallback) =
+            super::verify::attach_report(client, m, &json, &sha, *code, args.reference.as_deref())?;
+        if args.output.is_some() || args.format == Format::Human {
+            writeln!(
+                out,
+                "attached the gate report ({}) to {} as {artifact}{}",
+                super::verify::verdict_word(*code),
+                m.digest,
+                if fallback {
+                    " (referrers tag schema)"
+                } else {
+                    ""
+                }
+            )
+            .map_err(|e| Error::output("<stdout>", e))?;
+        }
+    }
     result
 }
 

@@ -14,6 +14,7 @@ pub mod docker;
 pub mod entries;
 pub mod layer;
 pub mod media;
+pub mod registry;
 pub mod select;
 pub mod source;
 pub mod stream;
