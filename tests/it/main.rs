@@ -13,6 +13,7 @@ mod image_fixtures;
 mod image_inputs;
 mod image_tools;
 mod licenses;
+mod registry;
 mod render;
 mod report;
 mod rules_override;
