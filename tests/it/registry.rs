@@ -2,7 +2,7 @@
 //! `docker-registry` (CNCF Distribution 2.8: no referrers API, so the referrers tag schema is what runs)
 //! started on a free loopback port with a temp config and storage, with and without basic auth.
 
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -51,10 +51,11 @@ impl Registry {
                 .unwrap();
             assert!(o.status.success());
             std::fs::write(dir.path().join("htpasswd"), &o.stdout).unwrap();
-            cfg.push_str(&format!(
+            let _ = write!(
+                cfg,
                 "auth:\n  htpasswd:\n    realm: x1-test\n    path: {}\n",
                 dir.path().join("htpasswd").display()
-            ));
+            );
         }
         std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
         let child = Command::new("docker-registry")
@@ -84,7 +85,7 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// An auth file (REGISTRY_AUTH_FILE / skopeo --authfile) with the credentials.
+    /// An auth file (`REGISTRY_AUTH_FILE` / skopeo `--authfile`) with the credentials.
     fn authfile(&self) -> Option<PathBuf> {
         let (u, p) = self.creds.as_ref()?;
         let path = self.dir.path().join("auth.json");
@@ -118,7 +119,7 @@ impl Registry {
         std::fs::read_to_string(digest).unwrap().trim().to_string()
     }
 
-    /// x1-validate with `--insecure` and the credentials through REGISTRY_AUTH_FILE.
+    /// x1-validate with `--insecure` and the credentials through `REGISTRY_AUTH_FILE`.
     fn x1(&self, args: &[&str]) -> Output {
         let mut c = Command::new(bin());
         c.args(args)
@@ -297,6 +298,7 @@ fn pipeline(reg: &Registry, out: &Path, args: &[&str], env: &[(&str, &str)]) -> 
     c.output().unwrap()
 }
 
+#[allow(clippy::too_many_lines)] // one story: edge, promote, then each refusal in turn
 fn pipeline_end_to_end(auth: bool) {
     let Some(reg) = Registry::start(auth) else {
         return;
@@ -432,7 +434,6 @@ fn pipeline_end_to_end(auth: bool) {
         assert!(text(&o).contains("401"), "{}", text(&o));
         assert!(!text(&o).contains(&reg.creds.as_ref().unwrap().1));
     }
-    let _ = std::io::stderr().flush();
 }
 
 #[test]

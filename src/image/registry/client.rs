@@ -337,6 +337,97 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write as _};
+    use std::net::TcpListener;
+
+    /// A fake registry answering each request with the next canned response (keep-alive aware);
+    /// returns its `HOST:PORT` and a handle yielding the request lines it saw.
+    fn fake(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = l.local_addr().expect("addr").to_string();
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut queue = responses.into_iter();
+            'conns: for conn in l.incoming() {
+                let Ok(conn) = conn else { break };
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut w = conn;
+                loop {
+                    let mut first = String::new();
+                    if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        continue 'conns;
+                    }
+                    seen.push(first.trim().to_string());
+                    let mut line = String::new();
+                    while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        line.clear();
+                    }
+                    let Some(resp) = queue.next() else {
+                        return seen;
+                    };
+                    let _ = w.write_all(resp.as_bytes());
+                    if queue.len() == 0 {
+                        return seen;
+                    }
+                }
+            }
+            seen
+        });
+        (host, h)
+    }
+
+    #[test]
+    fn retries_429_then_reads_the_manifest() {
+        let body = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+        let (host, h) = fake(vec![
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n".into(),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".into(),
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        ]);
+        let mut c = Client::new(&host, "a/b", true).expect("client");
+        c.backoff = Duration::from_millis(1);
+        let m = c.manifest("edge").expect("ok").expect("found");
+        assert_eq!(m.bytes, body.as_bytes());
+        assert_eq!(m.digest, crate::image::Digest::sha256_of(body.as_bytes()));
+        let seen = h.join().expect("server");
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(
+            seen.iter()
+                .all(|l| l.starts_with("GET /v2/a/b/manifests/edge "))
+        );
+    }
+
+    #[test]
+    fn persistent_429_and_401_are_clear_errors() {
+        let r429 = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\n\r\n";
+        let (host, h) = fake(vec![r429.to_string(); ATTEMPTS as usize]);
+        let mut c = Client::new(&host, "a/b", true).expect("client");
+        c.backoff = Duration::from_millis(1);
+        let e = c.manifest("edge").expect_err("refused");
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.to_string().contains("429"), "{e}");
+        assert_eq!(h.join().expect("server").len(), ATTEMPTS as usize);
+
+        let body =
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required\u001b[31m"}]}"#;
+        let (host, _h) = fake(vec![format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )]);
+        let mut c = Client::new(&host, "a/b", true).expect("client");
+        c.creds = None;
+        let e = c.manifest("edge").expect_err("refused");
+        let msg = e.to_string();
+        assert_eq!(e.exit_code(), 3);
+        assert!(msg.contains("401") && msg.contains("UNAUTHORIZED"), "{msg}");
+        assert!(
+            !msg.contains('\u{1b}'),
+            "control characters must not pass: {msg}"
+        );
+    }
 
     #[test]
     fn challenge_params_parse() {
