@@ -13,7 +13,7 @@ log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-APT_PACKAGES=(umoci skopeo buildah podman docker.io containerd crun uidmap debootstrap pigz jq busybox-static util-linux bubblewrap gcc libc6-dev iproute2 curl ca-certificates git python3-venv)
+APT_PACKAGES=(umoci skopeo buildah podman docker.io containerd crun uidmap debootstrap pigz jq busybox-static util-linux bubblewrap gcc libc6-dev iproute2 curl ca-certificates git python3-venv docker-registry apache2-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

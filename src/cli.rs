@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     build::BuildArgs, check::CheckArgs, explain::ExplainArgs, files::FilesArgs,
-    inspect::InspectArgs, licenses::LicensesArgs, render::RenderArgs, rules::RulesArgs,
+    inspect::InspectArgs, licenses::LicensesArgs, promote::PromoteArgs, render::RenderArgs,
+    rules::RulesArgs, verify::VerifyArgs,
 };
 
 /// Gates and builds x1agent runtime images.
@@ -26,6 +27,9 @@ pub struct Cli {
     /// bytes, or with a K/M/G/T (or KiB/MiB/GiB/TiB) suffix, powers of 1024. Beyond it: exit 3.
     #[arg(long, global = true, value_name = "SIZE", default_value = "16GiB", value_parser = parse_size)]
     pub max_input_size: u64,
+    /// Talk plain http (no TLS) to the registry of a `docker://` image (loopback test registries).
+    #[arg(long, global = true)]
+    pub insecure: bool,
 }
 
 /// `123`, `64K`, `16GiB`, `1T` → bytes (binary multiples).
@@ -67,6 +71,10 @@ pub enum Command {
     Rules(RulesArgs),
     /// Explain a rule: what it checks, why, how to fix it.
     Explain(ExplainArgs),
+    /// Promote a gated registry digest to `:vN` (same manifest bytes), with a promotion record.
+    Promote(PromoteArgs),
+    /// Show the gate reports attached to a registry digest; exit 0 only if one passes by the current rules.
+    Verify(VerifyArgs),
 }
 
 /// The subcommand names (and the flags that stand on their own).
@@ -79,6 +87,8 @@ const FIRST_WORDS: &[&str] = &[
     "build",
     "rules",
     "explain",
+    "promote",
+    "verify",
     "help",
     "-h",
     "--help",

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         }
     };
     x1_validate::image::source::set_max_input_size(cli.max_input_size);
+    x1_validate::image::registry::set_insecure(cli.insecure);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = commands::run(&cli.command, &mut out);

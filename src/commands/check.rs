@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::app::{self, CheckPlan};
 use crate::checks::{CheckOptions, ExecMode};
 use crate::error::{Error, Result};
+use crate::image::registry::{Client, Manifest};
 use crate::report::{Format, Report, Severity};
 use crate::rules::{RULE_IDS, RuleSet, Sources};
 
@@ -65,6 +66,10 @@ pub struct CheckArgs {
     /// Report RULE's findings as notes, never failing the gate (repeatable).
     #[arg(long, value_name = "RULE")]
     pub allow: Vec<String>,
+    /// Attach the JSON report to the gated digest as an OCI referrer (`docker://` images only; a tag is
+    /// resolved to its digest first, and that digest is what is gated).
+    #[arg(long)]
+    pub attach: bool,
 }
 
 /// Per-rule overrides from the three flags; an unknown id or a rule named twice is a usage error.
@@ -132,7 +137,8 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
     let mut images = Vec::new();
     let mut ctx = None;
-    let result = run_inner(args, &mut images, &mut ctx);
+    let mut attach = None;
+    let result = run_inner(args, &mut images, &mut ctx, &mut attach);
     let (report, rules, plan) = match (&result, ctx) {
         (Ok(_), Some((rules, plan))) => {
             (Report::new(env!("CARGO_PKG_VERSION"), images), rules, plan)
@@ -158,13 +164,59 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> Result<u8> {
         (Ok(_), None) => unreachable!("run_inner returns Ok only with a plan"),
     };
     write_report(&rules, &plan, &report, args.output.as_deref(), out)?;
+    if let (Some((client, m)), Ok(code)) = (&attach, &result) {
+        attach_report(args, &rules, &plan, &report, client, m, *code, out)?;
+    }
     result
+}
+
+/// `--attach`: push the gate's JSON report as an OCI referrer of the gated digest.
+#[allow(clippy::too_many_arguments)]
+fn attach_report(
+    args: &CheckArgs,
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    report: &Report,
+    client: &Client,
+    m: &Manifest,
+    code: u8,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut json_plan = plan.clone();
+    json_plan.format = Format::Json;
+    json_plan.color = false;
+    let mut json = Vec::new();
+    app::render(rules, &json_plan, report, &mut json).map_err(|e| Error::output("<report>", e))?;
+    let sha = super::verify::rules_hash(
+        args.rules.as_deref(),
+        args.presets.as_deref(),
+        &plan.overrides,
+        plan.fail_on,
+    )?;
+    let (artifact, fallback) =
+        super::verify::attach_report(client, m, &json, &sha, code, args.reference.as_deref())?;
+    if args.output.is_some() || args.format == Format::Human {
+        writeln!(
+            out,
+            "attached the gate report ({}) to {} as {artifact}{}",
+            super::verify::verdict_word(code),
+            m.digest,
+            if fallback {
+                " (referrers tag schema)"
+            } else {
+                ""
+            }
+        )
+        .map_err(|e| Error::output("<stdout>", e))?;
+    }
+    Ok(())
 }
 
 fn run_inner(
     args: &CheckArgs,
     images: &mut Vec<crate::report::ImageReport>,
     ctx: &mut Option<(RuleSet, CheckPlan)>,
+    attach: &mut Option<(Client, Manifest)>,
 ) -> Result<u8> {
     let rules = RuleSet::load(Sources {
         rules_dir: args.rules.as_deref(),
@@ -172,7 +224,19 @@ fn run_inner(
     })?;
     crate::report::mask::use_rules(&rules);
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let plan = plan(args, &rules, to_terminal)?;
+    let mut plan = plan(args, &rules, to_terminal)?;
+    if args.attach {
+        // Gate exactly the digest the report will be attached to (a tag may move meanwhile).
+        let (r, client, m) = super::verify::resolve(&args.image)?;
+        plan.image = format!(
+            "{}{}/{}@{}",
+            crate::image::registry::SCHEME,
+            r.host,
+            r.repo,
+            m.digest
+        );
+        *attach = Some((client, m));
+    }
     let (rules, plan) = ctx.insert((rules, plan));
     app::check(rules, plan, images)
 }

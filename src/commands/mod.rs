@@ -7,8 +7,10 @@ pub mod explain;
 pub mod files;
 pub mod inspect;
 pub mod licenses;
+pub mod promote;
 pub mod render;
 pub mod rules;
+pub mod verify;
 
 use std::io::Write;
 
@@ -26,5 +28,7 @@ pub fn run(command: &Command, out: &mut dyn Write) -> Result<u8> {
         Command::Build(a) => build::run(a, out),
         Command::Rules(a) => rules::run(a, out),
         Command::Explain(a) => explain::run(a, out),
+        Command::Promote(a) => promote::run(a, out),
+        Command::Verify(a) => verify::run(a, out),
     }
 }

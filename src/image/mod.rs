@@ -15,6 +15,7 @@ pub mod entries;
 pub mod json;
 pub mod layer;
 pub mod media;
+pub mod registry;
 pub mod select;
 pub mod source;
 pub mod stream;

@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 enum Store {
     Dir(PathBuf),
     Tar(TarIndex),
+    /// `docker://…`: blobs streamed from a registry.
+    Registry(Box<super::registry::Remote>),
 }
 
 /// Blob access for an opened input. Every blob read goes through the digest- and size-checking reader.
@@ -60,6 +62,11 @@ impl Source {
     fn open_rel(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>> {
         match &self.store {
             Store::Tar(t) => t.open(name),
+            Store::Registry(r) => Ok((name == "index.json").then(|| {
+                let b = r.index_json().to_vec();
+                let n = b.len() as u64;
+                (Box::new(std::io::Cursor::new(b)) as Box<dyn Read + Send>, n)
+            })),
             Store::Dir(root) => {
                 let n = normalise(name);
                 if n.escapes || n.path.is_empty() {
@@ -80,6 +87,9 @@ impl Source {
 
     /// Whether the blob of `d` is present.
     pub fn has_blob(&self, d: &Descriptor) -> bool {
+        if matches!(self.store, Store::Registry(_)) {
+            return true;
+        }
         self.member_size(&self.rel(&d.digest)).is_some()
     }
 
@@ -87,6 +97,7 @@ impl Source {
     pub(crate) fn member_size(&self, name: &str) -> Option<u64> {
         match &self.store {
             Store::Tar(t) => t.locate(name).map(|(_, s)| s),
+            Store::Registry(_) => None,
             Store::Dir(root) => {
                 let n = normalise(name);
                 if n.escapes {
@@ -160,11 +171,20 @@ impl Source {
             desc.digest,
             media_or_unknown(&desc.media_type)
         );
+        if let Store::Registry(remote) = &self.store {
+            let r = remote.open(desc, &what)?;
+            return Ok(Box::new(VerifyingReader::new(
+                r,
+                desc.digest.clone(),
+                desc.size,
+                what,
+            )));
+        }
         let rel = self.rel(&desc.digest);
         let Some((r, size)) = self.open_rel(&rel)? else {
             let cut = match &self.store {
                 Store::Tar(t) => t.truncation().map(|c| format!(" ({c})")),
-                Store::Dir(_) => None,
+                Store::Dir(_) | Store::Registry(_) => None,
             };
             return Err(Error::corrupt(
                 what,
@@ -230,6 +250,9 @@ pub struct Opened {
 /// Open `spec` (`PATH`, `PATH:TAG`, `PATH@sha256:…`, or `-`), sniff its shape, verify and parse the
 /// index/manifests/configs, and select images. `platform = None` selects all platforms.
 pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
+    if let Some(rest) = spec.strip_prefix(super::registry::SCHEME) {
+        return open_registry(spec, rest, platform);
+    }
     let (path, selector) = split_spec(spec)?;
     let (store, spill) = if path == "-" {
         let tmp = spill_stdin()?;
@@ -260,6 +283,38 @@ pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
         annotations,
         notes,
     })
+}
+
+/// `docker://HOST/REPO:TAG|@sha256:…`: the referenced manifest, read through the same walk.
+fn open_registry(spec: &str, rest: &str, platform: Option<&Platform>) -> Result<Opened> {
+    let reference = super::registry::Reference::parse(rest)?;
+    let remote = super::registry::Remote::connect(&reference)?;
+    let mut source = Source {
+        store: Store::Registry(Box::new(remote)),
+        paths: HashMap::new(),
+        flat: false,
+        _spill: None,
+    };
+    let (_, walk) = discover(&mut source, spec)?;
+    let (images, attestations, annotations, notes) = select(walk, &Selector::None, platform, spec)?;
+    Ok(Opened {
+        source,
+        kind: "registry",
+        images,
+        attestations,
+        annotations,
+        notes,
+    })
+}
+
+impl Source {
+    /// The registry behind a `docker://` input.
+    pub fn remote(&self) -> Option<&super::registry::Remote> {
+        match &self.store {
+            Store::Registry(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// Default of `--max-input-size`: 16 GiB, well above real runtime images (about 1 GiB) and most other
@@ -382,6 +437,7 @@ fn discover(source: &mut Source, path: &str) -> Result<(&'static str, Walk)> {
              ({} members; it looks like a bare layer)",
             t.len()
         ),
+        Store::Registry(_) => "the registry served no manifest".into(),
     };
     Err(Error::corrupt(path, detail))
 }

@@ -17,6 +17,7 @@ mod image_tools;
 mod licenses;
 mod masking;
 mod peer_vectors;
+mod registry;
 mod render;
 mod report;
 mod rules_override;
