@@ -20,7 +20,7 @@ TAG=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["manifests"
 
 cargo build --release --quiet
 cargo test --release --quiet --test it --no-run 2>/dev/null
-IT=$(ls -t target/release/deps/it-* | grep -v '\.d$' | head -1)
+IT=$(find target/release/deps -maxdepth 1 -name 'it-*' ! -name '*.d' -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
 

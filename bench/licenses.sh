@@ -32,7 +32,7 @@ for label in on off; do
   wall=$(cut -d' ' -f1 "$TMP/$label" | median); cpu=$(cut -d' ' -f2 "$TMP/$label" | median)
   rss=$(cut -d' ' -f3 "$TMP/$label" | median)
   printf '%-4s wall %6.2fs  cpu %6.2fs  maxrss %7d KB  (median of %d)\n' "$label" "$wall" "$cpu" "$rss" "$N"
-  eval "${label}_wall=$wall ${label}_cpu=$cpu"
+  if [ "$label" = on ]; then on_wall=$wall on_cpu=$cpu; else off_wall=$wall off_cpu=$cpu; fi
 done
 awk -v a="$on_wall" -v b="$off_wall" -v c="$on_cpu" -v d="$off_cpu" \
   'BEGIN { printf "license checks add: wall %+.1f%%, cpu %+.1f%% (budget: 10%%)\n", (a - b) * 100 / b, (c - d) * 100 / d }'

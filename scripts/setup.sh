@@ -28,6 +28,12 @@ command -v node >/dev/null && command -v npm >/dev/null || {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 }
 command -v cargo >/dev/null || { log "error: the Rust toolchain (cargo) is required"; exit 1; }
+# cargo-fuzz for scripts/fuzz.sh (libFuzzer targets in fuzz/; nightly when rustup has it, else stable
+# with RUSTC_BOOTSTRAP=1).
+if ! command -v cargo-fuzz >/dev/null; then
+  log "cargo install cargo-fuzz"
+  cargo install --locked --quiet cargo-fuzz@0.13.2
+fi
 
 TOOLS=${X1_TOOLS_CACHE:-$HOME/.cache/x1-tools}
 mkdir -p "$TOOLS"

@@ -13,6 +13,12 @@ export X1_REQUIRE_ALL=${X1_REQUIRE_ALL:-1}
 echo "== cargo test"
 cargo test --all-targets --quiet 2>&1
 
+echo "== fuzz: every cargo-fuzz target for a bounded time (X1_FUZZ_SECONDS, default 10 s each)"
+bash scripts/fuzz.sh "${X1_FUZZ_SECONDS:-10}"
+
+echo "== lint: shellcheck on every shell script, actionlint on every workflow"
+bash scripts/lint-ci.sh
+
 echo "== adapter + overlay tests (node --test, real opencode, scripted sidecar; hadolint)"
 bash scripts/e2e-adapter-tests.sh
 

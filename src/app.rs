@@ -195,7 +195,7 @@ pub fn assemble(
                         "the healthcheck was not run: {}",
                         merged.detail.as_deref().unwrap_or("no sandbox available")
                     ),
-                    help: Some("run where user namespaces or docker/podman are available, or pass --exec never to skip it knowingly".into()),
+                    help: Some("run where bubblewrap (`bwrap`) and user namespaces are available, or pass --exec never to skip it knowingly".into()),
                     location: report::Location::Image,
                     evidence: None,
                 });

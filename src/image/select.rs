@@ -52,11 +52,13 @@ pub fn split_spec(spec: &str) -> Result<(String, Selector)> {
     if let Some(why) = remote_reference(spec) {
         return Err(Error::Usage(format!(
             "{spec:?} is not a local path; it looks like {why}. x1-validate reads local images \
-             only: an OCI layout directory, an OCI archive, a `docker save` / `podman save` tar, a \
-             skopeo `dir:` directory, or `-` (a tar on stdin); optionally PATH:TAG or \
+             (an OCI layout directory, an OCI archive, a `docker save` / `podman save` tar, a \
+             skopeo `dir:` directory, or `-` for a tar on stdin; optionally PATH:TAG or \
              PATH@sha256:… to pick one image, and the skopeo prefixes oci:, oci-archive:, \
-             docker-archive: and dir: for local paths. Copy the image first, e.g. `skopeo copy \
-             docker://REF oci-archive:image.tar`"
+             docker-archive: and dir: for local paths) and registry images spelled as skopeo \
+             does, `docker://HOST[:PORT]/REPO:TAG|@sha256:…` (`--insecure` for plain http). Use \
+             that spelling, or copy the image first, e.g. `skopeo copy docker://REF \
+             oci-archive:image.tar`"
         )));
     }
     Err(Error::input(

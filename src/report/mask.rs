@@ -297,6 +297,8 @@ fn not_a_value(v: &str) -> bool {
         |x: &str| !x.is_empty() && x.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
     v.chars().all(|c| matches!(c, '…' | '.' | '*'))
         || v == "<redacted>"
+        // an already elided prefix (`sk-p…`, as `inspect` writes it): too short to be a secret
+        || (v.ends_with('…') && v.chars().count() <= 9)
         || v.strip_prefix("${")
             .and_then(|r| r.strip_suffix('}'))
             .is_some_and(ident)
@@ -498,8 +500,12 @@ mod tests {
             mask("set `KEY=VALUE`; the key: it"),
             "set `KEY=VALUE`; the key: it"
         );
+        // a value with … appended is still a value once it is longer than an elided prefix
+        let out = mask(&format!("OPENAI_API_KEY={v}…")).into_owned();
+        assert!(!out.contains(&v), "{out}");
         for kept in [
             "API_KEY=…",
+            "OPENAI_API_KEY=sk-p… (redacted, 48 chars)",
             "T_TOKEN=${X}",
             "\"apiKey\": \"{env:X1_SIDECAR_TOKEN}\"",
             "K_KEY=$K",

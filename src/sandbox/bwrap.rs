@@ -214,6 +214,15 @@ fn bwrap_args(launch: &Launch, limits: Limits) -> Vec<String> {
     if let Some(home) = &launch.home {
         push(&["--perms", "0700", "--size", &size, "--tmpfs", home]);
     }
+    // A WorkingDir under a tmpfs (`/home/agent/workspace`) is hidden by it: recreate it there, as a
+    // container runtime creates a missing WorkingDir.
+    let under = |dir: &str| {
+        let dir = dir.trim_end_matches('/');
+        !dir.is_empty() && launch.workdir.starts_with(&format!("{dir}/"))
+    };
+    if under("/tmp") || launch.home.as_deref().is_some_and(under) {
+        push(&["--dir", &launch.workdir]);
+    }
     push(&["--block-fd", "3", "--clearenv"]);
     for kv in &launch.env {
         if let Some((k, v)) = kv.split_once('=') {
@@ -428,5 +437,19 @@ mod tests {
             assert!(a.contains(must), "{must} missing from {a}");
         }
         assert!(!a.contains("--bind "), "{a}");
+        assert!(!a.contains("--dir "), "{a}");
+        let mut l = l;
+        l.workdir = "/home/agent/workspace".into();
+        let a = bwrap_args(&l, Limits::default()).join(" ");
+        assert!(
+            a.contains("--tmpfs /home/agent --dir /home/agent/workspace"),
+            "a WorkingDir under the tmpfs home is recreated: {a}"
+        );
+        l.workdir = "/home/agentx".into();
+        assert!(
+            !bwrap_args(&l, Limits::default())
+                .join(" ")
+                .contains("--dir ")
+        );
     }
 }

@@ -204,16 +204,27 @@ fn truncated_archives_are_diagnosed_as_cut_short() {
 #[test]
 fn registry_references_are_usage_errors_saying_what_is_read() {
     for r in [
-        "docker://docker.io/library/alpine:3.20",
         "registry.example.com:5000/x1agent/runtime-opencode:edge",
         "localhost:5000/runtime:edge",
         "containers-storage:localhost/x1agent/runtime-opencode:leaky",
     ] {
         let (code, _, err) = run(&["check", r, "--exec", "never"]);
         assert_eq!(code, 2, "{r}: {err}");
-        assert!(err.contains("reads local images only"), "{r}: {err}");
+        assert!(err.contains("reads local images"), "{r}: {err}");
+        assert!(err.contains("docker://HOST"), "{r}: {err}");
         assert!(err.contains("skopeo copy"), "{r}: {err}");
     }
+    // `docker://` itself is read (tests/it/registry.rs); an unreachable registry is an unreadable
+    // image (exit 3) that names the registry, not a usage error.
+    let (code, _, err) = run(&[
+        "check",
+        "docker://127.0.0.1:9/x/y:z",
+        "--exec",
+        "never",
+        "--insecure",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("127.0.0.1:9"), "{err}");
     // A missing local file is still an unreadable input (exit 3).
     let (code, _, err) = run(&["check", "/nonexistent/image.tar", "--exec", "never"]);
     assert_eq!(code, 3, "{err}");
