@@ -377,8 +377,7 @@ fn scan_any(
             // the file is held (up to UTF16_HOLD) and read both ways; a larger one is scanned raw.
             let bom = if enc.bom { 2 } else { 0 };
             let mut whole = head;
-            let held = r.take(UTF16_HOLD).read_to_end(&mut whole);
-            held?;
+            r.take(UTF16_HOLD).read_to_end(&mut whole)?;
             if whole.len() as u64 > UTF16_HOLD {
                 s.note(format!(
                     "secret scan: {path} looks like UTF-16 text but is larger than {} MiB; scanned as raw bytes only",
