@@ -445,3 +445,45 @@ fn pipeline_against_a_real_registry() {
 fn pipeline_against_a_real_registry_with_basic_auth() {
     pipeline_end_to_end(true);
 }
+
+#[test]
+fn a_multi_arch_index_from_the_registry_is_read_per_platform() {
+    use crate::common::{ImageBuilder, Layer, layout::Layout};
+    let Some(reg) = Registry::start(false) else {
+        return;
+    };
+    let amd = ImageBuilder::new().layer(Layer::new().file("arch", b"amd64"));
+    let arm = ImageBuilder::new()
+        .platform("linux", "arm64", Some("v8"))
+        .layer(Layer::new().file("arch", b"arm64"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("multi");
+    Layout::new()
+        .multi_platform(Some("edge"), vec![amd, arm], false)
+        .write_dir(&dir);
+    // skopeo --all pushes the index and every platform's manifest.
+    let o = Command::new("skopeo")
+        .args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:edge", dir.display()))
+        .arg(format!("docker://{}/x1agent/multi:edge", reg.host()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = format!("docker://{}/x1agent/multi:edge", reg.host());
+    let got = reg.x1(&["inspect", &r, "--format", "json"]);
+    assert!(got.status.success(), "{}", text(&got));
+    let v: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+    let plats: Vec<&str> = v["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64/v8"]);
+    let got = reg.x1(&["files", &r, "--platform", "linux/arm64", "--format", "json"]);
+    assert!(got.status.success(), "{}", text(&got));
+    let listing = String::from_utf8_lossy(&got.stdout);
+    assert!(listing.contains("arch"), "{listing}");
+    let got = reg.x1(&["files", &r, "--platform", "linux/s390x"]);
+    assert_eq!(got.status.code(), Some(2), "{}", text(&got));
+}
