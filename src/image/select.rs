@@ -427,7 +427,7 @@ mod tests {
             assert!(remote_reference(r).is_some(), "{r}");
             let e = split_spec(r).expect_err(r);
             assert_eq!(e.exit_code(), 2, "{r}: {e}");
-            assert!(e.to_string().contains("reads local images only"), "{e}");
+            assert!(e.to_string().contains("reads local images"), "{e}");
         }
         for p in [
             "./missing.tar",
