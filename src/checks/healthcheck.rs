@@ -45,18 +45,9 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
         );
         return outcome(RuleStatus::NotRun, why, Vec::new());
     }
-    let max_rootfs = match sandbox::max_rootfs_from_env() {
-        Ok(m) => m,
+    let opts = match options(input) {
+        Ok(o) => o,
         Err(why) => return outcome(RuleStatus::NotRun, why, Vec::new()),
-    };
-    let opts = sandbox::Options {
-        max_rootfs,
-        timeout: if input.opts.healthcheck_timeout.is_zero() {
-            sandbox::DEFAULT_TIMEOUT
-        } else {
-            input.opts.healthcheck_timeout
-        },
-        ..sandbox::Options::default()
     };
     let report = sandbox::healthcheck(
         &input.opened.source,
@@ -169,4 +160,18 @@ fn finding(cmd: &str, what: &str, output: Option<&str>) -> Vec<Finding> {
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
+}
+
+/// The sandbox options: the command line's timeout, the environment's size cap and layer store.
+fn options(input: &CheckInput<'_>) -> Result<sandbox::Options, String> {
+    Ok(sandbox::Options {
+        max_rootfs: sandbox::max_rootfs_from_env()?,
+        layer_store: sandbox::store::bound_from_env()?,
+        timeout: if input.opts.healthcheck_timeout.is_zero() {
+            sandbox::DEFAULT_TIMEOUT
+        } else {
+            input.opts.healthcheck_timeout
+        },
+        ..sandbox::Options::default()
+    })
 }

@@ -82,6 +82,7 @@ impl Drop for GroupGuard {
 #[derive(Debug)]
 pub struct Workspace {
     dir: PathBuf,
+    parent: PathBuf,
 }
 
 /// Workspaces are named `x1-healthcheck-<pid>-<random>`; the pid lets a later run remove the ones a
@@ -103,13 +104,14 @@ impl Workspace {
         let made = tempfile::Builder::new()
             .prefix(&format!("{PREFIX}{}-", std::process::id()))
             .tempdir_in(&parent)?;
+        let parent = made.path().parent().map_or(parent, Path::to_path_buf);
         let dir = made.keep();
         live()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .dirs
             .push(dir.clone());
-        let ws = Workspace { dir };
+        let ws = Workspace { dir, parent };
         std::fs::set_permissions(&ws.dir, std::fs::Permissions::from_mode(0o711))?;
         std::fs::create_dir(ws.root())?;
         Ok(ws)
@@ -118,6 +120,11 @@ impl Workspace {
     /// The workspace directory.
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The directory the workspace was made in (the layer store lives there too).
+    pub fn parent(&self) -> &Path {
+        &self.parent
     }
 
     /// Where the root filesystem goes.

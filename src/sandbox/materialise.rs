@@ -23,6 +23,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid};
 
+use super::store::Store;
 use crate::image::stream;
 use crate::image::tree::NodeRef;
 use crate::image::{Compression, EntryKind, Image, LayerInfo, LayerListing, MergedTree, Source};
@@ -80,7 +81,7 @@ impl Error {
     }
 }
 
-type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How image ids become host ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +99,7 @@ impl Ownership {
             .map(|(u, g)| (u.as_raw(), g.as_raw()))
     }
 
-    fn ids(self, uid: u64, gid: u64) -> Option<(Uid, Gid)> {
+    pub(crate) fn ids(self, uid: u64, gid: u64) -> Option<(Uid, Gid)> {
         match self {
             Ownership::Caller => None,
             Ownership::Shifted { base } => {
@@ -128,13 +129,17 @@ pub struct Stats {
 
 /// A file to write while streaming a layer: the final path and the entry whose metadata it takes.
 #[derive(Debug, Clone)]
-struct Dest {
-    path: String,
-    node: NodeRef,
+pub(crate) struct Dest {
+    pub(crate) path: String,
+    pub(crate) node: NodeRef,
 }
 
 /// Write the merged tree of `image` into `root` (an existing, empty directory). Refuses before writing
 /// anything when the surviving files (and a 512-byte allowance per entry) exceed `max_bytes`.
+///
+/// With a [`Store`] (same filesystem as `root`), every non-directory entry is hard-linked from the
+/// store, which is filled first for the layers it does not hold; only directories are created here.
+#[allow(clippy::too_many_arguments)]
 pub fn materialise(
     source: &Source,
     image: &Image,
@@ -143,6 +148,7 @@ pub fn materialise(
     root: &Path,
     own: Ownership,
     max_bytes: u64,
+    store: Option<&Store>,
 ) -> Result<Stats> {
     let needed = tree.nodes.values().fold(0u64, |acc, n| {
         let e = &listings[n.layer].entries[n.entry];
@@ -163,7 +169,8 @@ pub fn materialise(
     .map_err(|e| local(root, e))?;
     let mut stats = Stats::default();
     let entry = |n: NodeRef| &listings[n.layer].entries[n.entry];
-
+    // The store keeps whole layers: it is used when it can hold every layer that contributes.
+    let store = store.filter(|s| contributing_bytes(tree, listings) <= s.bound());
     // 1. Directories (parents sort before children), writable for now; modes are fixed at the end.
     for (path, &node) in &tree.nodes {
         if entry(node).is_dir() {
@@ -176,12 +183,18 @@ pub fn materialise(
     let mut links: Vec<(String, NodeRef)> = Vec::new();
     for (path, &node) in &tree.nodes {
         let e = entry(node);
-        match &e.kind {
-            EntryKind::Dir => {}
-            EntryKind::File => plan[node.layer].entry(e.ordinal).or_default().push(Dest {
+        // Contents come from the blobs; with a store, symlinks and FIFOs are linked from it too.
+        let linked = matches!(e.kind, EntryKind::Symlink { .. } | EntryKind::Fifo);
+        if e.is_file() || (linked && store.is_some()) {
+            let dest = Dest {
                 path: path.clone(),
                 node,
-            }),
+            };
+            plan[node.layer].entry(e.ordinal).or_default().push(dest);
+            continue;
+        }
+        match &e.kind {
+            EntryKind::Dir | EntryKind::File => {}
             EntryKind::Symlink { target } => {
                 let (dir, name) = parent_of(&root_fd, path, root)?;
                 replace(&dir, name);
@@ -208,7 +221,7 @@ pub fn materialise(
         }
     }
     let link_plan = plan_links(tree, listings, links, &mut plan, &mut stats);
-    // 3. File contents, layers in parallel.
+    // 3. File contents (and, with a store, symlinks and FIFOs), layers in parallel.
     let out = Out {
         root_fd: &root_fd,
         root,
@@ -217,17 +230,9 @@ pub fn materialise(
         written: std::sync::atomic::AtomicU64::new(0),
         max_bytes,
     };
-    let written: Vec<Result<(usize, u64)>> = image
-        .layers
-        .par_iter()
-        .zip(plan.par_iter())
-        .filter(|(_, p)| !p.is_empty())
-        .map(|(layer, p)| stream_layer(source, layer, p, &out))
-        .collect();
-    for w in written {
-        let (n, bytes) = w?;
-        stats.files += n;
-        stats.bytes += bytes;
+    match store {
+        Some(store) => link_from_store(store, source, image, &plan, &out, &mut stats)?,
+        None => write_contents(source, image, &plan, &out, &mut stats)?,
     }
     // 4. Hardlinks.
     for (path, target) in link_plan {
@@ -250,6 +255,90 @@ pub fn materialise(
         rustix::fs::chown(root, Some(u), Some(g)).map_err(|e| local(root, e))?;
     }
     Ok(stats)
+}
+
+/// File bytes of all the layers that contribute at least one entry to the tree.
+fn contributing_bytes(tree: &MergedTree, listings: &[LayerListing]) -> u64 {
+    let mut used = vec![false; listings.len()];
+    for n in tree.nodes.values() {
+        used[n.layer] = true;
+    }
+    listings
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| *u)
+        .flat_map(|(l, _)| l.entries.iter().filter(|e| e.is_file()).map(|e| e.size))
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Step 3 with a store: fill the layers it lacks, check, link; then evict beyond its bound.
+fn link_from_store(
+    store: &Store,
+    source: &Source,
+    image: &Image,
+    plan: &[HashMap<usize, Vec<Dest>>],
+    out: &Out<'_>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let listings = out.listings;
+    let linked: Vec<Result<(usize, usize, u64, String)>> = image
+        .layers
+        .par_iter()
+        .zip(plan.par_iter())
+        .enumerate()
+        .filter(|(_, (_, p))| !p.is_empty())
+        .map(|(li, (layer, p))| {
+            let mut held = store.layer(source, layer, listings, li)?;
+            if !store.intact(&held, p, listings) {
+                store.discard(held);
+                held = store.layer(source, layer, listings, li)?;
+                if !store.intact(&held, p, listings) {
+                    return Err(Error::Io {
+                        path: store.path().join(&held.key),
+                        source: io::Error::other(
+                            "a freshly filled layer does not match its listing",
+                        ),
+                    });
+                }
+            }
+            let (files, symlinks, bytes) =
+                super::store::link_layer(&held, p, listings, out.root_fd, out.root)?;
+            Ok((files, symlinks, bytes, held.key.clone()))
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for l in linked {
+        let (files, symlinks, bytes, key) = l?;
+        stats.files += files;
+        stats.symlinks += symlinks;
+        stats.bytes += bytes;
+        keys.push(key);
+    }
+    store.evict(&keys);
+    Ok(())
+}
+
+/// Step 3 without a store: stream each layer and write its planned files.
+fn write_contents(
+    source: &Source,
+    image: &Image,
+    plan: &[HashMap<usize, Vec<Dest>>],
+    out: &Out<'_>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let written: Vec<Result<(usize, u64)>> = image
+        .layers
+        .par_iter()
+        .zip(plan.par_iter())
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(layer, p)| stream_layer(source, layer, p, out))
+        .collect();
+    for w in written {
+        let (n, bytes) = w?;
+        stats.files += n;
+        stats.bytes += bytes;
+    }
+    Ok(())
 }
 
 /// Make sure a directory exists at `path` (in-root), for mount points and the working directory:
@@ -336,7 +425,7 @@ fn link_origin(tree: &MergedTree, listings: &[LayerListing], node: NodeRef) -> O
 
 /// Stream one layer blob (the image reader's sniff → decoder → inflate-thread pipeline) and write the
 /// planned files. Tar entries are matched by ordinal, exactly as the reader numbered them.
-fn stream_layer(
+pub(crate) fn stream_layer(
     source: &Source,
     layer: &LayerInfo,
     plan: &HashMap<usize, Vec<Dest>>,
@@ -349,29 +438,43 @@ fn stream_layer(
     let mut raw = BufReader::with_capacity(stream::CHUNK, blob);
     let head = raw.fill_buf().map_err(|e| Error::corrupt(&what, e))?;
     let c = stream::sniff(&head[..head.len().min(512)]).map_err(|e| Error::corrupt(&what, e))?;
+    // Every blob is read to its last byte, so the digest check of `Source::blob` always runs: what is
+    // written is what was scanned, even if the input changed in between.
     if c == Compression::None {
-        return write_entries(&mut raw, plan, out, &what);
+        let n = write_entries(&mut raw, plan, out, &what)?;
+        io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::corrupt(&what, e))?;
+        return Ok(n);
     }
     stream::pipelined(
-        |send| match stream::decoder(c, &mut raw) {
-            Ok(mut d) => stream::pump(&mut d, send),
-            Err(e) => {
+        |send| {
+            let ok = match stream::decoder(c, &mut raw) {
+                Ok(mut d) => {
+                    stream::pump(&mut d, send);
+                    true
+                }
+                Err(e) => !send(Err(e)),
+            };
+            if ok && let Err(e) = io::copy(&mut raw, &mut io::sink()) {
                 send(Err(e));
             }
         },
-        |mut ch| write_entries(&mut ch, plan, out, &what),
+        |mut ch| {
+            let n = write_entries(&mut ch, plan, out, &what)?;
+            io::copy(&mut ch, &mut io::sink()).map_err(|e| Error::corrupt(&what, e))?;
+            Ok(n)
+        },
     )
 }
 
 /// Where files go and how they are owned.
-struct Out<'a> {
-    root_fd: &'a OwnedFd,
-    root: &'a Path,
-    own: Ownership,
-    listings: &'a [LayerListing],
+pub(crate) struct Out<'a> {
+    pub(crate) root_fd: &'a OwnedFd,
+    pub(crate) root: &'a Path,
+    pub(crate) own: Ownership,
+    pub(crate) listings: &'a [LayerListing],
     /// Bytes of file content written so far, all layers (hardlinked copies included).
-    written: std::sync::atomic::AtomicU64,
-    max_bytes: u64,
+    pub(crate) written: std::sync::atomic::AtomicU64,
+    pub(crate) max_bytes: u64,
 }
 
 fn write_entries(
@@ -435,21 +538,7 @@ fn create_file(
     path: &str,
     root: &Path,
 ) -> Result<File> {
-    let (parent, name) = split(path);
-    if !cache.contains_key(parent) {
-        if cache.len() > 256 {
-            cache.clear();
-        }
-        // Tars need not list parent directories: create missing ones (in-root) like the runtimes do.
-        let fd = if let Ok(fd) = open_dir(root_fd, parent, root) {
-            fd
-        } else {
-            make_dir(root_fd, parent, root)?;
-            open_dir(root_fd, parent, root)?
-        };
-        cache.insert(parent.to_string(), fd);
-    }
-    let dir = cache.get(parent).expect("inserted above");
+    let (dir, name) = cached_parent(root_fd, cache, path, root)?;
     replace(dir, name);
     let fd = rustix::fs::openat(
         dir,
@@ -459,6 +548,30 @@ fn create_file(
     )
     .map_err(|e| local(&root.join(path), e))?;
     Ok(File::from(fd))
+}
+
+/// The parent directory of `path` (in-root; created like the runtimes do when the tar does not list
+/// it) from a small cache of open descriptors, and the leaf name.
+pub(crate) fn cached_parent<'c, 'p>(
+    root_fd: &OwnedFd,
+    cache: &'c mut BTreeMap<String, OwnedFd>,
+    path: &'p str,
+    root: &Path,
+) -> Result<(&'c OwnedFd, &'p str)> {
+    let (parent, name) = split(path);
+    if !cache.contains_key(parent) {
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        let fd = if let Ok(fd) = open_dir(root_fd, parent, root) {
+            fd
+        } else {
+            make_dir(root_fd, parent, root)?;
+            open_dir(root_fd, parent, root)?
+        };
+        cache.insert(parent.to_string(), fd);
+    }
+    Ok((cache.get(parent).expect("inserted above"), name))
 }
 
 fn copy(from: &mut dyn Read, mut to: &File, buf: &mut [u8]) -> io::Result<u64> {
@@ -525,11 +638,11 @@ fn make_dir(root_fd: &OwnedFd, path: &str, root: &Path) -> Result<()> {
 }
 
 /// Remove a non-directory leaf if present (replace semantics); errors are ignored (ENOENT is normal).
-fn replace(dir: &OwnedFd, name: &str) {
+pub(crate) fn replace(dir: &OwnedFd, name: &str) {
     let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
 }
 
-fn chown_at(
+pub(crate) fn chown_at(
     dir: &OwnedFd,
     name: &str,
     ids: Option<(Uid, Gid)>,
@@ -544,7 +657,7 @@ fn chown_at(
 }
 
 /// chown (which clears set-id bits) then chmod, never following a symlink.
-fn finish_meta(
+pub(crate) fn finish_meta(
     dir: &OwnedFd,
     name: &str,
     ids: Option<(Uid, Gid)>,
@@ -563,7 +676,7 @@ fn finish_meta(
     .map_err(|e| local(&root.join(path), e))
 }
 
-fn local(path: &Path, e: rustix::io::Errno) -> Error {
+pub(crate) fn local(path: &Path, e: rustix::io::Errno) -> Error {
     Error::Io {
         path: path.to_path_buf(),
         source: io::Error::from(e),

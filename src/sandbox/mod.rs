@@ -27,6 +27,7 @@ pub mod cleanup;
 pub mod materialise;
 pub mod process;
 pub mod resolve;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -64,6 +65,8 @@ pub struct Options {
     pub limits: Limits,
     /// Cap on the materialised tree, see [`DEFAULT_MAX_ROOTFS`].
     pub max_rootfs: u64,
+    /// The layer store's bound (`None`: no store, every file is written).
+    pub layer_store: Option<u64>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             argv: vec![ENTRYPOINT.into(), "--healthcheck".into()],
             limits: Limits::default(),
             max_rootfs: DEFAULT_MAX_ROOTFS,
+            layer_store: Some(store::DEFAULT_BOUND),
         }
     }
 }
@@ -199,6 +203,9 @@ pub fn healthcheck(
     };
     let workspace = Some(ws.path().to_path_buf());
     let start = Instant::now();
+    let store = opts
+        .layer_store
+        .and_then(|bound| store::Store::open(ws.parent(), own, bound));
     let stats = match materialise::materialise(
         source,
         image,
@@ -207,6 +214,7 @@ pub fn healthcheck(
         &ws.root(),
         own,
         opts.max_rootfs,
+        store.as_ref(),
     ) {
         Ok(s) => s,
         Err(e) if e.image_caused() => {

@@ -18,6 +18,7 @@ use crate::common::{ImageBuilder, Layer, corpus_dir};
 
 mod hostile;
 mod outside;
+mod store;
 
 const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &[
@@ -124,6 +125,27 @@ fn processes_with(needle: &str) -> Vec<i32> {
             })
         })
         .collect()
+}
+
+/// What a run left in its temporary directory: everything but the layer store, which stays by design
+/// (it is checked to be the caller's own and private).
+fn workspaces(dir: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("x1-validate-layers-") {
+            let m = e.path().symlink_metadata().unwrap();
+            assert!(
+                m.is_dir() && m.permissions().mode() & 0o7777 == 0o700,
+                "{name}"
+            );
+            assert_eq!(name, format!("x1-validate-layers-{}", m.uid()));
+        } else {
+            left.push(e.path());
+        }
+    }
+    left
 }
 
 /// A per-run unique number to find the test's own processes by.

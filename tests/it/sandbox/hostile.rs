@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use x1_validate::sandbox::{self, Outcome};
 
-use super::{busybox_image, processes_with, ready, run, token, with_timeout};
+use super::{busybox_image, processes_with, ready, run, token, with_timeout, workspaces};
 use crate::common::{ImageBuilder, Layer};
 
 /// The compiled attacker (once per test process), or `None` (skip) without gcc/static libc.
@@ -302,7 +302,7 @@ fn a_fork_storm_is_bounded_for_an_unprivileged_caller() {
     assert_eq!(status, "passed", "as nobody: {message}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(processes_with(&format!("fork 1500 {t}")), Vec::<i32>::new());
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    assert_eq!(workspaces(tmp.path()), Vec::<PathBuf>::new());
 }
 
 fn chmod_r(dir: &Path) {
@@ -470,11 +470,7 @@ fn sigkill_of_the_gate_kills_the_sandbox() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The workspace had to stay (nothing runs after SIGKILL): on disk, private, and the next run removes it.
-    let left: Vec<PathBuf> = std::fs::read_dir(&tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let left = workspaces(&tmp);
     assert_eq!(left.len(), 1, "{left:?}");
     let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o711);
@@ -491,8 +487,8 @@ fn sigkill_of_the_gate_kills_the_sandbox() {
         .unwrap();
     assert_ne!(st.code(), Some(4));
     assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
-        0,
+        workspaces(&tmp),
+        Vec::<PathBuf>::new(),
         "the stale workspace was not swept"
     );
 }

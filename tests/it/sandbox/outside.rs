@@ -9,7 +9,7 @@ use x1_validate::image::layer::NoScan;
 use x1_validate::image::{CapturePolicy, MergedTree, open, read_layers};
 use x1_validate::sandbox;
 
-use super::{busybox_image, processes_with, ready, token};
+use super::{busybox_image, processes_with, ready, token, workspaces};
 use crate::common::corpus_dir;
 
 #[test]
@@ -49,11 +49,7 @@ fn ctrl_c_removes_the_temp_dir_and_kills_the_sandbox() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
-        1,
-        "one workspace while running"
-    );
+    assert_eq!(workspaces(&tmp).len(), 1, "one workspace while running");
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -71,12 +67,7 @@ fn ctrl_c_removes_the_temp_dir_and_kills_the_sandbox() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!st.success(), "{st}");
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert_eq!(left, Vec::<std::path::PathBuf>::new());
+    assert_eq!(workspaces(&tmp), Vec::<std::path::PathBuf>::new());
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(processes_with(&needle), Vec::<i32>::new());
 }
@@ -110,6 +101,7 @@ fn bench_materialise_corpus() {
         &ws.root(),
         own,
         sandbox::DEFAULT_MAX_ROOTFS,
+        None,
     )
     .unwrap();
     let secs = start.elapsed().as_secs_f64();
