@@ -121,6 +121,15 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(parent).unwrap()
 }
 
+/// The common start: [`image`] as an OCI layout in a scratch directory, read, and an empty store.
+fn setup() -> (tempfile::TempDir, PathBuf, Read, Store) {
+    let dir = scratch();
+    let layout = image().write_oci_dir(dir.path());
+    let r = read(&layout);
+    let store = store_in(dir.path(), 1 << 30);
+    (dir, layout, r, store)
+}
+
 fn store_in(dir: &Path, bound: u64) -> Store {
     Store::open(dir, sandbox::ownership(), bound).expect("a fresh store directory is usable")
 }
@@ -153,10 +162,7 @@ fn damage(blob: &Path) {
 
 #[test]
 fn a_tree_linked_from_the_store_is_the_tree_written_without_it() {
-    let dir = scratch();
-    let layout = image().write_oci_dir(dir.path());
-    let r = read(&layout);
-    let store = store_in(dir.path(), 1 << 30);
+    let (dir, _, r, store) = setup();
     let direct = materialise_into(&r, &dir.path().join("direct"), None).unwrap();
     let cold = materialise_into(&r, &dir.path().join("cold"), Some(&store)).unwrap();
     let warm = materialise_into(&r, &dir.path().join("warm"), Some(&store)).unwrap();
@@ -178,10 +184,7 @@ fn a_tree_linked_from_the_store_is_the_tree_written_without_it() {
 
 #[test]
 fn a_stored_layer_is_used_without_reading_its_blob_again() {
-    let dir = scratch();
-    let layout = image().write_oci_dir(dir.path());
-    let r = read(&layout);
-    let store = store_in(dir.path(), 1 << 30);
+    let (dir, layout, r, store) = setup();
     materialise_into(&r, &dir.path().join("first"), Some(&store)).unwrap();
     let want = describe(&dir.path().join("first"));
     for b in layer_blobs(&layout) {
@@ -232,10 +235,7 @@ fn a_blob_changed_after_the_scan_is_never_materialised() {
 
 #[test]
 fn a_damaged_store_entry_is_refilled_not_trusted() {
-    let dir = scratch();
-    let layout = image().write_oci_dir(dir.path());
-    let r = read(&layout);
-    let store = store_in(dir.path(), 1 << 30);
+    let (dir, _, r, store) = setup();
     materialise_into(&r, &dir.path().join("first"), Some(&store)).unwrap();
     let want = describe(&dir.path().join("first"));
     std::fs::remove_dir_all(dir.path().join("first")).unwrap();
@@ -304,10 +304,7 @@ fn eviction_keeps_the_store_within_its_bound() {
 
 #[test]
 fn concurrent_runs_share_one_copy() {
-    let dir = scratch();
-    let layout = image().write_oci_dir(dir.path());
-    let r = read(&layout);
-    let store = store_in(dir.path(), 1 << 30);
+    let (dir, _, r, store) = setup();
     let roots: Vec<PathBuf> = (0..4).map(|i| dir.path().join(format!("r{i}"))).collect();
     std::thread::scope(|s| {
         for root in &roots {
