@@ -6,6 +6,7 @@
 #   bench/healthcheck.sh [RUNS]        (default 5; needs the corpus image and umoci)
 #   X1_BASELINE_BIN=/path/to/old/x1-validate bench/healthcheck.sh   also times `check --exec always` of the
 #                                      old binary against this one, alternating (the sandbox's cost)
+#   X1_BENCH_SKIP_UNPACK=1             only the whole-check comparison (no release test build, no umoci)
 #
 # Prints per-run times, the medians, the ratio (target ≤ 0.8) and peak RSS: of the materialisation step
 # alone, and of a whole `x1-validate check --exec always` run (target ≤ 64 MiB).
@@ -19,13 +20,13 @@ command -v umoci >/dev/null || { echo "SKIP: umoci is not installed" >&2; exit 0
 TAG=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$OCI/index.json" 2>/dev/null || echo latest)
 
 cargo build --release --quiet
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/x1-bench-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
+if [ -z "${X1_BENCH_SKIP_UNPACK:-}" ]; then
 cargo test --release --quiet --test it --no-run 2>/dev/null
 IT=$(find target/release/deps -maxdepth 1 -name 'it-*' ! -name '*.d' -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
 
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m}'; }
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/x1-bench-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 ours=(); theirs=(); rss=()
 for i in $(seq "$RUNS"); do
   out=$("$IT" --ignored --exact sandbox::outside::bench_materialise_corpus --nocapture 2>/dev/null)
@@ -62,31 +63,53 @@ for img in doc.get("images", []):
         if r.get("rule_id") == "healthcheck":
             print("healthcheck:", r.get("status"), "-", r.get("detail"))
 PY
+fi
 
-# Before/after: the whole check with the healthcheck, old binary vs this one, alternating, medians.
-if [ -n "${X1_BASELINE_BIN:-}" ]; then
-  old=(); new=()
-  for i in $(seq "$RUNS"); do
-    for which in old new; do
-      bin=target/release/x1-validate; [ "$which" = old ] && bin=$X1_BASELINE_BIN
-      s=$(date +%s.%N)
-      "$bin" check --exec always --format json "$OCI" >"$WORK/$which.json" 2>/dev/null || true
-      e=$(date +%s.%N)
-      t=$(echo "$e - $s" | bc -l)
-      if [ "$which" = old ]; then old+=("$t"); else new+=("$t"); fi
-    done
-    printf 'run %d: check --exec always: baseline %.3f s, this build %.3f s\n' "$i" "${old[-1]}" "${new[-1]}"
+# Before/after: the whole check, alternating in one run, medians. Variants of this build:
+#   never   `--exec never` (no sandbox at all: the floor)
+#   store   `--exec always`, layer store warm (what a host gating the same layers again pays)
+#   nostore `--exec always`, X1_VALIDATE_LAYER_STORE=off (every file written, as on a fresh runner)
+# and, with X1_BASELINE_BIN, `base` = that binary's `--exec always` with its defaults.
+# The sandbox's cost is each variant minus `never`; the healthcheck's own run time (the entrypoint:
+# node + opencode) is printed apart, since it is the image's, not the sandbox's.
+variants=(never store nostore)
+[ -n "${X1_BASELINE_BIN:-}" ] && variants+=(base)
+declare -A times
+# One warm-up so the store holds the layers (and the page cache the blobs) before the timed runs.
+target/release/x1-validate check --exec always --format json "$OCI" >/dev/null 2>&1 || true
+for i in $(seq "$RUNS"); do
+  line="run $i:"
+  for v in "${variants[@]}"; do
+    bin=target/release/x1-validate; exec_mode=always; env_store=()
+    case $v in
+      never) exec_mode=never ;;
+      nostore) env_store=(X1_VALIDATE_LAYER_STORE=off) ;;
+      base) bin=$X1_BASELINE_BIN ;;
+    esac
+    s=$(date +%s.%N)
+    env "${env_store[@]}" "$bin" check --exec "$exec_mode" --format json "$OCI" >"$WORK/$v.json" 2>/dev/null || true
+    e=$(date +%s.%N)
+    t=$(echo "$e - $s" | bc -l)
+    times[$v]+="$t "
+    line+=$(printf ' %s %.2f s' "$v" "$t")
   done
-  printf 'median check --exec always: baseline %s s, this build %s s\n' \
-    "$(printf '%s\n' "${old[@]}" | median)" "$(printf '%s\n' "${new[@]}" | median)"
-  for which in old new; do
-    python3 - "$WORK/$which.json" "$which" <<'PY' || true
+  echo "$line"
+done
+declare -A med
+for v in "${variants[@]}"; do
+  med[$v]=$(printf '%s\n' ${times[$v]} | median)
+  printf 'median %-8s %s s' "$v" "${med[$v]}"
+  [ "$v" != never ] && printf '   (sandbox + healthcheck cost over never: %+.2f s)' "$(echo "${med[$v]} - ${med[never]}" | bc -l)"
+  echo
+done
+for v in "${variants[@]}"; do
+  [ "$v" = never ] && continue
+  python3 - "$WORK/$v.json" "$v" <<'PY' || true
 import json, sys
 doc = json.load(open(sys.argv[1]))
 for img in doc.get("images", []):
     for r in img.get("rules", []):
         if r.get("rule_id") == "healthcheck":
-            print(sys.argv[2], "healthcheck:", r.get("status"), "-", r.get("detail"))
+            print(f"{sys.argv[2]:8} healthcheck:", r.get("status"), "-", r.get("detail"))
 PY
-  done
-fi
+done

@@ -416,6 +416,35 @@ fn pipeline_end_to_end(auth: bool) {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
+    if !auth {
+        // The workflow's path: `pipeline.sh promote` with X1_REGATE=1 runs the whole gate again
+        // (`promote --regate`), writes its SARIF report, attaches it and only then moves the tag.
+        let out3 = work.path().join("run3");
+        let o = pipeline(
+            &reg,
+            &out3,
+            &["edge"],
+            &[("X1_BASE", &base), ("X1_VERSION", "3.0.0")],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let d3 = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let o = pipeline(
+            &reg,
+            &out3,
+            &["promote", &d3, "3"],
+            &[("X1_REGATE", "1"), ("X1_EXEC", "never")],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(reg.resolve(&format!("{repo}:v3")), d3);
+        let sarif: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out3.join("promote-report.sarif")).expect("--regate wrote its report"),
+        )
+        .unwrap();
+        assert_eq!(sarif["version"], "2.1.0", "{sarif}");
+        let v = reg.x1(&["verify", &format!("docker://{}/{repo}@{d3}", reg.host())]);
+        assert_eq!(v.status.code(), Some(0), "{}", text(&v));
+    }
+
     if auth {
         // without credentials the registry answers 401: exit 3 and a message naming where creds go
         let o = Command::new(bin())
