@@ -8,25 +8,15 @@
 //! started and stopped by the test. A missing tool is a SKIP through `common::skip` (a failure under `X1_REQUIRE_ALL=1`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use rand::Rng as _;
 use serde_json::{Value, json};
 
 use crate::checks::{check_path, findings};
 use crate::common::tarw::TarWriter;
-use crate::common::{Comp, ImageBuilder, Layer, have_tool, run_bin, sha256};
+use crate::common::{Comp, ImageBuilder, Layer, have_tool, run_bin, sh, sha256};
 use x1_validate::report::{Location, RuleStatus};
-
-fn sh(cmd: &mut Command) -> Output {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
 
 /// Exit code, stdout, and stderr with miette's wrapping undone (one line, single spaces).
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -537,27 +527,11 @@ fn buildah_crlf_entrypoint_fails_and_hardlinked_secret_ships() {
          ENTRYPOINT [\"/x1/bin/entrypoint\"]\n",
     )
     .unwrap();
-    let storage = tmp.path().join("storage");
-    let runroot = tmp.path().join("run");
     let tag = format!("localhost/x1-h4-{}:latest", std::process::id());
-    let buildah = || {
-        let mut c = Command::new("buildah");
-        c.arg("--storage-driver")
-            .arg("vfs")
-            .arg("--root")
-            .arg(&storage)
-            .arg("--runroot")
-            .arg(&runroot);
-        c
-    };
-    sh(buildah()
-        .args(["bud", "--layers", "--isolation", "chroot", "-t", &tag])
-        .arg(&ctx));
+    let buildah = crate::common::Buildah::new(tmp.path());
+    buildah.bud(&ctx, &tag);
     let oci = tmp.path().join("img.oci.tar");
-    sh(buildah()
-        .args(["push", &tag])
-        .arg(format!("oci-archive:{}", oci.display())));
-    let _ = buildah().args(["rmi", "-a", "-f"]).output();
+    buildah.push(&tag, &format!("oci-archive:{}", oci.display()));
     let r = check_path(&oci, &crate::checks::Run::default());
     // (a) the interpreter is `/bin/sh\r`: the kernel cannot run it.
     assert_eq!(

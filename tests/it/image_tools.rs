@@ -6,16 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{corpus_dir, have_tool, run_bin};
-
-fn sh(cmd: &mut Command) {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use crate::common::{corpus_dir, have_tool, run_bin, sh};
 
 fn files(spec: &str, extra: &[&str]) -> String {
     let mut args = vec!["files", spec];
@@ -156,30 +147,13 @@ fn buildah_bud_from_scratch_busybox_in_both_archive_forms() {
          ENV GREETING=hello\nUSER 1000\nENTRYPOINT [\"/bin/busybox\"]\n",
     )
     .unwrap();
-    let storage = tmp.path().join("storage");
-    let run = tmp.path().join("run");
     let tag = format!("localhost/x1-test-{}:latest", std::process::id());
-    let buildah = || {
-        let mut c = Command::new("buildah");
-        c.arg("--storage-driver")
-            .arg("vfs")
-            .arg("--root")
-            .arg(&storage)
-            .arg("--runroot")
-            .arg(&run);
-        c
-    };
-    sh(buildah()
-        .args(["bud", "--layers", "--isolation", "chroot", "-t", &tag])
-        .arg(&ctx));
+    let buildah = crate::common::Buildah::new(tmp.path());
+    buildah.bud(&ctx, &tag);
     let oci = tmp.path().join("b.oci.tar");
     let dock = tmp.path().join("b.docker.tar");
-    sh(buildah()
-        .args(["push", &tag])
-        .arg(format!("oci-archive:{}", oci.display())));
-    sh(buildah()
-        .args(["push", &tag])
-        .arg(format!("docker-archive:{}", dock.display())));
+    buildah.push(&tag, &format!("oci-archive:{}", oci.display()));
+    buildah.push(&tag, &format!("docker-archive:{}", dock.display()));
     let a = files(&oci.display().to_string(), &[]);
     let b = files(&dock.display().to_string(), &[]);
     assert_eq!(a, b);
@@ -203,7 +177,6 @@ fn buildah_bud_from_scratch_busybox_in_both_archive_forms() {
         identity(&dock.display().to_string()).1,
         identity(&oci.display().to_string()).1
     );
-    let _ = buildah().args(["rmi", "-a", "-f"]).output();
 }
 
 #[test]

@@ -504,6 +504,64 @@ pub fn run_bin_stdin(args: &[&str], stdin: &[u8]) -> Output {
     out
 }
 
+/// Run `cmd`; panic with its stderr unless it succeeds.
+pub fn sh(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// A private buildah (vfs storage, chroot isolation) whose storage lives in `dir` and whose images
+/// are removed on drop.
+pub struct Buildah {
+    storage: PathBuf,
+    runroot: PathBuf,
+}
+
+impl Buildah {
+    pub fn new(dir: &Path) -> Buildah {
+        Buildah {
+            storage: dir.join("storage"),
+            runroot: dir.join("run"),
+        }
+    }
+
+    /// `buildah --storage-driver vfs --root … --runroot …`
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new("buildah");
+        c.arg("--storage-driver")
+            .arg("vfs")
+            .arg("--root")
+            .arg(&self.storage)
+            .arg("--runroot")
+            .arg(&self.runroot);
+        c
+    }
+
+    /// `bud --layers --isolation chroot -t TAG CONTEXT`
+    pub fn bud(&self, ctx: &Path, tag: &str) {
+        sh(self
+            .cmd()
+            .args(["bud", "--layers", "--isolation", "chroot", "-t", tag])
+            .arg(ctx));
+    }
+
+    /// `push TAG DEST` (e.g. `oci-archive:/path`).
+    pub fn push(&self, tag: &str, dest: &str) {
+        sh(self.cmd().args(["push", tag, dest]));
+    }
+}
+
+impl Drop for Buildah {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["rmi", "-a", "-f"]).output();
+    }
+}
+
 /// Whether `tool` is on PATH; prints a skip reason when it is not.
 #[allow(clippy::print_stderr)]
 pub fn have_tool(tool: &str) -> bool {
