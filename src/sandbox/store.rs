@@ -483,9 +483,17 @@ pub(crate) fn link_layer(
         for d in dests {
             let (dir, leaf) =
                 super::materialise::cached_parent(root_fd, &mut parents, &d.path, root)?;
-            super::materialise::replace(dir, leaf);
-            rustix::fs::linkat(&held.fd, name.as_str(), dir, leaf, AtFlags::empty())
-                .map_err(|e| local(&root.join(&d.path), e))?;
+            // A name already there (a path listed twice) is replaced; trying first saves an unlink
+            // per entry in the usual fresh tree.
+            let link = || rustix::fs::linkat(&held.fd, name.as_str(), dir, leaf, AtFlags::empty());
+            match link() {
+                Err(rustix::io::Errno::EXIST) => {
+                    super::materialise::replace(dir, leaf);
+                    link()
+                }
+                r => r,
+            }
+            .map_err(|e| local(&root.join(&d.path), e))?;
             let e = &listings[d.node.layer].entries[d.node.entry];
             match e.kind {
                 EntryKind::File => {
