@@ -25,4 +25,5 @@ mod sample;
 mod sandbox;
 mod secret_coverage;
 mod secrets;
+mod snapshots;
 mod tar_tail;
