@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::RuleId;
+
 mod github;
 mod human;
 mod json;
@@ -15,7 +17,7 @@ mod text;
 mod verdict;
 
 pub use mask::{ImageText, MaskedReport, mask, mask_json, mask_multiline};
-pub use verdict::{Tally, Verdict, short_digest};
+pub use verdict::{GateVerdict, Tally, short_digest};
 
 /// The version of the JSON document (`docs/report-schema.md`). Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -97,7 +99,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Public rule id from contract.md (`secret-in-layer`).
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub severity: Severity,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,7 +124,7 @@ pub enum RuleStatus {
 /// Per-rule outcome for one image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleResult {
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub severity: Severity,
     pub status: RuleStatus,
     /// Why not-run/skipped, or a one-line summary.
@@ -216,12 +218,12 @@ fn error_text(e: &crate::Error) -> String {
     text
 }
 
-/// The stable order every format uses: severity, rule id, layer index, path, then message.
+/// The stable order every format uses: severity, rule id (as text), layer index, path, then message.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.severity, &a.rule_id, &a.location, &a.message).cmp(&(
+        (a.severity, a.rule_id.as_str(), &a.location, &a.message).cmp(&(
             b.severity,
-            &b.rule_id,
+            b.rule_id.as_str(),
             &b.location,
             &b.message,
         ))
@@ -231,7 +233,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
 /// A rule as reports describe it (SARIF `tool.driver.rules`, `x1-validate rules`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleMeta {
-    pub id: String,
+    pub id: RuleId,
     pub default_severity: Severity,
     /// One line.
     pub summary: String,

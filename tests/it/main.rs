@@ -20,6 +20,8 @@ mod peer_vectors;
 mod registry;
 mod render;
 mod report;
+mod rule_catalog;
+mod rule_docs;
 mod rules_override;
 mod sample;
 mod sandbox;

@@ -95,7 +95,13 @@ fn sample_extra_cases(image: &str) -> Vec<Case> {
         ),
         case(
             "check.bare.human",
-            &[image, "--exec", "never", "--ref", "x1agent/runtime-opencode:v1"],
+            &[
+                image,
+                "--exec",
+                "never",
+                "--ref",
+                "x1agent/runtime-opencode:v1",
+            ],
         ),
     ];
     for f in ["human", "json"] {
@@ -120,7 +126,12 @@ fn sample_extra_cases(image: &str) -> Vec<Case> {
 }
 
 /// Run every case in `cwd`, compare (or bless) against `dir`; returns the mismatches.
-fn run_cases(cases: &[Case], cwd: &Path, dir: &Path, normalise: &dyn Fn(String) -> String) -> Vec<String> {
+fn run_cases(
+    cases: &[Case],
+    cwd: &Path,
+    dir: &Path,
+    normalise: &dyn Fn(String) -> String,
+) -> Vec<String> {
     let bless = blessing();
     if bless {
         std::fs::create_dir_all(dir).unwrap();
@@ -148,7 +159,11 @@ fn run_cases(cases: &[Case], cwd: &Path, dir: &Path, normalise: &dyn Fn(String) 
             ));
         }
         let (file, want_bytes) = if got.len() > INLINE_MAX {
-            let d = format!("sha256:{} {}\n", hex::encode(Sha256::digest(&got)), got.len());
+            let d = format!(
+                "sha256:{} {}\n",
+                hex::encode(Sha256::digest(&got)),
+                got.len()
+            );
             (dir.join(format!("{}.sha256", c.name)), d)
         } else {
             (dir.join(&c.name), got.clone())
@@ -176,7 +191,10 @@ fn run_cases(cases: &[Case], cwd: &Path, dir: &Path, normalise: &dyn Fn(String) 
     if bless {
         std::fs::write(&codes_file, &codes).unwrap();
     } else if std::fs::read_to_string(&codes_file).unwrap_or_default() != codes {
-        bad.push(format!("exit codes differ from {}:\n{codes}", codes_file.display()));
+        bad.push(format!(
+            "exit codes differ from {}:\n{codes}",
+            codes_file.display()
+        ));
     }
     bad
 }
@@ -204,7 +222,10 @@ fn sample_reports_are_unchanged() {
 fn corpus_manifest(oci: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
-    index["manifests"][0]["digest"].as_str().unwrap().to_string()
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
