@@ -32,7 +32,7 @@ struct RawFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPattern {
-    id: String,
+    id: toml::Spanned<String>,
     description: String,
     regex: String,
     keywords: Vec<String>,
@@ -51,7 +51,7 @@ struct RawPattern {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAllow {
-    id: String,
+    id: toml::Spanned<String>,
     description: String,
     path: String,
     pattern: String,
@@ -256,9 +256,9 @@ fn compile(
     let mut ids = BTreeSet::new();
     let max_name = names.iter().map(String::len).max().unwrap_or(0);
     for (i, r) in raw.iter().enumerate() {
-        let needle = format!("id = \"{}\"", r.id);
-        if !ids.insert(r.id.clone()) {
-            return Err(src.error_at(&needle, 1, format!("pattern `{}` is listed twice", r.id)));
+        let (id, id_span) = (r.id.get_ref(), r.id.span());
+        if !ids.insert(id.clone()) {
+            return Err(src.error_in(id_span, &format!("pattern `{id}` is listed twice")));
         }
         let uses_names = r.regex.contains("{credential_names}");
         let text = format!(
@@ -267,7 +267,7 @@ fn compile(
                 .replace("{credential_names}", &names_alternation(names))
         );
         let regex = Regex::new(&text)
-            .map_err(|e| src.error_at(&r.regex, 0, format!("invalid regex for `{}`: {e}", r.id)))?;
+            .map_err(|e| src.error_at(&r.regex, 0, format!("invalid regex for `{id}`: {e}")))?;
         let secret_groups: Vec<usize> = regex
             .capture_names()
             .enumerate()
@@ -279,7 +279,7 @@ fn compile(
             .as_deref()
             .map(|re| {
                 Regex::new(&format!("(?-u){re}")).map_err(|e| {
-                    src.error_at(re, 0, format!("invalid reject regex for `{}`: {e}", r.id))
+                    src.error_at(re, 0, format!("invalid reject regex for `{id}`: {e}"))
                 })
             })
             .transpose()?;
@@ -289,22 +289,21 @@ fn compile(
                 kws.extend(credential_suffixes(names));
             } else if k.len() < 3 {
                 // A shorter keyword shortens the packed searcher's fingerprint for all of them.
-                return Err(src.error_at(
-                    &needle,
-                    0,
-                    format!("keyword `{k}` of `{}` is shorter than 3 bytes", r.id),
+                return Err(src.error_in(
+                    id_span.clone(),
+                    &format!("keyword `{k}` of `{id}` is shorter than 3 bytes"),
                 ));
             } else {
                 kws.push(k.clone());
             }
         }
         if r.keywords.is_empty() {
-            return Err(src.error_at(&needle, 0, format!("`{}` has no keywords", r.id)));
+            return Err(src.error_in(id_span, &format!("`{id}` has no keywords")));
         }
         let extra = if uses_names { max_name } else { 0 };
         let longest_kw = kws.iter().map(String::len).max().unwrap_or(0);
         patterns.push(Pattern {
-            id: r.id.clone(),
+            id: id.clone(),
             description: r.description.clone(),
             regex,
             secret_groups,
@@ -402,22 +401,14 @@ fn compile_allow(
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for a in allow {
-        let needle = format!("id = \"{}\"", a.id);
-        if !seen.insert(a.id.clone()) {
-            return Err(src.error_at(
-                &needle,
-                1,
-                format!("allow entry `{}` is listed twice", a.id),
-            ));
+        let (id, id_span) = (a.id.get_ref(), a.id.span());
+        if !seen.insert(id.clone()) {
+            return Err(src.error_in(id_span, &format!("allow entry `{id}` is listed twice")));
         }
         if a.pattern != "*" && !ids.contains(&a.pattern) {
-            return Err(src.error_at(
-                &needle,
-                0,
-                format!(
-                    "allow entry `{}` names unknown pattern `{}`",
-                    a.id, a.pattern
-                ),
+            return Err(src.error_in(
+                id_span,
+                &format!("allow entry `{id}` names unknown pattern `{}`", a.pattern),
             ));
         }
         if let Some(f) = &a.fingerprint {
@@ -430,15 +421,15 @@ fn compile_allow(
                 return Err(src.error_at(
                     f,
                     0,
-                    format!("fingerprint of `{}` is not sha256:<64 lowercase hex>", a.id),
+                    format!("fingerprint of `{id}` is not sha256:<64 lowercase hex>"),
                 ));
             }
         }
         let path = Glob::new(&a.path)
-            .map_err(|e| src.error_at(&a.path, 0, format!("bad path glob of `{}`: {e}", a.id)))?
+            .map_err(|e| src.error_at(&a.path, 0, format!("bad path glob of `{id}`: {e}")))?
             .compile_matcher();
         out.push(AllowEntry {
-            id: a.id.clone(),
+            id: id.clone(),
             description: a.description.clone(),
             pattern: a.pattern.clone(),
             fingerprint: a.fingerprint.clone(),
