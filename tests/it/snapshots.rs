@@ -110,6 +110,13 @@ fn sample_extra_cases(image: &str) -> Vec<Case> {
             &["files", image, "--all-layers", "--format", f],
         ));
     }
+    // A run that stops before checking (exit 3: not an image): the NOT CHECKED report of each format.
+    for f in ["human", "json", "sarif", "junit", "github"] {
+        v.push(case(
+            &format!("check.unreadable.{f}"),
+            &["check", "testdata/make-sample.sh", "--exec", "never", "--format", f],
+        ));
+    }
     v.push(case("rules.txt", &["rules"]));
     for p in ["opencode", "claude-code", "codex"] {
         v.push(case(&format!("rules.{p}.txt"), &["rules", "--preset", p]));
