@@ -135,9 +135,9 @@ fn check_image(
              host that saved it)",
             image.manifest.digest
         ));
-        "synthesised".to_string()
+        report::DigestSource::Synthesised
     } else {
-        "input".to_string()
+        report::DigestSource::Input
     });
     report.config_digest = image.config_descriptor.digest.to_string();
     report.preset = preset.map(|p| p.name.clone());

@@ -112,7 +112,7 @@ fn image(
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let synthesised = if img.manifest_digest_source.as_deref() == Some("synthesised") {
+    let synthesised = if img.manifest_digest_source == Some(super::DigestSource::Synthesised) {
         "synthesised manifest "
     } else {
         ""

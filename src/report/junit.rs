@@ -45,7 +45,7 @@ pub(super) fn render(
             xml,
             "    <testcase name=\"image checked\" classname=\"x1-validate\">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>",
             attr(&message),
-            attr(&e.kind),
+            attr(e.kind.as_str()),
             text(&format!(
                 "{message}\nThe image was not checked: this is not a pass."
             ))

@@ -142,7 +142,7 @@ pub struct ImageReport {
     /// Where `manifest_digest` comes from: `"input"` (a manifest the input holds, as a registry would
     /// show it) or `"synthesised"` (legacy `docker save` has no manifest; x1-validate made one up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_digest_source: Option<String>,
+    pub manifest_digest_source: Option<DigestSource>,
     pub config_digest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
@@ -168,14 +168,51 @@ pub struct Report {
     pub error: Option<RunError>,
 }
 
+/// What stopped a run (the public spellings are the serde ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunErrorKind {
+    /// Exit 2: a flag, a preset, a rule file.
+    Usage,
+    /// Exit 3: the image is unreadable or corrupt.
+    UnreadableImage,
+    /// Exit 4, when the sandbox itself reports the error.
+    NotRun,
+}
+
+impl RunErrorKind {
+    /// `usage`, `unreadable-image`, `not-run`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunErrorKind::Usage => "usage",
+            RunErrorKind::UnreadableImage => "unreadable-image",
+            RunErrorKind::NotRun => "not-run",
+        }
+    }
+}
+
+impl std::fmt::Display for RunErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where an image report's manifest digest comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestSource {
+    /// A manifest the input holds, as a registry would show it.
+    Input,
+    /// Legacy `docker save` has no manifest: x1-validate made one up.
+    Synthesised,
+}
+
 /// Why a run could not check the image (exit 2: usage or configuration; exit 3: unreadable image).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
     /// The process exit code (2 or 3).
     pub exit_code: u8,
-    /// `usage` (exit 2: a flag, a preset, a rule file), `unreadable-image` (exit 3), or `not-run`
-    /// (exit 4, when the sandbox itself reports the error).
-    pub kind: String,
+    pub kind: RunErrorKind,
     /// The error, one paragraph (masked like every image-derived string).
     pub message: String,
 }
@@ -187,11 +224,10 @@ impl RunError {
         RunError {
             exit_code,
             kind: match exit_code {
-                3 => "unreadable-image",
-                4 => "not-run",
-                _ => "usage",
-            }
-            .into(),
+                3 => RunErrorKind::UnreadableImage,
+                4 => RunErrorKind::NotRun,
+                _ => RunErrorKind::Usage,
+            },
             message: error_text(e),
         }
     }
