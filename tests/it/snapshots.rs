@@ -114,7 +114,14 @@ fn sample_extra_cases(image: &str) -> Vec<Case> {
     for f in ["human", "json", "sarif", "junit", "github"] {
         v.push(case(
             &format!("check.unreadable.{f}"),
-            &["check", "testdata/make-sample.sh", "--exec", "never", "--format", f],
+            &[
+                "check",
+                "testdata/make-sample.sh",
+                "--exec",
+                "never",
+                "--format",
+                f,
+            ],
         ));
     }
     v.push(case("rules.txt", &["rules"]));
