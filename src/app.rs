@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::checks::{self, CheckInput, CheckOptions, CheckOutcome, ExecMode};
 use crate::error::{Error, Result};
@@ -14,7 +13,7 @@ use crate::image::{CapturePolicy, Image, MergedTree, Opened, Platform};
 use crate::report::{
     self, Finding, Format, ImageReport, RenderOptions, Report, RuleResult, RuleStatus, Severity,
 };
-use crate::rules::{Preset, RuleSet};
+use crate::rules::{Preset, RuleId, RuleSet};
 use crate::scan::SecretScanner;
 
 /// Everything a `check` run needs, already validated (see `commands::check`).
@@ -25,18 +24,11 @@ pub struct CheckPlan {
     pub format: Format,
     pub fail_on: Severity,
     /// Per-rule severity overrides from `--deny/--warn/--allow` (allow = note).
-    pub overrides: BTreeMap<String, Severity>,
+    pub overrides: BTreeMap<RuleId, Severity>,
     pub opts: CheckOptions,
     /// ANSI colour for the human format.
     pub color: bool,
     pub width: usize,
-}
-
-/// What a finished run produced.
-#[derive(Debug)]
-pub struct CheckResult {
-    pub report: Report,
-    pub exit_code: u8,
 }
 
 /// Largest file captured whole for the checks: the maximum of what the structural checks need
@@ -122,20 +114,16 @@ fn check_image(
         outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();
     let tree = MergedTree::merge(&listings);
     let input = CheckInput {
-        input: &plan.image,
         opened,
         image,
         listings: &listings,
+        scans: &scans,
         tree: &tree,
         rules,
         preset,
         opts: &plan.opts,
     };
-    let mut outcomes = checks::structural(&input);
-    outcomes.extend(checks::secrets::check(&input, &scans));
-    outcomes.extend(checks::licenses::check(&input));
-    outcomes.push(checks::healthcheck::check(&input));
-    let (mut report, not_run) = assemble(rules, plan, outcomes);
+    let (mut report, not_run) = assemble(rules, plan, checks::run_all(&input));
     report.input.clone_from(&plan.image);
     report.platform = image.platform.to_string();
     report.manifest_digest = image.manifest.digest.to_string();
@@ -147,9 +135,9 @@ fn check_image(
              host that saved it)",
             image.manifest.digest
         ));
-        "synthesised".to_string()
+        report::DigestSource::Synthesised
     } else {
-        "input".to_string()
+        report::DigestSource::Input
     });
     report.config_digest = image.config_descriptor.digest.to_string();
     report.preset = preset.map(|p| p.name.clone());
@@ -163,7 +151,7 @@ pub fn assemble(
     plan: &CheckPlan,
     outcomes: Vec<CheckOutcome>,
 ) -> (ImageReport, bool) {
-    let mut by_rule: BTreeMap<&str, Vec<CheckOutcome>> = BTreeMap::new();
+    let mut by_rule: BTreeMap<RuleId, Vec<CheckOutcome>> = BTreeMap::new();
     for o in outcomes {
         by_rule.entry(o.rule_id).or_default().push(o);
     }
@@ -181,15 +169,15 @@ pub fn assemble(
     };
     let mut healthcheck_not_run = false;
     for rule in &rules.rules {
-        let outs = by_rule.remove(rule.id.as_str()).unwrap_or_default();
+        let outs = by_rule.remove(&rule.id).unwrap_or_default();
         let over = plan.overrides.get(&rule.id).copied();
         let severity = over.unwrap_or(rule.default_severity);
-        let merged = merge(&rule.id, outs, over, severity, &mut report);
-        if rule.id == "healthcheck" && merged.status == RuleStatus::NotRun {
+        let merged = merge(rule.id, outs, over, severity, &mut report);
+        if rule.id.can_be_not_run() && merged.status == RuleStatus::NotRun {
             healthcheck_not_run = true;
             if plan.opts.exec == ExecMode::Auto && merged.findings.is_empty() {
                 report.findings.push(Finding {
-                    rule_id: rule.id.clone(),
+                    rule_id: rule.id,
                     severity: over.unwrap_or(Severity::Warning),
                     message: format!(
                         "the healthcheck was not run: {}",
@@ -203,18 +191,13 @@ pub fn assemble(
         }
         report.findings.extend(merged.findings);
         report.rules.push(RuleResult {
-            rule_id: rule.id.clone(),
+            rule_id: rule.id,
             severity,
             status: merged.status,
             detail: merged.detail,
         });
     }
-    for (id, outs) in by_rule {
-        report.notes.push(format!(
-            "a check reported on `{id}`, which rules.toml does not list ({} outcome(s) ignored)",
-            outs.len()
-        ));
-    }
+    debug_assert!(by_rule.is_empty(), "rules.toml lists every RuleId");
     report::sort_findings(&mut report.findings);
     (report, healthcheck_not_run)
 }
@@ -225,12 +208,8 @@ struct Merged {
     findings: Vec<Finding>,
 }
 
-/// Rules whose checks may pin a finding to `error` regardless of the rule's default (unless the user
-/// overrides the rule): `layer-hygiene` path escapes.
-const PINNED: &[&str] = &["layer-hygiene"];
-
 fn merge(
-    id: &str,
+    id: RuleId,
     outs: Vec<CheckOutcome>,
     over: Option<Severity>,
     severity: Severity,
@@ -262,9 +241,9 @@ fn merge(
             *report.suppressed.entry(k).or_default() += v;
         }
         for mut f in o.findings {
-            let pinned = over.is_none() && PINNED.contains(&id) && f.severity == Severity::Error;
+            let pinned = over.is_none() && id.pins_errors() && f.severity == Severity::Error;
             f.severity = if pinned { Severity::Error } else { severity };
-            f.rule_id = id.to_string();
+            f.rule_id = id;
             findings.push(f);
         }
     }
@@ -295,43 +274,4 @@ pub fn render(
         fail_on: Some(plan.fail_on),
     };
     report::render(report, plan.format, &opts, out)
-}
-
-/// Parse a duration: `10`, `10s`, `500ms`, `2m`.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
-    };
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-        return Err(format!("`{s}`: must be between 1ms and 1h"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").expect("ok"), Duration::from_secs(10));
-        assert_eq!(
-            parse_duration("500ms").expect("ok"),
-            Duration::from_millis(500)
-        );
-        assert_eq!(parse_duration("2m").expect("ok"), Duration::from_secs(120));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5h").is_err());
-    }
 }

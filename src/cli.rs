@@ -2,6 +2,7 @@
 //! [`normalize_args`] inserts `check` when the first argument is not a subcommand.
 
 use std::ffi::OsString;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +53,27 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Parse a duration: `10`, `10s`, `500ms`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!("`{s}`: must be between 1ms and 1h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -77,30 +99,46 @@ pub enum Command {
     Verify(VerifyArgs),
 }
 
-/// The subcommand names (and the flags that stand on their own).
-const FIRST_WORDS: &[&str] = &[
-    "check",
-    "inspect",
-    "files",
-    "licenses",
-    "render",
-    "build",
-    "rules",
-    "explain",
-    "promote",
-    "verify",
-    "help",
-    "-h",
-    "--help",
-    "-V",
-    "--version",
-];
+impl Command {
+    /// Run the parsed command; returns the process exit code.
+    pub fn run(&self, out: &mut dyn std::io::Write) -> crate::error::Result<u8> {
+        use crate::commands::{
+            build, check, explain, files, inspect, licenses, promote, render, rules, verify,
+        };
+        match self {
+            Command::Check(a) => check::run(a, out),
+            Command::Inspect(a) => inspect::run(a, out),
+            Command::Files(a) => files::run(a, out),
+            Command::Licenses(a) => licenses::run(a, out),
+            Command::Render(a) => render::run(a, out),
+            Command::Build(a) => build::run(a, out),
+            Command::Rules(a) => rules::run(a, out),
+            Command::Explain(a) => explain::run(a, out),
+            Command::Promote(a) => promote::run(a, out),
+            Command::Verify(a) => verify::run(a, out),
+        }
+    }
+}
+
+/// The flags that stand on their own in first position.
+const FIRST_FLAGS: &[&str] = &["-h", "--help", "-V", "--version"];
+
+/// Whether `word` in first position is a subcommand (read from the clap definition, so a new
+/// subcommand is known without a list to update) or help/version.
+fn is_first_word(word: &str) -> bool {
+    use clap::CommandFactory as _;
+    FIRST_FLAGS.contains(&word)
+        || word == "help"
+        || Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
+}
 
 /// Insert `check` after the program name unless the first argument is a subcommand or help/version.
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut v: Vec<OsString> = args.into_iter().collect();
     if let Some(first) = v.get(1) {
-        let known = first.to_str().is_some_and(|s| FIRST_WORDS.contains(&s));
+        let known = first.to_str().is_some_and(is_first_word);
         if !known {
             v.insert(1, OsString::from("check"));
         }
@@ -125,7 +163,7 @@ mod tests {
             panic!("not check");
         };
         assert_eq!(c.image, "img.tar");
-        assert_eq!(c.deny, vec!["base-os".to_string()]);
+        assert_eq!(c.deny, vec![crate::rules::RuleId::BaseOs]);
         let Command::Check(c) = parse(&["x1-validate", "--preset", "codex", "x"])
             .expect("ok")
             .command
@@ -155,9 +193,9 @@ mod tests {
             "--fail-on",
             "warning",
             "--allow",
-            "a",
+            "base-os",
             "--allow",
-            "b",
+            "image-user",
             "--ref",
             "x1agent/runtime-opencode:edge",
         ])
@@ -169,5 +207,42 @@ mod tests {
         assert_eq!(c.allow.len(), 2);
         assert_eq!(c.output.as_deref(), Some(std::path::Path::new("r.sarif")));
         assert_eq!(c.exec, crate::checks::ExecMode::Never);
+    }
+    #[test]
+    fn every_subcommand_is_a_first_word() {
+        use clap::CommandFactory as _;
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        assert!(names.len() >= 10, "{names:?}");
+        for name in names {
+            let v = normalize_args(["x1-validate", name.as_str(), "arg"].map(OsString::from));
+            assert_eq!(
+                v[1],
+                OsString::from(&name),
+                "`{name}` would be read as `check {name}`"
+            );
+        }
+        for first in ["help", "--help", "-V"] {
+            assert_eq!(normalize_args(["x", first].map(OsString::from)).len(), 2);
+        }
+        assert_eq!(
+            normalize_args(["x", "image.tar"].map(OsString::from))[1],
+            OsString::from("check")
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").expect("ok"), Duration::from_secs(10));
+        assert_eq!(
+            parse_duration("500ms").expect("ok"),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_duration("2m").expect("ok"), Duration::from_secs(120));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5h").is_err());
     }
 }

@@ -19,5 +19,6 @@ pub mod report;
 pub mod rules;
 pub mod sandbox;
 pub mod scan;
+pub mod toml_file;
 
 pub use error::{Error, Result};

@@ -4,9 +4,9 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use x1_validate::Error;
 use x1_validate::cli::{Cli, normalize_args};
 use x1_validate::report::mask;
-use x1_validate::{Error, commands};
 
 /// An error whose message, help and source chain are shown masked ([`mask`]), with the rule-file
 /// snippets (not image text) of the original.
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     x1_validate::image::registry::set_insecure(cli.insecure);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = commands::run(&cli.command, &mut out);
+    let result = cli.command.run(&mut out);
     let flushed = out.flush();
     match result {
         Ok(code) => match flushed {

@@ -158,6 +158,8 @@ fn append_dir<W: Write>(b: &mut tar::Builder<W>, path: &str, mode: u32, mtime: u
         .map_err(|e| Error::output(path, e))
 }
 
+/// Every entry under `dir` into the layer as `rel/<path>`: depth-first, a directory before its
+/// contents, names in byte order at each level (`walkdir`, iterative, symlinks not followed).
 fn walk<W: Write>(
     b: &mut tar::Builder<W>,
     dir: &Path,
@@ -165,32 +167,33 @@ fn walk<W: Write>(
     mtime: u64,
     total: &mut u64,
 ) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| Error::input(dir, e))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()
-        .map_err(|e| Error::input(dir, e))?;
-    names.sort();
-    for name in names {
-        let Some(name_str) = name.to_str() else {
+    let entries = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(dir).to_path_buf();
+            Error::input(&at, io::Error::from(e))
+        })?;
+        let path = entry.path();
+        let Some(sub) = path.strip_prefix(dir).ok().and_then(Path::to_str) else {
             return Err(Error::Usage(format!(
                 "{}: file names must be UTF-8",
-                dir.display()
+                path.parent().unwrap_or(dir).display()
             )));
         };
-        let path = dir.join(&name);
         let entry_path = if rel.is_empty() {
-            name_str.to_string()
+            sub.to_string()
         } else {
-            format!("{rel}/{name_str}")
+            format!("{rel}/{sub}")
         };
-        let meta = fs::symlink_metadata(&path).map_err(|e| Error::input(&path, e))?;
+        let meta = fs::symlink_metadata(path).map_err(|e| Error::input(path, e))?;
         let ft = meta.file_type();
         if ft.is_dir() {
             append_dir(b, &format!("{entry_path}/"), 0o755, mtime)?;
-            walk(b, &path, &entry_path, mtime, total)?;
         } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(|e| Error::input(&path, e))?;
+            let target = fs::read_link(path).map_err(|e| Error::input(path, e))?;
             let mut h = header(tar::EntryType::Symlink, 0o777, mtime, 0);
             b.append_link(&mut h, &entry_path, &target)
                 .map_err(|e| Error::output(&entry_path, e))?;
@@ -209,7 +212,7 @@ fn walk<W: Write>(
                 0o644
             };
             let mut h = header(tar::EntryType::Regular, mode, mtime, meta.len());
-            let f = fs::File::open(&path).map_err(|e| Error::input(&path, e))?;
+            let f = fs::File::open(path).map_err(|e| Error::input(path, e))?;
             b.append_data(&mut h, &entry_path, f.take(meta.len()))
                 .map_err(|e| Error::output(&entry_path, e))?;
         } else {

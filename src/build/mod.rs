@@ -53,7 +53,7 @@ pub struct Built {
 }
 
 /// OCI media type for a base layer, whatever its original (Docker) media type was.
-fn oci_layer_type(desc: &Descriptor, compression: Option<image::Compression>) -> String {
+fn oci_layer_type(desc: &Descriptor) -> String {
     use image::Compression as C;
     let from_name = match desc.media_type.as_str() {
         t if t.starts_with("application/vnd.oci.image.layer.") => return t.to_string(),
@@ -61,7 +61,7 @@ fn oci_layer_type(desc: &Descriptor, compression: Option<image::Compression>) ->
         "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(C::Zstd),
         _ => None,
     };
-    match compression.or(from_name) {
+    match from_name {
         Some(C::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip".into(),
         Some(C::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd".into(),
         _ => "application/vnd.oci.image.layer.v1.tar".into(),
@@ -117,7 +117,7 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     let mut layers = Vec::new();
     for l in &base.layers {
         layers.push(write::BlobSource::Base(Descriptor {
-            media_type: oci_layer_type(&l.descriptor, None),
+            media_type: oci_layer_type(&l.descriptor),
             ..l.descriptor.clone()
         }));
     }
@@ -235,18 +235,15 @@ mod tests {
             platform: None,
         };
         assert_eq!(
-            oci_layer_type(
-                &d("application/vnd.docker.image.rootfs.diff.tar.gzip"),
-                None
-            ),
+            oci_layer_type(&d("application/vnd.docker.image.rootfs.diff.tar.gzip")),
             "application/vnd.oci.image.layer.v1.tar+gzip"
         );
         assert_eq!(
-            oci_layer_type(&d("application/vnd.oci.image.layer.v1.tar+zstd"), None),
+            oci_layer_type(&d("application/vnd.oci.image.layer.v1.tar+zstd")),
             "application/vnd.oci.image.layer.v1.tar+zstd"
         );
         assert_eq!(
-            oci_layer_type(&d("application/vnd.docker.image.rootfs.diff.tar"), None),
+            oci_layer_type(&d("application/vnd.docker.image.rootfs.diff.tar")),
             "application/vnd.oci.image.layer.v1.tar"
         );
     }

@@ -6,9 +6,9 @@ use super::support::{entry_location, finding};
 use super::{CheckInput, CheckOutcome};
 use crate::image::tree::NodeRef;
 use crate::image::{EntryKind, LayerListing};
-use crate::rules::CredentialFile;
+use crate::rules::{CredentialFile, RuleId};
 
-const ID: &str = "credential-file";
+const ID: RuleId = RuleId::CredentialFile;
 
 /// `credential-file`.
 pub fn check(input: &CheckInput<'_>) -> CheckOutcome {

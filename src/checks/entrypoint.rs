@@ -8,8 +8,9 @@ use super::{CheckInput, CheckOutcome};
 use crate::elf;
 use crate::image::{EntryKind, Resolved};
 use crate::report::{Finding, Location};
+use crate::rules::RuleId;
 
-const ID: &str = "entrypoint";
+const ID: RuleId = RuleId::Entrypoint;
 
 /// `entrypoint`.
 pub fn check(input: &CheckInput<'_>) -> CheckOutcome {

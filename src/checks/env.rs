@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 use super::support::{config_location, finding};
 use super::{CheckInput, CheckOutcome};
 use crate::report::Evidence;
-use crate::rules::Credentials;
+use crate::rules::{Credentials, RuleId};
 
 /// Redacted evidence for a value: a short prefix, the length, a SHA-256 fingerprint.
 pub fn evidence(value: &str, pattern: &str) -> Evidence {
@@ -59,7 +59,7 @@ fn strip_quotes(v: &str) -> &str {
 
 /// `provider-env` (by name).
 pub fn provider_env(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "provider-env";
+    let id = RuleId::ProviderEnv;
     let creds = &input.rules.credentials;
     let mut findings = Vec::new();
     for (i, kv) in input.image.config.env.iter().enumerate() {
@@ -82,7 +82,7 @@ pub fn provider_env(input: &CheckInput<'_>) -> CheckOutcome {
 
 /// `build-secret` (by name).
 pub fn build_secret(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "build-secret";
+    let id = RuleId::BuildSecret;
     let creds = &input.rules.credentials;
     let mut findings = Vec::new();
     for (i, h) in input.image.config.history.iter().enumerate() {
@@ -192,7 +192,7 @@ pub fn shell_words(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::SourceFile;
+    use crate::toml_file::SourceFile;
 
     fn creds() -> Credentials {
         Credentials::load(&SourceFile {

@@ -11,6 +11,7 @@
 //! `; output:\n<excerpt>` (the raw excerpt, capped, control characters replaced) so that the report
 //! layer's masking can process that one part.
 
+use crate::rules::RuleId;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ const EXCERPT: usize = 2000;
 pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
     // Built through `from_findings` so fields added to `CheckOutcome` later keep their defaults.
     let outcome = |status, detail: String, findings| {
-        let mut o = CheckOutcome::from_findings("healthcheck", findings);
+        let mut o = CheckOutcome::from_findings(RuleId::Healthcheck, findings);
         o.status = status;
         o.detail = Some(detail);
         o
@@ -119,7 +120,7 @@ fn finding(cmd: &str, what: &str, output: Option<&str>) -> Vec<Finding> {
     let mut message = format!("`{cmd}` {what}");
     let Some(output) = output else {
         return vec![Finding {
-            rule_id: "healthcheck".into(),
+            rule_id: RuleId::Healthcheck,
             severity: Severity::Error,
             message,
             help: Some(
@@ -145,7 +146,7 @@ fn finding(cmd: &str, what: &str, output: Option<&str>) -> Vec<Finding> {
         );
     }
     vec![Finding {
-        rule_id: "healthcheck".into(),
+        rule_id: RuleId::Healthcheck,
         severity: Severity::Error,
         message,
         help: Some(

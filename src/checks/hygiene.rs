@@ -6,8 +6,9 @@ use super::support::{finding, layer_ref};
 use super::{CheckInput, CheckOutcome};
 use crate::image::HygieneIssue;
 use crate::report::{Location, Severity};
+use crate::rules::RuleId;
 
-const ID: &str = "layer-hygiene";
+const ID: RuleId = RuleId::LayerHygiene;
 
 /// `layer-hygiene`.
 pub fn check(input: &CheckInput<'_>) -> CheckOutcome {

@@ -4,6 +4,7 @@
 use super::support::{config_location, finding, skipped};
 use super::{CheckInput, CheckOutcome};
 use crate::report::Finding;
+use crate::rules::RuleId;
 
 /// The label that names the runtime.
 pub const RUNTIME_LABEL: &str = "org.x1agent.runtime";
@@ -67,7 +68,7 @@ impl Reference {
 
 /// `runtime-label`.
 pub fn runtime_label(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "runtime-label";
+    let id = RuleId::RuntimeLabel;
     let labels = &input.image.config.labels;
     let loc = || config_location(label_pointer(RUNTIME_LABEL));
     let mut findings = Vec::new();
@@ -119,7 +120,7 @@ pub fn runtime_label(input: &CheckInput<'_>) -> CheckOutcome {
 
 /// `tag-policy` (skipped without `--ref`).
 pub fn tag_policy(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "tag-policy";
+    let id = RuleId::TagPolicy;
     let Some(r) = &input.opts.reference else {
         return skipped(id, "no --ref given");
     };
@@ -154,7 +155,7 @@ pub fn tag_policy(input: &CheckInput<'_>) -> CheckOutcome {
 }
 
 fn tag_findings(input: &CheckInput<'_>, r: &str, parsed: &Reference) -> Vec<Finding> {
-    let id = "tag-policy";
+    let id = RuleId::TagPolicy;
     let Some(tag) = &parsed.tag else {
         return vec![finding(
             id,

@@ -18,7 +18,7 @@ use crate::license::image::TreeFiles;
 use crate::license::runtime;
 use crate::license::{Inventory, Package, Verdict};
 use crate::report::{Finding, Location, RuleStatus, Severity};
-use crate::rules::Preset;
+use crate::rules::{Preset, RuleId};
 
 /// The label `license-label` reads.
 pub const LICENSE_LABEL: &str = "org.opencontainers.image.licenses";
@@ -42,14 +42,18 @@ pub fn capture_globs(preset: Option<&Preset>) -> Vec<String> {
 /// Outcomes for `runtime-license`, `denied-license`, `license-label`.
 pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
     if bench_skip() {
-        return ["runtime-license", "denied-license", "license-label"]
-            .into_iter()
-            .map(|id| CheckOutcome {
-                status: RuleStatus::Skipped,
-                detail: Some(format!("skipped: {BENCH_SKIP_ENV}=1")),
-                ..CheckOutcome::from_findings(id, Vec::new())
-            })
-            .collect();
+        return [
+            RuleId::RuntimeLicense,
+            RuleId::DeniedLicense,
+            RuleId::LicenseLabel,
+        ]
+        .into_iter()
+        .map(|id| CheckOutcome {
+            status: RuleStatus::Skipped,
+            detail: Some(format!("skipped: {BENCH_SKIP_ENV}=1")),
+            ..CheckOutcome::from_findings(id, Vec::new())
+        })
+        .collect();
     }
     let preset_license = input.preset.map(|p| &p.license);
     let inv = crate::license::image::inventory(input.listings, input.tree, preset_license);
@@ -60,9 +64,9 @@ pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
     ]
 }
 
-fn finding(rule: &str, message: String, help: String, location: Location) -> Finding {
+fn finding(rule: RuleId, message: String, help: String, location: Location) -> Finding {
     Finding {
-        rule_id: rule.to_string(),
+        rule_id: rule,
         severity: Severity::Error,
         message,
         help: Some(help),
@@ -85,7 +89,7 @@ fn runtime_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
     let skipped = |why: String| CheckOutcome {
         status: RuleStatus::Skipped,
         detail: Some(why),
-        ..CheckOutcome::from_findings("runtime-license", Vec::new())
+        ..CheckOutcome::from_findings(RuleId::RuntimeLicense, Vec::new())
     };
     let Some(preset) = input.preset else {
         return skipped("no preset (from --preset or the org.x1agent.runtime label)".into());
@@ -107,12 +111,12 @@ fn runtime_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
                 Some(l) => entry_location(input, l, &p.path, "visible"),
                 None => Location::Path { path: p.path },
             };
-            finding("runtime-license", p.message, p.help, location)
+            finding(RuleId::RuntimeLicense, p.message, p.help, location)
         })
         .collect();
     CheckOutcome {
         detail: Some(v.summary),
-        ..CheckOutcome::from_findings("runtime-license", findings)
+        ..CheckOutcome::from_findings(RuleId::RuntimeLicense, findings)
     }
 }
 
@@ -172,7 +176,7 @@ fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
         };
         let path = p.license_path.as_deref().unwrap_or(&p.path);
         let location = entry_location(input, p.layer, path, &p.fate);
-        findings.push(finding("denied-license", message, help, location));
+        findings.push(finding(RuleId::DeniedLicense, message, help, location));
     }
     let npm = inv
         .packages
@@ -181,7 +185,7 @@ fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
         .count();
     let deb = inv.packages.len() - npm;
     let n_unknown: usize = unknown.values().map(Vec::len).sum();
-    let mut out = CheckOutcome::from_findings("denied-license", findings);
+    let mut out = CheckOutcome::from_findings(RuleId::DeniedLicense, findings);
     out.detail = Some(format!(
         "{npm} npm and {deb} Debian packages; {} denied; {n_unknown} with a license that could not be \
          determined",
@@ -241,7 +245,7 @@ fn license_label(input: &CheckInput<'_>) -> CheckOutcome {
     let location = Location::Config { pointer };
     let findings = match input.image.config.labels.get(LICENSE_LABEL) {
         None => vec![finding(
-            "license-label",
+            RuleId::LicenseLabel,
             format!("label `{LICENSE_LABEL}` is missing"),
             format!(
                 "declare the image's license as an SPDX expression, e.g. `LABEL {LICENSE_LABEL}=\"MIT\"`"
@@ -251,7 +255,7 @@ fn license_label(input: &CheckInput<'_>) -> CheckOutcome {
         Some(v) => match crate::license::SpdxExpr::strict(v) {
             Ok(_) => Vec::new(),
             Err(e) => vec![finding(
-                "license-label",
+                RuleId::LicenseLabel,
                 format!("label `{LICENSE_LABEL}`: {e}"),
                 "use SPDX ids (https://spdx.org/licenses/) joined with AND/OR/WITH; \
                  `LicenseRef-<name>` for others"
@@ -260,7 +264,7 @@ fn license_label(input: &CheckInput<'_>) -> CheckOutcome {
             )],
         },
     };
-    let mut out = CheckOutcome::from_findings("license-label", findings);
+    let mut out = CheckOutcome::from_findings(RuleId::LicenseLabel, findings);
     out.detail = input
         .image
         .config

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use crate::image::{Image, LayerListing, MergedTree, Opened};
 use crate::report::{Finding, RuleStatus};
-use crate::rules::{Preset, RuleSet};
+use crate::rules::{Preset, RuleId, RuleSet};
+use crate::scan::SecretScanner;
 
 /// `--exec`: whether the healthcheck runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -49,11 +50,11 @@ pub struct CheckOptions {
 /// What every check kind receives.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckInput<'a> {
-    /// The input as given (for messages).
-    pub input: &'a str,
     pub opened: &'a Opened,
     pub image: &'a Image,
     pub listings: &'a [LayerListing],
+    /// `scans[i]` is the secret scanner that read layer `i` (empty when contents were not scanned).
+    pub scans: &'a [SecretScanner],
     pub tree: &'a MergedTree,
     pub rules: &'a RuleSet,
     /// The preset in force (from `--preset`, else the label), if known.
@@ -64,7 +65,7 @@ pub struct CheckInput<'a> {
 /// The decision of one check kind about one rule id.
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
-    pub rule_id: &'static str,
+    pub rule_id: RuleId,
     pub status: RuleStatus,
     /// Why not-run/skipped, or a short summary.
     pub detail: Option<String>,
@@ -78,7 +79,7 @@ pub struct CheckOutcome {
 
 impl CheckOutcome {
     /// Passed when there are no findings, failed otherwise.
-    pub fn from_findings(rule_id: &'static str, findings: Vec<Finding>) -> Self {
+    pub fn from_findings(rule_id: RuleId, findings: Vec<Finding>) -> Self {
         let status = if findings.is_empty() {
             RuleStatus::Passed
         } else {
@@ -95,22 +96,88 @@ impl CheckOutcome {
     }
 }
 
-/// The structural checks of the gate (every rule this module decides), in a fixed order. The
-/// secret-value, license and healthcheck kinds are called next to these by `crate::app`.
-pub fn structural(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
-    vec![
-        labels::runtime_label(input),
-        entrypoint::check(input),
-        env::provider_env(input),
-        env::build_secret(input),
-        credentials::check(input),
-        structure::preset_files(input),
-        sidecar::check(input),
-        user::image_user(input),
-        structure::base_os(input),
-        labels::tag_policy(input),
-        hygiene::check(input),
-    ]
+/// One check kind: the rules it decides and the function that decides them.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Every rule id its outcomes carry (a rule may be decided by several kinds: `provider-env` by
+    /// name here and by value in `secrets`; the orchestrator merges them).
+    pub decides: &'static [RuleId],
+    pub run: fn(&CheckInput<'_>) -> Vec<CheckOutcome>,
+}
+
+/// The one registry of check kinds, in the order their outcomes are merged. Adding a check: one entry
+/// here (README, "Adding a rule").
+pub fn all() -> &'static [Check] {
+    use RuleId as R;
+    const ALL: &[Check] = &[
+        Check {
+            decides: &[R::RuntimeLabel],
+            run: |i| vec![labels::runtime_label(i)],
+        },
+        Check {
+            decides: &[R::Entrypoint],
+            run: |i| vec![entrypoint::check(i)],
+        },
+        Check {
+            decides: &[R::ProviderEnv],
+            run: |i| vec![env::provider_env(i)],
+        },
+        Check {
+            decides: &[R::BuildSecret],
+            run: |i| vec![env::build_secret(i)],
+        },
+        Check {
+            decides: &[R::CredentialFile],
+            run: |i| vec![credentials::check(i)],
+        },
+        Check {
+            decides: &[R::PresetFiles],
+            run: |i| vec![structure::preset_files(i)],
+        },
+        Check {
+            decides: &[R::SidecarConfig],
+            run: |i| vec![sidecar::check(i)],
+        },
+        Check {
+            decides: &[R::ImageUser],
+            run: |i| vec![user::image_user(i)],
+        },
+        Check {
+            decides: &[R::BaseOs],
+            run: |i| vec![structure::base_os(i)],
+        },
+        Check {
+            decides: &[R::TagPolicy],
+            run: |i| vec![labels::tag_policy(i)],
+        },
+        Check {
+            decides: &[R::LayerHygiene],
+            run: |i| vec![hygiene::check(i)],
+        },
+        Check {
+            decides: &[
+                R::SecretInLayer,
+                R::ProviderEnv,
+                R::BuildSecret,
+                R::SecretInMetadata,
+            ],
+            run: secrets::check,
+        },
+        Check {
+            decides: &[R::RuntimeLicense, R::DeniedLicense, R::LicenseLabel],
+            run: licenses::check,
+        },
+        Check {
+            decides: &[R::Healthcheck],
+            run: |i| vec![healthcheck::check(i)],
+        },
+    ];
+    ALL
+}
+
+/// Run every registered check kind on `input`.
+pub fn run_all(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
+    all().iter().flat_map(|c| (c.run)(input)).collect()
 }
 
 /// Paths (globs, no leading `/`) whose content the structural checks read.

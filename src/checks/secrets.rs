@@ -7,6 +7,7 @@
 //! index annotations and attestation blobs (`secret-in-metadata`). By-name assignments in `Env` and
 //! history are `checks::env`'s; here those two only match secret values.
 
+use crate::rules::RuleId;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::Arc;
@@ -29,7 +30,8 @@ const HELP_META: &str = "Remove the value from the image metadata (build args, E
 
 /// Outcomes for `secret-in-layer`, `secret-in-metadata`, and the by-value parts of `provider-env` and
 /// `build-secret`. `scans[i]` is the scanner that read layer `i`.
-pub fn check(input: &CheckInput<'_>, scans: &[SecretScanner]) -> Vec<CheckOutcome> {
+pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
+    let scans = input.scans;
     let patterns = &input.rules.secrets;
     let mut meta = Meta::new(patterns);
     let mut layer = layer_outcome(input, scans);
@@ -39,16 +41,16 @@ pub fn check(input: &CheckInput<'_>, scans: &[SecretScanner]) -> Vec<CheckOutcom
     let mut metadata = meta.labels_and_annotations(input);
     metadata.extend(meta.attestations(input));
 
-    let mut provider_env = CheckOutcome::from_findings("provider-env", env);
-    let mut build_secret = CheckOutcome::from_findings("build-secret", history);
-    let mut in_metadata = CheckOutcome::from_findings("secret-in-metadata", metadata);
+    let mut provider_env = CheckOutcome::from_findings(RuleId::ProviderEnv, env);
+    let mut build_secret = CheckOutcome::from_findings(RuleId::BuildSecret, history);
+    let mut in_metadata = CheckOutcome::from_findings(RuleId::SecretInMetadata, metadata);
     in_metadata.notes = std::mem::take(&mut meta.notes);
     for (rule, outcome) in [
-        ("provider-env", &mut provider_env),
-        ("build-secret", &mut build_secret),
-        ("secret-in-metadata", &mut in_metadata),
+        (RuleId::ProviderEnv, &mut provider_env),
+        (RuleId::BuildSecret, &mut build_secret),
+        (RuleId::SecretInMetadata, &mut in_metadata),
     ] {
-        if let Some(s) = meta.suppressed.remove(rule) {
+        if let Some(s) = meta.suppressed.remove(&rule) {
             outcome.suppressed = s;
         }
     }
@@ -85,7 +87,7 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
             );
             let description = pattern_description(&input.rules.secrets, &hit.evidence.pattern);
             let mut f = finding(
-                "secret-in-layer",
+                RuleId::SecretInLayer,
                 format!("{description} in layer {i} at {} ({fate})", hit.path),
                 Some(HELP_LAYER.into()),
                 Location::Entry {
@@ -111,7 +113,7 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
             *suppressed.entry(k.clone()).or_default() += v;
         }
     }
-    let mut out = CheckOutcome::from_findings("secret-in-layer", findings);
+    let mut out = CheckOutcome::from_findings(RuleId::SecretInLayer, findings);
     out.notes = notes;
     out.suppressed = suppressed;
     out
@@ -134,7 +136,7 @@ struct Meta<'p> {
     patterns: &'p Patterns,
     notes: Vec<String>,
     /// rule id → allowlist id → count.
-    suppressed: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    suppressed: BTreeMap<RuleId, BTreeMap<String, u64>>,
 }
 
 impl<'p> Meta<'p> {
@@ -150,7 +152,7 @@ impl<'p> Meta<'p> {
     /// `where_` as the path.
     fn matches(
         &mut self,
-        rule: &'static str,
+        rule: RuleId,
         where_: &str,
         value: &str,
         names_elsewhere: bool,
@@ -177,7 +179,7 @@ impl<'p> Meta<'p> {
     fn push(
         &mut self,
         out: &mut Vec<Finding>,
-        rule: &'static str,
+        rule: RuleId,
         what: &str,
         location: &Location,
         evs: Vec<Evidence>,
@@ -201,11 +203,11 @@ impl<'p> Meta<'p> {
         for (i, kv) in input.image.config.env.iter().enumerate() {
             let (name, value) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
             let pointer = format!("/config/Env/{i}");
-            let evs = self.matches("provider-env", &pointer, value, true);
+            let evs = self.matches(RuleId::ProviderEnv, &pointer, value, true);
             let what = format!("the config Env value of {name}");
             self.push(
                 &mut out,
-                "provider-env",
+                RuleId::ProviderEnv,
                 &what,
                 &config_location(pointer),
                 evs,
@@ -221,11 +223,11 @@ impl<'p> Meta<'p> {
             for (field, text) in [("created_by", &h.created_by), ("comment", &h.comment)] {
                 let Some(text) = text else { continue };
                 let pointer = format!("/history/{i}/{field}");
-                let evs = self.matches("build-secret", &pointer, text, true);
+                let evs = self.matches(RuleId::BuildSecret, &pointer, text, true);
                 let what = format!("history[{i}].{field}");
                 self.push(
                     &mut out,
-                    "build-secret",
+                    RuleId::BuildSecret,
                     &what,
                     &config_location(pointer),
                     evs,
@@ -237,7 +239,7 @@ impl<'p> Meta<'p> {
 
     /// Labels, the manifest's, config's and layers' descriptor annotations, index annotations.
     fn labels_and_annotations(&mut self, input: &CheckInput<'_>) -> Vec<Finding> {
-        let rule = "secret-in-metadata";
+        let rule = RuleId::SecretInMetadata;
         let mut out = Vec::new();
         for (k, v) in &input.image.config.labels {
             let pointer = format!("/config/Labels/{}", pointer_token(k));
@@ -331,7 +333,7 @@ impl<'p> Meta<'p> {
     }
 
     fn scan_blob(&mut self, input: &CheckInput<'_>, desc: &Descriptor, out: &mut Vec<Finding>) {
-        let rule = "secret-in-metadata";
+        let rule = RuleId::SecretInMetadata;
         let digest = desc.digest.to_string();
         let mut scanner = SecretScanner::new(Arc::new(self.patterns.clone()));
         let res = input

@@ -5,6 +5,7 @@
 //! file must also be the config in effect: installed as the highest-precedence (managed) config, the
 //! `Env` switches set, and every other place the runtime reads config from absent, a copy, or harmless.
 
+use crate::rules::RuleId;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -17,7 +18,7 @@ use crate::image::{EntryKind, Resolved};
 use crate::report::{Finding, Location};
 use crate::rules::preset::{ConfigFormat, EffectivePolicy, RuntimeConfig, SidecarPolicy};
 
-const ID: &str = "sidecar-config";
+const ID: RuleId = RuleId::SidecarConfig;
 
 /// `sidecar-config`.
 pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
@@ -341,7 +342,7 @@ fn nest(pointer: &str, value: Value) -> Value {
         })
 }
 
-fn push_other(out: &mut Vec<Finding>, what: &str, problems: Vec<Problem>, loc: &Location) {
+fn push_other(out: &mut Vec<Finding>, what: &str, problems: Vec<ConfigProblem>, loc: &Location) {
     for p in problems {
         let mut f = finding(ID, format!("{what}: {}", p.message), p.help, loc.clone());
         f.evidence = p.evidence;
@@ -391,7 +392,12 @@ fn other_file(
 
 /// Policy for a config that sits below the platform's (merged under it): it may not point a provider
 /// anywhere but the sidecar, carry a key, turn a required switch back on, or add an npm plugin.
-pub fn evaluate_other(rc: &RuntimeConfig, doc: &Value, platform: &Value, out: &mut Vec<Problem>) {
+pub fn evaluate_other(
+    rc: &RuntimeConfig,
+    doc: &Value,
+    platform: &Value,
+    out: &mut Vec<ConfigProblem>,
+) {
     let sc = &rc.sidecar;
     api_keys(sc, doc, "", out);
     let help = Some("only the platform config may configure providers");
@@ -462,14 +468,14 @@ pub fn evaluate_other(rc: &RuntimeConfig, doc: &Value, platform: &Value, out: &m
 
 /// One policy violation inside the document.
 #[derive(Debug, Clone)]
-pub struct Problem {
+pub struct ConfigProblem {
     pub message: String,
     pub help: Option<String>,
     pub evidence: Option<crate::report::Evidence>,
 }
 
-fn problem(message: String, help: Option<&str>) -> Problem {
-    Problem {
+fn problem(message: String, help: Option<&str>) -> ConfigProblem {
+    ConfigProblem {
         message,
         help: help.map(str::to_string),
         evidence: None,
@@ -501,7 +507,7 @@ pub fn parse(format: ConfigFormat, bytes: &[u8]) -> Result<Value, (String, Optio
 }
 
 /// Apply the runtime-config policy to a parsed document.
-pub fn evaluate(rc: &RuntimeConfig, doc: &Value, out: &mut Vec<Problem>) {
+pub fn evaluate(rc: &RuntimeConfig, doc: &Value, out: &mut Vec<ConfigProblem>) {
     let sc = &rc.sidecar;
     api_keys(sc, doc, "", out);
     providers(sc, doc, out);
@@ -531,7 +537,7 @@ pub fn evaluate(rc: &RuntimeConfig, doc: &Value, out: &mut Vec<Problem>) {
 }
 
 /// Plugin lists may only name local files.
-fn plugins(rc: &RuntimeConfig, doc: &Value, out: &mut Vec<Problem>) {
+fn plugins(rc: &RuntimeConfig, doc: &Value, out: &mut Vec<ConfigProblem>) {
     for pol in &rc.plugins {
         let Some(list) = doc.pointer(&pol.pointer).and_then(Value::as_array) else {
             continue;
@@ -583,7 +589,7 @@ pub fn is_sidecar_url(sc: &SidecarPolicy, url: &str) -> bool {
     sc.paths.iter().any(|p| p.trim_end_matches('/') == path)
 }
 
-fn api_keys(sc: &SidecarPolicy, v: &Value, pointer: &str, out: &mut Vec<Problem>) {
+fn api_keys(sc: &SidecarPolicy, v: &Value, pointer: &str, out: &mut Vec<ConfigProblem>) {
     let env_ref = sc
         .env_ref
         .as_deref()
@@ -626,7 +632,7 @@ fn api_keys(sc: &SidecarPolicy, v: &Value, pointer: &str, out: &mut Vec<Problem>
     }
 }
 
-fn providers(sc: &SidecarPolicy, doc: &Value, out: &mut Vec<Problem>) {
+fn providers(sc: &SidecarPolicy, doc: &Value, out: &mut Vec<ConfigProblem>) {
     let Some(ptr) = &sc.providers else { return };
     let empty = serde_json::Map::new();
     let map = doc
@@ -685,7 +691,7 @@ fn providers(sc: &SidecarPolicy, doc: &Value, out: &mut Vec<Problem>) {
 }
 
 /// A provider whose SDK is not bundled (fetched from npm at run time).
-fn npm_problem(sc: &SidecarPolicy, id: &str, cfg: &Value) -> Option<Problem> {
+fn npm_problem(sc: &SidecarPolicy, id: &str, cfg: &Value) -> Option<ConfigProblem> {
     let npm = sc
         .provider_npm
         .as_ref()
@@ -701,25 +707,6 @@ fn npm_problem(sc: &SidecarPolicy, id: &str, cfg: &Value) -> Option<Problem> {
         ),
         Some("use a bundled SDK such as @ai-sdk/openai-compatible"),
     ))
-}
-
-/// Findings for a document outside an image (used by tests and `render` self-checks).
-pub fn evaluate_document(rc: &RuntimeConfig, doc: &Value) -> Vec<Finding> {
-    let mut problems = Vec::new();
-    evaluate(rc, doc, &mut problems);
-    problems
-        .into_iter()
-        .map(|p| {
-            finding(
-                ID,
-                p.message,
-                p.help,
-                Location::Path {
-                    path: rc.path.clone(),
-                },
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

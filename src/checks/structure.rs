@@ -7,11 +7,11 @@ use super::support::{finding, inode, node_location, resolve, skipped, unresolved
 use super::{CheckInput, CheckOutcome};
 use crate::image::{EntryKind, Resolved};
 use crate::report::Location;
-use crate::rules::FileKind;
+use crate::rules::{FileKind, RuleId};
 
 /// `preset-files`.
 pub fn preset_files(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "preset-files";
+    let id = RuleId::PresetFiles;
     let Some(preset) = input.preset else {
         return skipped(id, "no preset: the runtime label is missing or unknown");
     };
@@ -92,7 +92,7 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
 
 /// `base-os`.
 pub fn base_os(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "base-os";
+    let id = RuleId::BaseOs;
     let Some(want) = input
         .preset
         .or_else(|| input.rules.presets.values().next())

@@ -4,18 +4,19 @@
 use crate::image::tree::{Fate, NodeRef};
 use crate::image::{Entry, MergedTree, Resolved};
 use crate::report::{Finding, LayerRef, Location, RuleStatus, Severity};
+use crate::rules::RuleId;
 
 use super::{CheckInput, CheckOutcome};
 
 /// A finding with the placeholder severity (the orchestrator sets the rule's effective one).
 pub fn finding(
-    rule_id: &str,
+    rule_id: RuleId,
     message: String,
     help: Option<String>,
     location: Location,
 ) -> Finding {
     Finding {
-        rule_id: rule_id.to_string(),
+        rule_id,
         severity: Severity::Note,
         message,
         help,
@@ -120,7 +121,7 @@ pub fn content<'a>(input: &CheckInput<'a>, path: &str) -> Option<&'a [u8]> {
 }
 
 /// An outcome for a rule that does not apply (no preset, no `--ref`): skipped, with the reason.
-pub fn skipped(rule_id: &'static str, why: impl Into<String>) -> CheckOutcome {
+pub fn skipped(rule_id: RuleId, why: impl Into<String>) -> CheckOutcome {
     CheckOutcome {
         status: RuleStatus::Skipped,
         detail: Some(why.into()),

@@ -4,6 +4,7 @@
 use super::support::{config_location, finding, inode, node_location, resolve, skipped};
 use super::{CheckInput, CheckOutcome};
 use crate::image::{EntryKind, Resolved};
+use crate::rules::RuleId;
 
 /// One `/etc/passwd` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +171,7 @@ pub fn config_identity(input: &CheckInput<'_>) -> Result<Identity, String> {
 
 /// `image-user`.
 pub fn image_user(input: &CheckInput<'_>) -> CheckOutcome {
-    let id = "image-user";
+    let id = RuleId::ImageUser;
     let Some(preset) = input.preset else {
         return skipped(id, "no preset: the runtime label is missing or unknown");
     };
@@ -267,7 +268,7 @@ fn home_findings(
     input: &CheckInput<'_>,
     preset: &crate::rules::Preset,
 ) -> Vec<crate::report::Finding> {
-    let id = "image-user";
+    let id = RuleId::ImageUser;
     let want = &preset.user;
     match resolve(input, &want.home) {
         Resolved::Found { node, .. } => {

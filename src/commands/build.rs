@@ -30,8 +30,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub tag: Option<String>,
     /// Platform to take from a multi-platform base (`linux/amd64`).
-    #[arg(long)]
-    pub platform: Option<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<crate::image::Platform>,
     /// Extra label `KEY=VALUE` (repeatable).
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -44,23 +44,6 @@ pub struct BuildArgs {
     /// Timestamp for mtimes and `created`; defaults to `SOURCE_DATE_EPOCH`, else 0.
     #[arg(long)]
     pub epoch: Option<u64>,
-}
-
-/// Parse `os/arch[/variant]`.
-pub fn parse_platform(s: &str) -> Result<crate::image::Platform> {
-    let mut parts = s.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(os), Some(arch), variant, None) if !os.is_empty() && !arch.is_empty() => {
-            Ok(crate::image::Platform {
-                os: os.into(),
-                architecture: arch.into(),
-                variant: variant.map(String::from),
-            })
-        }
-        _ => Err(Error::Usage(format!(
-            "--platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64"
-        ))),
-    }
 }
 
 fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>> {
@@ -111,7 +94,7 @@ pub fn run(args: &BuildArgs, out: &mut dyn Write) -> Result<u8> {
     }
     let spec = BuildSpec {
         base: args.base.clone(),
-        platform: args.platform.as_deref().map(parse_platform).transpose()?,
+        platform: args.platform.clone(),
         overlay: args.overlay.clone(),
         labels,
         user: Some(args.user.clone()),

@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::app::{self, CheckPlan};
 use crate::checks::{CheckOptions, ExecMode};
 use crate::error::{Error, Result};
+use crate::image::PlatformChoice;
 use crate::image::registry::{Client, Manifest};
 use crate::report::{Format, Report, Severity};
-use crate::rules::{RULE_IDS, RuleSet, Sources};
+use crate::rules::{RuleId, RuleSet, Sources};
 
 /// `--fail-on`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -34,14 +36,14 @@ pub struct CheckArgs {
     #[arg(long = "ref", value_name = "NAME:TAG")]
     pub reference: Option<String>,
     /// `OS/ARCH[/VARIANT]`, or `all` (every platform of an index).
-    #[arg(long, default_value = "all")]
-    pub platform: String,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]|all", default_value = "all")]
+    pub platform: PlatformChoice,
     /// Whether the healthcheck runs: `auto` (not-run is a warning), `always` (not-run exits 4), `never`.
     #[arg(long, value_enum, default_value_t)]
     pub exec: ExecMode,
     /// Healthcheck time limit (`10s`, `500ms`).
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub healthcheck_timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
+    pub healthcheck_timeout: Duration,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -58,35 +60,31 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t)]
     pub fail_on: FailOn,
     /// Treat RULE's findings as errors (repeatable).
-    #[arg(long, value_name = "RULE")]
-    pub deny: Vec<String>,
+    #[arg(long, value_name = "RULE", value_enum, hide_possible_values = true)]
+    pub deny: Vec<RuleId>,
     /// Treat RULE's findings as warnings (repeatable).
-    #[arg(long, value_name = "RULE")]
-    pub warn: Vec<String>,
+    #[arg(long, value_name = "RULE", value_enum, hide_possible_values = true)]
+    pub warn: Vec<RuleId>,
     /// Report RULE's findings as notes, never failing the gate (repeatable).
-    #[arg(long, value_name = "RULE")]
-    pub allow: Vec<String>,
+    #[arg(long, value_name = "RULE", value_enum, hide_possible_values = true)]
+    pub allow: Vec<RuleId>,
     /// Attach the JSON report to the gated digest as an OCI referrer (`docker://` images only; a tag is
     /// resolved to its digest first, and that digest is what is gated).
     #[arg(long)]
     pub attach: bool,
 }
 
-/// Per-rule overrides from the three flags; an unknown id or a rule named twice is a usage error.
-pub fn overrides(args: &CheckArgs) -> Result<BTreeMap<String, Severity>> {
+/// Per-rule overrides from the three flags (clap refuses an unknown id); a rule given two different
+/// severities is a usage error.
+pub fn overrides(args: &CheckArgs) -> Result<BTreeMap<RuleId, Severity>> {
     let mut map = BTreeMap::new();
-    for (flag, list, sev) in [
-        ("--deny", &args.deny, Severity::Error),
-        ("--warn", &args.warn, Severity::Warning),
-        ("--allow", &args.allow, Severity::Note),
+    for (list, sev) in [
+        (&args.deny, Severity::Error),
+        (&args.warn, Severity::Warning),
+        (&args.allow, Severity::Note),
     ] {
-        for id in list {
-            if !RULE_IDS.contains(&id.as_str()) {
-                return Err(Error::Usage(format!(
-                    "{flag} {id}: unknown rule (see `x1-validate rules`)"
-                )));
-            }
-            if map.insert(id.clone(), sev).is_some_and(|old| old != sev) {
+        for &id in list {
+            if map.insert(id, sev).is_some_and(|old| old != sev) {
                 return Err(Error::Usage(format!(
                     "rule `{id}` is given two different severities"
                 )));
@@ -100,12 +98,7 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
     if let Some(p) = &args.preset {
         rules.preset(p)?;
     }
-    let platform = match args.platform.as_str() {
-        "all" => None,
-        p => Some(crate::commands::build::parse_platform(p)?),
-    };
-    let timeout = app::parse_duration(&args.healthcheck_timeout)
-        .map_err(|e| Error::Usage(format!("--healthcheck-timeout: {e}")))?;
+    let platform = args.platform.platform().cloned();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     Ok(CheckPlan {
         image: args.image.clone(),
@@ -120,7 +113,7 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
             reference: args.reference.clone(),
             preset_flag: args.preset.clone(),
             exec: args.exec,
-            healthcheck_timeout: timeout,
+            healthcheck_timeout: args.healthcheck_timeout,
         },
         color: to_terminal && !no_color,
         width: std::env::var("COLUMNS")

@@ -4,13 +4,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::rules::{RuleSet, Sources};
+use crate::rules::{RuleId, RuleSet, Sources};
 
 /// Arguments of `x1-validate explain`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExplainArgs {
     /// The rule id (`x1-validate rules` lists them).
-    pub rule: String,
+    #[arg(value_enum, hide_possible_values = true)]
+    pub rule: RuleId,
     /// Directory with rule files overriding the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
@@ -22,12 +23,10 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write) -> Result<u8> {
         rules_dir: args.rules.as_deref(),
         presets_dir: None,
     })?;
-    let Some(rule) = rules.rule(&args.rule) else {
-        let known: Vec<&str> = rules.rules.iter().map(|r| r.id.as_str()).collect();
+    let Some(rule) = rules.rule(args.rule) else {
         return Err(Error::Usage(format!(
-            "unknown rule `{}` (known: {})",
-            args.rule,
-            known.join(", ")
+            "{}: no [[rule]] in rules.toml",
+            args.rule
         )));
     };
     let text = format!(

@@ -26,13 +26,13 @@ pub struct FilesArgs {
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
     /// Only this platform (`os/arch[/variant]`, or `all`).
-    #[arg(long)]
-    pub platform: Option<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]|all", default_value = "all")]
+    pub platform: crate::image::PlatformChoice,
 }
 
 /// Run the command; returns the exit code.
 pub fn run(args: &FilesArgs, out: &mut dyn Write) -> Result<u8> {
-    let (opened, listings) = load(&args.image, args.platform.as_deref())?;
+    let (opened, listings) = load(&args.image, &args.platform)?;
     render(&opened, &listings, args.all_layers, args.format, out)?;
     Ok(0)
 }

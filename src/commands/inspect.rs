@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::image::layer::NoScan;
-use crate::image::{CapturePolicy, Image, LayerListing, Opened, Platform, open, read_layers};
+use crate::image::{CapturePolicy, Image, LayerListing, Opened, PlatformChoice, open, read_layers};
 use crate::report::{ImageText as T, mask, mask_json};
 
 /// Output format of `inspect` and `files`.
@@ -29,22 +29,13 @@ pub struct InspectArgs {
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
     /// Only this platform (`os/arch[/variant]`, or `all`).
-    #[arg(long)]
-    pub platform: Option<String>,
-}
-
-/// Parse `--platform` (`all` or absent = every platform).
-pub fn parse_platform(p: Option<&str>) -> Result<Option<Platform>> {
-    match p {
-        None | Some("all") => Ok(None),
-        Some(s) => Platform::parse(s).map(Some),
-    }
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]|all", default_value = "all")]
+    pub platform: PlatformChoice,
 }
 
 /// Open the input and stream every layer of every selected image (verifying all of it).
-pub fn load(image: &str, platform: Option<&str>) -> Result<(Opened, Vec<Vec<LayerListing>>)> {
-    let platform = parse_platform(platform)?;
-    let opened = open(image, platform.as_ref())?;
+pub fn load(image: &str, platform: &PlatformChoice) -> Result<(Opened, Vec<Vec<LayerListing>>)> {
+    let opened = open(image, platform.platform())?;
     let mut all = Vec::new();
     for img in &opened.images {
         let outs = read_layers(&opened.source, img, &CapturePolicy::none(), |_| NoScan)?;
@@ -55,7 +46,7 @@ pub fn load(image: &str, platform: Option<&str>) -> Result<(Opened, Vec<Vec<Laye
 
 /// Run the command; returns the exit code.
 pub fn run(args: &InspectArgs, out: &mut dyn Write) -> Result<u8> {
-    let (opened, listings) = load(&args.image, args.platform.as_deref())?;
+    let (opened, listings) = load(&args.image, &args.platform)?;
     let w = |e: std::io::Error| Error::output("<stdout>", e);
     match args.format {
         ListFormat::Json => {

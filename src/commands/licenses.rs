@@ -40,8 +40,8 @@ pub struct LicensesArgs {
     #[arg(long)]
     pub preset: Option<String>,
     /// Only this platform (`os/arch[/variant]`, or `all`).
-    #[arg(long)]
-    pub platform: Option<String>,
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]|all", default_value = "all")]
+    pub platform: crate::image::PlatformChoice,
     /// Directory with rule files overriding the built-in ones (licenses.toml, …).
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
@@ -63,8 +63,7 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
         rules_dir: args.rules.as_deref(),
         presets_dir: args.presets.as_deref(),
     })?;
-    let platform = crate::commands::inspect::parse_platform(args.platform.as_deref())?;
-    let opened = open(&args.image, platform.as_ref())?;
+    let opened = open(&args.image, args.platform.platform())?;
     if args.format == LicensesFormat::Cyclonedx && opened.images.len() != 1 {
         return Err(Error::Usage(format!(
             "{}: {} platform images; a CycloneDX BOM describes one, pick it with --platform",

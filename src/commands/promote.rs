@@ -152,10 +152,10 @@ pub fn run(args: &PromoteArgs, out: &mut dyn Write) -> Result<u8> {
             .get(crate::checks::labels::RUNTIME_LABEL)
             .and_then(|l| rules.presets.get(l));
         let input = CheckInput {
-            input: &spec,
             opened: &opened,
             image,
             listings: &[],
+            scans: &[],
             tree: &tree,
             rules: &rules,
             preset,
@@ -183,9 +183,9 @@ pub fn run(args: &PromoteArgs, out: &mut dyn Write) -> Result<u8> {
             image: spec.clone(),
             preset: None,
             reference: Some(policy_ref.clone()),
-            platform: "all".into(),
+            platform: crate::image::PlatformChoice::All,
             exec: args.exec,
-            healthcheck_timeout: "10s".into(),
+            healthcheck_timeout: std::time::Duration::from_secs(10),
             format: args.format,
             output: args.output.clone(),
             rules: args.rules.clone(),

@@ -40,7 +40,12 @@ fn write(
     preset: Option<&crate::rules::Preset>,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let width = rules.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    let width = rules
+        .rules
+        .iter()
+        .map(|r| r.id.as_str().len())
+        .max()
+        .unwrap_or(0);
     for r in &rules.rules {
         writeln!(
             out,

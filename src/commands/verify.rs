@@ -7,6 +7,7 @@
 //! `--rules`/`--presets`) together with the severity overrides and `--fail-on` of the run, so a report
 //! made with `--allow` or a looser rule set never counts as a pass of the default gate.
 
+use crate::rules::RuleId;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ const BUILTIN_PRESETS: &[(&str, &str)] = &[
 pub fn rules_hash(
     rules_dir: Option<&Path>,
     presets_dir: Option<&Path>,
-    overrides: &BTreeMap<String, Severity>,
+    overrides: &BTreeMap<RuleId, Severity>,
     fail_on: Severity,
 ) -> Result<String> {
     let mut h = Sha256::new();
@@ -97,6 +98,9 @@ pub fn rules_hash(
             }
         }
     }
+    // In id-text order, as when the overrides were keyed by string: attached reports keep their hash.
+    let mut overrides: Vec<_> = overrides.iter().collect();
+    overrides.sort_by_key(|(id, _)| id.as_str());
     for (id, sev) in overrides {
         feed(&format!("override/{id}"), format!("{sev:?}").as_bytes());
     }
@@ -318,7 +322,7 @@ mod tests {
             rules_hash(None, None, &none, Severity::Warning).expect("ok")
         );
         let mut allow = BTreeMap::new();
-        allow.insert("secret-in-layer".to_string(), Severity::Note);
+        allow.insert(RuleId::SecretInLayer, Severity::Note);
         assert_ne!(
             a,
             rules_hash(None, None, &allow, Severity::Error).expect("ok")

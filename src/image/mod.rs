@@ -74,24 +74,63 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-impl Platform {
-    /// Parse `os/arch[/variant]` (as given to `--platform`).
-    pub fn parse(s: &str) -> crate::error::Result<Platform> {
+/// A `--platform` value that is not `OS/ARCH[/VARIANT]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected OS/ARCH or OS/ARCH/VARIANT (e.g. linux/amd64)")]
+pub struct BadPlatform(pub String);
+
+/// `os/arch[/variant]`, each part non-empty (`linux/amd64/` is refused): the one parser of `--platform`,
+/// used by clap for every subcommand.
+impl std::str::FromStr for Platform {
+    type Err = BadPlatform;
+
+    fn from_str(s: &str) -> std::result::Result<Platform, BadPlatform> {
         let parts: Vec<&str> = s.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(BadPlatform(s.into()));
+        }
         match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            [os, arch] => Ok(Platform {
                 os: (*os).into(),
                 architecture: (*arch).into(),
                 variant: None,
             }),
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
+            [os, arch, v] => Ok(Platform {
                 os: (*os).into(),
                 architecture: (*arch).into(),
                 variant: Some((*v).into()),
             }),
-            _ => Err(crate::error::Error::Usage(format!(
-                "--platform {s:?}: expected OS/ARCH or OS/ARCH/VARIANT (e.g. linux/amd64)"
-            ))),
+            _ => Err(BadPlatform(s.into())),
+        }
+    }
+}
+
+/// `--platform` of the image-reading commands: `all` (every platform of an index) or one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PlatformChoice {
+    #[default]
+    All,
+    One(Platform),
+}
+
+impl PlatformChoice {
+    /// The one platform asked for; `None` for `all`.
+    pub fn platform(&self) -> Option<&Platform> {
+        match self {
+            PlatformChoice::All => None,
+            PlatformChoice::One(p) => Some(p),
+        }
+    }
+}
+
+impl std::str::FromStr for PlatformChoice {
+    type Err = BadPlatform;
+
+    fn from_str(s: &str) -> std::result::Result<PlatformChoice, BadPlatform> {
+        if s == "all" {
+            Ok(PlatformChoice::All)
+        } else {
+            s.parse().map(PlatformChoice::One)
         }
     }
 }

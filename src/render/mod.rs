@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::rules::RuleSet;
+use crate::rules::{RuleId, RuleSet};
 use write::RenderedFile;
 
 /// The render values (`render.toml` schema).
@@ -298,7 +298,7 @@ pub fn enforce_contract(rules: &RuleSet, preset: &str, doc: &Value) -> Result<()
             let _ = writeln!(msg, "    help: {h}");
         }
     }
-    if let Some(rule) = rules.rule("sidecar-config") {
+    if let Some(rule) = rules.rule(RuleId::SidecarConfig) {
         let _ = write!(
             msg,
             "\nsidecar-config: {}\n{}",

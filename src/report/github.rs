@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::text::group_findings;
-use super::{ImageReport, MaskedReport, RenderOptions, RuleStatus, Severity, Verdict};
+use super::{GateVerdict, ImageReport, MaskedReport, RenderOptions, RuleStatus, Severity};
 
 /// Locations listed in one annotation for a secret found in many places.
 const MAX_LISTED: usize = 20;
@@ -28,9 +28,9 @@ pub(super) fn render(
         warnings += t.warnings;
         notes += t.notes;
         let cmd = match img.verdict(fail_on) {
-            Verdict::Fail | Verdict::Error => "error",
-            Verdict::Incomplete => "warning",
-            Verdict::Pass => "notice",
+            GateVerdict::Fail | GateVerdict::Error => "error",
+            GateVerdict::Incomplete => "warning",
+            GateVerdict::Pass => "notice",
         };
         command(
             out,
@@ -97,7 +97,7 @@ fn image(img: &ImageReport, out: &mut dyn Write) -> std::io::Result<()> {
             Severity::Warning => "warning",
             Severity::Note => "notice",
         };
-        command(out, cmd, &f.rule_id, &msg)?;
+        command(out, cmd, f.rule_id.as_str(), &msg)?;
     }
     for r in img.rules.iter().filter(|r| r.status == RuleStatus::NotRun) {
         let why = r.detail.as_deref().unwrap_or("no reason recorded");
@@ -105,7 +105,7 @@ fn image(img: &ImageReport, out: &mut dyn Write) -> std::io::Result<()> {
             "[{} {}] not run: {why} (not counted as passed)",
             img.input, img.platform
         );
-        command(out, "warning", &r.rule_id, &msg)?;
+        command(out, "warning", r.rule_id.as_str(), &msg)?;
     }
     let total: u64 = img.suppressed.values().sum();
     if total > 0 {

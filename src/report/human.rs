@@ -11,7 +11,8 @@ use std::io::Write;
 use super::text::{Group, group_findings, neutralise, wrap};
 use super::verdict::short_digest;
 use super::{
-    ImageReport, Location, MaskedReport, RenderOptions, RuleResult, RuleStatus, Severity, Verdict,
+    GateVerdict, ImageReport, Location, MaskedReport, RenderOptions, RuleResult, RuleStatus,
+    Severity,
 };
 
 /// Longest `created_by` line shown before it is cut.
@@ -85,9 +86,9 @@ pub(super) fn render(
     for img in &report.images {
         let line = neutralise(&img.verdict_line(fail_on), false);
         let styled = match img.verdict(fail_on) {
-            Verdict::Pass => p.style("1;32", &line),
-            Verdict::Fail | Verdict::Error => p.style("1;31", &line),
-            Verdict::Incomplete => p.style("1;33", &line),
+            GateVerdict::Pass => p.style("1;32", &line),
+            GateVerdict::Fail | GateVerdict::Error => p.style("1;31", &line),
+            GateVerdict::Incomplete => p.style("1;33", &line),
         };
         writeln!(out, "  {styled}")?;
     }
@@ -111,7 +112,7 @@ fn image(
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let synthesised = if img.manifest_digest_source.as_deref() == Some("synthesised") {
+    let synthesised = if img.manifest_digest_source == Some(super::DigestSource::Synthesised) {
         "synthesised manifest "
     } else {
         ""
@@ -147,7 +148,11 @@ fn group(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let f = g.head;
-    let title = format!("{} {}", icon(f.severity), neutralise(&f.rule_id, false));
+    let title = format!(
+        "{} {}",
+        icon(f.severity),
+        neutralise(f.rule_id.as_str(), false)
+    );
     writeln!(
         out,
         "  {}: {}",
@@ -212,7 +217,7 @@ fn rules(
     let id_width = img
         .rules
         .iter()
-        .map(|r| r.rule_id.chars().count())
+        .map(|r| r.rule_id.as_str().chars().count())
         .max()
         .unwrap_or(0);
     for r in &img.rules {
@@ -237,7 +242,7 @@ fn rules(
 
 /// The styled status label (10 columns) and the rest of a rule's line, without its detail.
 fn rule_head(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> (String, String) {
-    let id = neutralise(&r.rule_id, false);
+    let id = neutralise(r.rule_id.as_str(), false);
     match r.status {
         RuleStatus::Passed => (p.style("32", "✓ passed  "), format!("{id:<width$}")),
         RuleStatus::Failed => {

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::{Finding, ImageReport, MaskedReport, RenderOptions, RuleResult, RuleStatus, Severity};
+use crate::rules::RuleId;
 
 pub(super) fn render(
     report: &MaskedReport,
@@ -44,7 +45,7 @@ pub(super) fn render(
             xml,
             "    <testcase name=\"image checked\" classname=\"x1-validate\">\n      <error message=\"{}\" type=\"{}\">{}</error>\n    </testcase>",
             attr(&message),
-            attr(&e.kind),
+            attr(e.kind.as_str()),
             text(&format!(
                 "{message}\nThe image was not checked: this is not a pass."
             ))
@@ -57,7 +58,7 @@ pub(super) fn render(
 
 /// One testcase: a rule and the image's findings for it.
 struct Case<'a> {
-    rule_id: &'a str,
+    rule_id: RuleId,
     status: RuleStatus,
     detail: Option<&'a str>,
     findings: Vec<&'a Finding>,
@@ -77,7 +78,7 @@ fn cases(img: &ImageReport) -> Vec<Case<'_>> {
     for f in &img.findings {
         if !cases.iter().any(|c| c.rule_id == f.rule_id) {
             cases.push(Case {
-                rule_id: &f.rule_id,
+                rule_id: f.rule_id,
                 status: RuleStatus::Failed,
                 detail: None,
                 findings: img
@@ -93,7 +94,7 @@ fn cases(img: &ImageReport) -> Vec<Case<'_>> {
 
 fn case<'a>(img: &'a ImageReport, r: &'a RuleResult) -> Case<'a> {
     Case {
-        rule_id: &r.rule_id,
+        rule_id: r.rule_id,
         status: r.status,
         detail: r.detail.as_deref(),
         findings: img
@@ -147,7 +148,7 @@ fn testcase(xml: &mut String, c: &Case<'_>, classname: &str) {
     let _ = write!(
         xml,
         "    <testcase name=\"{}\" classname=\"{}\"",
-        attr(c.rule_id),
+        attr(c.rule_id.as_str()),
         attr(classname)
     );
     if c.is_failed() {

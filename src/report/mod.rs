@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::RuleId;
+
 mod github;
 mod human;
 mod json;
@@ -15,7 +17,7 @@ mod text;
 mod verdict;
 
 pub use mask::{ImageText, MaskedReport, mask, mask_json, mask_multiline};
-pub use verdict::{Tally, Verdict, short_digest};
+pub use verdict::{GateVerdict, Tally, short_digest};
 
 /// The version of the JSON document (`docs/report-schema.md`). Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -97,7 +99,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// Public rule id from contract.md (`secret-in-layer`).
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub severity: Severity,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,7 +124,7 @@ pub enum RuleStatus {
 /// Per-rule outcome for one image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleResult {
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub severity: Severity,
     pub status: RuleStatus,
     /// Why not-run/skipped, or a one-line summary.
@@ -140,7 +142,7 @@ pub struct ImageReport {
     /// Where `manifest_digest` comes from: `"input"` (a manifest the input holds, as a registry would
     /// show it) or `"synthesised"` (legacy `docker save` has no manifest; x1-validate made one up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest_digest_source: Option<String>,
+    pub manifest_digest_source: Option<DigestSource>,
     pub config_digest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
@@ -166,14 +168,51 @@ pub struct Report {
     pub error: Option<RunError>,
 }
 
+/// What stopped a run (the public spellings are the serde ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunErrorKind {
+    /// Exit 2: a flag, a preset, a rule file.
+    Usage,
+    /// Exit 3: the image is unreadable or corrupt.
+    UnreadableImage,
+    /// Exit 4, when the sandbox itself reports the error.
+    NotRun,
+}
+
+impl RunErrorKind {
+    /// `usage`, `unreadable-image`, `not-run`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RunErrorKind::Usage => "usage",
+            RunErrorKind::UnreadableImage => "unreadable-image",
+            RunErrorKind::NotRun => "not-run",
+        }
+    }
+}
+
+impl std::fmt::Display for RunErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where an image report's manifest digest comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestSource {
+    /// A manifest the input holds, as a registry would show it.
+    Input,
+    /// Legacy `docker save` has no manifest: x1-validate made one up.
+    Synthesised,
+}
+
 /// Why a run could not check the image (exit 2: usage or configuration; exit 3: unreadable image).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
     /// The process exit code (2 or 3).
     pub exit_code: u8,
-    /// `usage` (exit 2: a flag, a preset, a rule file), `unreadable-image` (exit 3), or `not-run`
-    /// (exit 4, when the sandbox itself reports the error).
-    pub kind: String,
+    pub kind: RunErrorKind,
     /// The error, one paragraph (masked like every image-derived string).
     pub message: String,
 }
@@ -185,11 +224,10 @@ impl RunError {
         RunError {
             exit_code,
             kind: match exit_code {
-                3 => "unreadable-image",
-                4 => "not-run",
-                _ => "usage",
-            }
-            .into(),
+                3 => RunErrorKind::UnreadableImage,
+                4 => RunErrorKind::NotRun,
+                _ => RunErrorKind::Usage,
+            },
             message: error_text(e),
         }
     }
@@ -216,12 +254,12 @@ fn error_text(e: &crate::Error) -> String {
     text
 }
 
-/// The stable order every format uses: severity, rule id, layer index, path, then message.
+/// The stable order every format uses: severity, rule id (as text), layer index, path, then message.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.severity, &a.rule_id, &a.location, &a.message).cmp(&(
+        (a.severity, a.rule_id.as_str(), &a.location, &a.message).cmp(&(
             b.severity,
-            &b.rule_id,
+            b.rule_id.as_str(),
             &b.location,
             &b.message,
         ))
@@ -231,7 +269,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
 /// A rule as reports describe it (SARIF `tool.driver.rules`, `x1-validate rules`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleMeta {
-    pub id: String,
+    pub id: RuleId,
     pub default_severity: Severity,
     /// One line.
     pub summary: String,

@@ -78,6 +78,9 @@ struct Rule {
     name: Option<String>,
     short_description: Text,
     full_description: Text,
+    /// The rule's page, `docs/rules/<id>.md`, when the package names its repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help_uri: Option<String>,
     help: Help,
     default_configuration: RuleConfig,
 }
@@ -217,7 +220,7 @@ fn build(report: &MaskedReport, opts: &RenderOptions) -> Log {
                     ),
                 },
                 associated_rule: Some(RuleRef {
-                    id: r.rule_id.clone(),
+                    id: r.rule_id.to_string(),
                     index: index[r.rule_id.as_str()],
                 }),
             });
@@ -270,7 +273,7 @@ fn build(report: &MaskedReport, opts: &RenderOptions) -> Log {
                     name: "x1-validate",
                     version: report.tool_version.clone(),
                     semantic_version: report.tool_version.clone(),
-                    information_uri: option_env!("CARGO_PKG_REPOSITORY").filter(|s| !s.is_empty()),
+                    information_uri: REPOSITORY,
                     rules: catalog.iter().map(rule).collect(),
                 },
             },
@@ -300,12 +303,12 @@ fn catalog(report: &Report, opts: &RenderOptions) -> Vec<RuleMeta> {
         let ids = img
             .rules
             .iter()
-            .map(|r| (&r.rule_id, r.severity))
-            .chain(img.findings.iter().map(|f| (&f.rule_id, f.severity)));
+            .map(|r| (r.rule_id, r.severity))
+            .chain(img.findings.iter().map(|f| (f.rule_id, f.severity)));
         for (id, sev) in ids {
-            if !rules.iter().any(|r| &r.id == id) {
+            if !rules.iter().any(|r| r.id == id) {
                 rules.push(RuleMeta {
-                    id: id.clone(),
+                    id,
                     default_severity: sev,
                     summary: format!("Rule {id}."),
                     help: format!("See `x1-validate explain {id}`."),
@@ -324,13 +327,14 @@ fn rule(meta: &RuleMeta) -> Rule {
         format!("{} {}", meta.summary, plain(first_para))
     };
     Rule {
-        id: meta.id.clone(),
+        id: meta.id.to_string(),
         // SARIF1001: a name that only differs from the id in case must be omitted.
-        name: Some(pascal(&meta.id)).filter(|n| !n.eq_ignore_ascii_case(&meta.id)),
+        name: Some(pascal(meta.id.as_str())).filter(|n| !n.eq_ignore_ascii_case(meta.id.as_str())),
         short_description: Text {
             text: meta.summary.clone(),
         },
         full_description: Text { text: full },
+        help_uri: help_uri(REPOSITORY, meta.id),
         help: Help {
             text: plain(&meta.help),
             markdown: meta.help.clone(),
@@ -339,6 +343,19 @@ fn rule(meta: &RuleMeta) -> Rule {
             level: level(meta.default_severity),
         },
     }
+}
+
+/// The repository the package names (`repository` in Cargo.toml), if any: SARIF's `informationUri`, and
+/// the base of each rule's `helpUri`.
+const REPOSITORY: Option<&str> = match option_env!("CARGO_PKG_REPOSITORY") {
+    Some(r) if !r.is_empty() => Some(r),
+    _ => None,
+};
+
+/// `<repository>/blob/main/docs/rules/<id>.md`: the rule's page (generated from the same text as
+/// `x1-validate explain`, see `tests/it/rule_docs.rs`).
+fn help_uri(repository: Option<&str>, id: crate::rules::RuleId) -> Option<String> {
+    repository.map(|r| format!("{}/blob/main/docs/rules/{id}.md", r.trim_end_matches('/')))
 }
 
 fn image_results(img: &ImageReport, index: &HashMap<&str, usize>) -> Vec<SarifResult> {
@@ -405,7 +422,7 @@ fn result(
         props["help"] = json!(help);
     }
     SarifResult {
-        rule_id: f.rule_id.clone(),
+        rule_id: f.rule_id.to_string(),
         rule_index,
         level: level(f.severity),
         message: Text { text },
@@ -570,6 +587,24 @@ pub(crate) fn encode_uri_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_uri_names_the_rule_page() {
+        use crate::rules::RuleId;
+        assert_eq!(help_uri(None, RuleId::BaseOs), None);
+        assert_eq!(
+            help_uri(Some("https://git.example/x1/x1-validate/"), RuleId::BaseOs).as_deref(),
+            Some("https://git.example/x1/x1-validate/blob/main/docs/rules/base-os.md")
+        );
+        // every page it can name exists
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules");
+        for id in RuleId::ALL {
+            assert!(
+                docs.join(format!("{id}.md")).is_file(),
+                "docs/rules/{id}.md"
+            );
+        }
+    }
 
     #[test]
     fn uri_paths_are_percent_encoded() {

@@ -20,7 +20,7 @@ pub struct Tally {
 /// The outcome of one image against `--fail-on`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum GateVerdict {
     /// No finding at or above `--fail-on`, and every rule ran (or was deliberately skipped).
     Pass,
     /// At least one finding at or above `--fail-on`.
@@ -31,13 +31,13 @@ pub enum Verdict {
     Error,
 }
 
-impl Verdict {
+impl GateVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Incomplete => "INCOMPLETE",
-            Verdict::Error => "NOT CHECKED",
+            GateVerdict::Pass => "PASS",
+            GateVerdict::Fail => "FAIL",
+            GateVerdict::Incomplete => "INCOMPLETE",
+            GateVerdict::Error => "NOT CHECKED",
         }
     }
 }
@@ -57,7 +57,7 @@ impl ImageReport {
             .rules
             .iter()
             .filter(|r| r.status == RuleStatus::NotRun)
-            .map(|r| r.rule_id.clone())
+            .map(|r| r.rule_id.to_string())
             .collect();
         t.suppressed = self.suppressed.values().sum();
         t
@@ -65,13 +65,13 @@ impl ImageReport {
 
     /// PASS / FAIL / INCOMPLETE for this image. A finding fails when its severity is at or above
     /// `fail_on` (`Error` is the most severe).
-    pub fn verdict(&self, fail_on: Severity) -> Verdict {
+    pub fn verdict(&self, fail_on: Severity) -> GateVerdict {
         if self.findings.iter().any(|f| f.severity <= fail_on) {
-            Verdict::Fail
+            GateVerdict::Fail
         } else if self.rules.iter().any(|r| r.status == RuleStatus::NotRun) {
-            Verdict::Incomplete
+            GateVerdict::Incomplete
         } else {
-            Verdict::Pass
+            GateVerdict::Pass
         }
     }
 
@@ -131,17 +131,17 @@ impl Report {
 
     /// The worst verdict over all images (FAIL over INCOMPLETE over PASS); `Error` when the run
     /// stopped before checking everything. An empty report passes.
-    pub fn verdict(&self, fail_on: Severity) -> Verdict {
+    pub fn verdict(&self, fail_on: Severity) -> GateVerdict {
         if self.error.is_some() {
-            return Verdict::Error;
+            return GateVerdict::Error;
         }
-        let all: Vec<Verdict> = self.images.iter().map(|i| i.verdict(fail_on)).collect();
-        if all.contains(&Verdict::Fail) {
-            Verdict::Fail
-        } else if all.contains(&Verdict::Incomplete) {
-            Verdict::Incomplete
+        let all: Vec<GateVerdict> = self.images.iter().map(|i| i.verdict(fail_on)).collect();
+        if all.contains(&GateVerdict::Fail) {
+            GateVerdict::Fail
+        } else if all.contains(&GateVerdict::Incomplete) {
+            GateVerdict::Incomplete
         } else {
-            Verdict::Pass
+            GateVerdict::Pass
         }
     }
 }

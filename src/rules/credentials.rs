@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
-use super::source::SourceFile;
 use crate::error::Result;
+use crate::toml_file::SourceFile;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,13 +21,13 @@ struct RawCredentials {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnv {
-    names: Vec<String>,
+    names: Vec<toml::Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    id: String,
+    id: toml::Spanned<String>,
     description: String,
     globs: Vec<String>,
     #[serde(default)]
@@ -76,48 +76,41 @@ impl Credentials {
             ));
         }
         let mut env_names = BTreeSet::new();
-        for name in &raw.env.names {
+        for spanned in &raw.env.names {
+            let name = spanned.get_ref();
             let valid =
                 !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
-                return Err(src.error_at(
-                    &format!("\"{name}\""),
-                    0,
-                    format!("`{name}` is not an environment variable name"),
+                return Err(src.error_in(
+                    spanned.span(),
+                    &format!("`{name}` is not an environment variable name"),
                 ));
             }
             if !env_names.insert(name.to_ascii_uppercase()) {
-                return Err(src.error_at(
-                    &format!("\"{name}\""),
-                    1,
-                    format!("`{name}` is listed twice"),
-                ));
+                return Err(src.error_in(spanned.span(), &format!("`{name}` is listed twice")));
             }
         }
         let mut files = Vec::new();
         let mut ids = BTreeSet::new();
         for f in raw.files {
-            let needle = format!("id = \"{}\"", f.id);
-            if !ids.insert(f.id.clone()) {
-                return Err(src.error_at(
-                    &needle,
-                    1,
-                    format!("file id `{}` is listed twice", f.id),
-                ));
+            let id_span = f.id.span();
+            let id = f.id.into_inner();
+            if !ids.insert(id.clone()) {
+                return Err(src.error_in(id_span, &format!("file id `{id}` is listed twice")));
             }
             let matcher = build_set(src, &f.globs)?;
             let except = build_set(src, &f.except)?;
             let content = match &f.content {
                 None => None,
                 Some(re) => Some(regex::bytes::Regex::new(re).map_err(|e| {
-                    src.error_at(re, 0, format!("invalid content regex for `{}`: {e}", f.id))
+                    src.error_at(re, 0, format!("invalid content regex for `{id}`: {e}"))
                 })?),
             };
             if f.globs.is_empty() {
-                return Err(src.error_at(&needle, 0, format!("`{}` has no globs", f.id)));
+                return Err(src.error_in(id_span, &format!("`{id}` has no globs")));
             }
             files.push(CredentialFile {
-                id: f.id,
+                id,
                 description: f.description,
                 globs: f.globs,
                 matcher,

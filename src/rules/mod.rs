@@ -3,41 +3,21 @@
 //! binary as defaults and overridable with `--rules`/`--presets`.
 
 pub mod credentials;
+pub mod id;
 pub mod preset;
-pub mod source;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
 pub use credentials::{CredentialFile, Credentials};
+pub use id::RuleId;
 pub use preset::{FileKind, Preset};
-pub use source::SourceFile;
 
 use crate::error::{Error, Result};
 use crate::report::{RuleMeta, Severity};
-
-/// Every rule id x1-validate implements (contract.md). `rules/rules.toml` must list exactly these.
-pub const RULE_IDS: &[&str] = &[
-    "runtime-label",
-    "entrypoint",
-    "healthcheck",
-    "provider-env",
-    "build-secret",
-    "secret-in-layer",
-    "credential-file",
-    "secret-in-metadata",
-    "runtime-license",
-    "denied-license",
-    "license-label",
-    "preset-files",
-    "sidecar-config",
-    "image-user",
-    "base-os",
-    "tag-policy",
-    "layer-hygiene",
-];
+use crate::toml_file::SourceFile;
 
 /// The embedded defaults (so an installed binary works outside the repo).
 mod embedded {
@@ -61,7 +41,7 @@ mod embedded {
 /// Everything loaded from `rules/` and `presets/`, validated and compiled once.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
-    /// The contract's rules with their default severity and explain text, in `RULE_IDS` order.
+    /// The contract's rules with their default severity and explain text, in catalogue order (`RuleId::ALL`).
     pub rules: Vec<RuleDef>,
     /// Presets by runtime id (`opencode`, `claude-code`, `codex`).
     pub presets: BTreeMap<String, Preset>,
@@ -76,7 +56,7 @@ pub struct RuleSet {
 /// One contract rule.
 #[derive(Debug, Clone)]
 pub struct RuleDef {
-    pub id: String,
+    pub id: RuleId,
     pub default_severity: Severity,
     /// One line: what fails it.
     pub summary: String,
@@ -95,7 +75,7 @@ struct RawRules {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    id: String,
+    id: toml::Spanned<String>,
     severity: Severity,
     summary: String,
     explain: String,
@@ -136,8 +116,7 @@ impl RuleSet {
         let secrets = match &secrets_file {
             // The by-name secret pattern uses the credential names of the same rule set, so a
             // `--rules` dir with its own credentials.toml is honoured by the content scan too.
-            Some(f) => crate::scan::Patterns::load(&f.text, &f.name)?
-                .with_env_names(&credentials.env_names)?,
+            Some(f) => crate::scan::Patterns::load(&f.text, &f.name, &credentials.env_names)?,
             None => crate::scan::Patterns::default(),
         };
         let licenses = match &licenses_file {
@@ -154,8 +133,8 @@ impl RuleSet {
         })
     }
 
-    /// The rule with this id.
-    pub fn rule(&self, id: &str) -> Option<&RuleDef> {
+    /// The rule with this id (a loaded set has every id: a rules file lacking one is refused).
+    pub fn rule(&self, id: RuleId) -> Option<&RuleDef> {
         self.rules.iter().find(|r| r.id == id)
     }
 
@@ -164,7 +143,7 @@ impl RuleSet {
         self.rules
             .iter()
             .map(|r| RuleMeta {
-                id: r.id.clone(),
+                id: r.id,
                 default_severity: r.default_severity,
                 summary: r.summary.clone(),
                 help: r.explain.trim().to_string(),
@@ -259,24 +238,25 @@ fn parse_rules(src: &SourceFile<'_>) -> Result<Vec<RuleDef>> {
             format!("unsupported schema_version {}", raw.schema_version),
         ));
     }
-    let mut seen = BTreeSet::new();
     let mut by_id = BTreeMap::new();
     for r in raw.rules {
-        let needle = format!("id = \"{}\"", r.id);
-        if !RULE_IDS.contains(&r.id.as_str()) {
-            return Err(src.error_at(
-                &needle,
-                0,
-                format!("unknown rule id `{}` (no check implements it)", r.id),
+        let span = r.id.span();
+        let Ok(id) = r.id.get_ref().parse::<RuleId>() else {
+            return Err(src.error_in(
+                span,
+                &format!(
+                    "unknown rule id `{}` (no check implements it)",
+                    r.id.get_ref()
+                ),
             ));
-        }
-        if !seen.insert(r.id.clone()) {
-            return Err(src.error_at(&needle, 1, format!("rule `{}` is listed twice", r.id)));
+        };
+        if by_id.contains_key(&id) {
+            return Err(src.error_in(span, &format!("rule `{id}` is listed twice")));
         }
         by_id.insert(
-            r.id.clone(),
+            id,
             RuleDef {
-                id: r.id,
+                id,
                 default_severity: r.severity,
                 summary: r.summary,
                 explain: r.explain,
@@ -284,8 +264,8 @@ fn parse_rules(src: &SourceFile<'_>) -> Result<Vec<RuleDef>> {
         );
     }
     let mut rules = Vec::new();
-    for id in RULE_IDS {
-        match by_id.remove(*id) {
+    for id in RuleId::ALL {
+        match by_id.remove(&id) {
             Some(r) => rules.push(r),
             None => {
                 return Err(src.error(
@@ -348,8 +328,8 @@ mod tests {
     #[test]
     fn embedded_rules_and_presets_load() {
         let rs = RuleSet::embedded().expect("the shipped files load");
-        let ids: Vec<&str> = rs.rules.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, RULE_IDS);
+        let ids: Vec<RuleId> = rs.rules.iter().map(|r| r.id).collect();
+        assert_eq!(ids, RuleId::ALL);
         for r in &rs.rules {
             for part in ["What it checks", "Why it matters", "How to fix"] {
                 assert!(r.explain.contains(part), "{}: no `{part}`", r.id);
@@ -390,7 +370,14 @@ mod tests {
         };
         assert!(message.contains("base-oss"), "{message}");
         let at = span.expect("span").offset();
-        assert_eq!(&unknown[at..at + 15], "id = \"base-oss\"");
+        assert_eq!(&unknown[at..at + 10], "\"base-oss\"");
+        // the span comes from the parser (`toml::Spanned`), not a text search: any spelling is labelled
+        let tight = full.replacen("id = \"base-os\"", "id=\"base-oss\"", 1);
+        let Err(Error::RuleFile { span, .. }) = parse(&tight) else {
+            panic!("an unknown id is an error");
+        };
+        let at = span.expect("span").offset();
+        assert_eq!(&tight[at..at + 10], "\"base-oss\"");
         let dup = format!(
             "{full}\n[[rule]]\nid = \"base-os\"\nseverity = \"note\"\nsummary = \"x\"\nexplain = \"x\"\n"
         );

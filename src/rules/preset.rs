@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::source::SourceFile;
 use crate::error::Result;
+use crate::toml_file::SourceFile;
 
 /// A runtime preset (`presets/<runtime>/preset.toml`).
 #[derive(Debug, Clone, Default, Deserialize)]

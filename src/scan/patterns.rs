@@ -1,7 +1,7 @@
 //! `rules/secrets.toml` → compiled [`Patterns`]: strict parsing, regex compilation, the one keyword
 //! automaton (exact-case keywords, minimised so that no keyword contains another), the placeholder
 //! filter and the allowlist. Provider-credential variable names for the assignment pattern come from
-//! `rules/credentials.toml` (embedded by default, replaceable with [`Patterns::with_env_names`]).
+//! `rules/credentials.toml` of the same rule set (passed to [`Patterns::load`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,10 +12,7 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 
 use crate::error::Result;
-use crate::rules::SourceFile;
-
-/// The credentials file whose `[env] names` feed `{credential_names}` until the caller supplies its own.
-const EMBEDDED_CREDENTIALS: &str = include_str!("../../rules/credentials.toml");
+use crate::toml_file::SourceFile;
 
 /// Bytes of look-behind context kept before a window so `\b` and prefix checks see real data.
 pub(crate) const CONTEXT: usize = 64;
@@ -35,7 +32,7 @@ struct RawFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPattern {
-    id: String,
+    id: toml::Spanned<String>,
     description: String,
     regex: String,
     keywords: Vec<String>,
@@ -54,7 +51,7 @@ struct RawPattern {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAllow {
-    id: String,
+    id: toml::Spanned<String>,
     description: String,
     path: String,
     pattern: String,
@@ -139,9 +136,6 @@ pub(crate) struct Compiled {
 #[derive(Debug, Clone)]
 pub struct Patterns {
     pub(crate) inner: Arc<Compiled>,
-    raw: Arc<Vec<RawPattern>>,
-    raw_rest: Arc<(Vec<String>, Vec<RawAllow>)>,
-    file_name: Arc<str>,
 }
 
 impl Default for Patterns {
@@ -157,17 +151,15 @@ impl Default for Patterns {
         .expect("an empty pattern set always compiles");
         Patterns {
             inner: Arc::new(inner),
-            raw: Arc::new(Vec::new()),
-            raw_rest: Arc::new((Vec::new(), Vec::new())),
-            file_name: Arc::from(""),
         }
     }
 }
 
 impl Patterns {
-    /// Parse and compile `rules/secrets.toml` (strict; errors carry a span into `text`). The
-    /// `{credential_names}` macro is filled from the embedded `rules/credentials.toml`.
-    pub fn load(text: &str, file_name: &str) -> Result<Patterns> {
+    /// Parse and compile `rules/secrets.toml` (strict; errors carry a span into `text`), once. The
+    /// `{credential_names}` macro is filled from `env_names` (upper case): the `[env] names` of the
+    /// same rule set's `credentials.toml` (`rules::Credentials::env_names`).
+    pub fn load(text: &str, file_name: &str, env_names: &BTreeSet<String>) -> Result<Patterns> {
         let src = SourceFile {
             name: file_name,
             text,
@@ -180,30 +172,15 @@ impl Patterns {
                 format!("unsupported schema_version {}", raw.schema_version),
             ));
         }
-        let names = embedded_env_names();
-        let inner = compile(&raw.patterns, &raw.placeholders, &raw.allow, &names, &src)?;
+        let inner = compile(
+            &raw.patterns,
+            &raw.placeholders,
+            &raw.allow,
+            env_names,
+            &src,
+        )?;
         Ok(Patterns {
             inner: Arc::new(inner),
-            raw: Arc::new(raw.patterns),
-            raw_rest: Arc::new((raw.placeholders, raw.allow)),
-            file_name: Arc::from(file_name),
-        })
-    }
-
-    /// The same patterns with `{credential_names}` filled from `names` (e.g. a `--rules` dir's
-    /// `credentials.toml`) instead of the embedded list.
-    pub fn with_env_names<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<Self> {
-        let names: BTreeSet<String> = names.into_iter().map(|n| n.to_ascii_uppercase()).collect();
-        let src = SourceFile {
-            name: &self.file_name,
-            text: "",
-        };
-        let inner = compile(&self.raw, &self.raw_rest.0, &self.raw_rest.1, &names, &src)?;
-        Ok(Patterns {
-            inner: Arc::new(inner),
-            raw: Arc::clone(&self.raw),
-            raw_rest: Arc::clone(&self.raw_rest),
-            file_name: Arc::clone(&self.file_name),
         })
     }
 
@@ -222,14 +199,6 @@ impl Patterns {
         self.inner.triggers.len()
     }
 
-    /// Whether `value` is a known placeholder (never a secret).
-    pub fn is_placeholder(&self, value: &[u8]) -> bool {
-        self.inner
-            .placeholders
-            .as_ref()
-            .is_some_and(|re| re.is_match(value))
-    }
-
     /// The allowlist entry that suppresses a hit of `pattern` at `path` with `fingerprint`, if any.
     pub fn allowed(&self, path: &str, pattern: &str, fingerprint: &str) -> Option<&AllowEntry> {
         self.inner.allow.iter().find(|a| {
@@ -238,23 +207,6 @@ impl Patterns {
                 && a.path.is_match(path)
         })
     }
-}
-
-/// Names from the embedded `rules/credentials.toml` (`[env] names`), upper-cased.
-fn embedded_env_names() -> BTreeSet<String> {
-    let Ok(doc) = EMBEDDED_CREDENTIALS.parse::<toml::Table>() else {
-        return BTreeSet::new();
-    };
-    doc.get("env")
-        .and_then(|e| e.get("names"))
-        .and_then(toml::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(toml::Value::as_str)
-                .map(str::to_ascii_uppercase)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// `{credential_names}` → a regex alternation of the names (longest first);
@@ -304,9 +256,9 @@ fn compile(
     let mut ids = BTreeSet::new();
     let max_name = names.iter().map(String::len).max().unwrap_or(0);
     for (i, r) in raw.iter().enumerate() {
-        let needle = format!("id = \"{}\"", r.id);
-        if !ids.insert(r.id.clone()) {
-            return Err(src.error_at(&needle, 1, format!("pattern `{}` is listed twice", r.id)));
+        let (id, id_span) = (r.id.get_ref(), r.id.span());
+        if !ids.insert(id.clone()) {
+            return Err(src.error_in(id_span, &format!("pattern `{id}` is listed twice")));
         }
         let uses_names = r.regex.contains("{credential_names}");
         let text = format!(
@@ -315,7 +267,7 @@ fn compile(
                 .replace("{credential_names}", &names_alternation(names))
         );
         let regex = Regex::new(&text)
-            .map_err(|e| src.error_at(&r.regex, 0, format!("invalid regex for `{}`: {e}", r.id)))?;
+            .map_err(|e| src.error_at(&r.regex, 0, format!("invalid regex for `{id}`: {e}")))?;
         let secret_groups: Vec<usize> = regex
             .capture_names()
             .enumerate()
@@ -327,7 +279,7 @@ fn compile(
             .as_deref()
             .map(|re| {
                 Regex::new(&format!("(?-u){re}")).map_err(|e| {
-                    src.error_at(re, 0, format!("invalid reject regex for `{}`: {e}", r.id))
+                    src.error_at(re, 0, format!("invalid reject regex for `{id}`: {e}"))
                 })
             })
             .transpose()?;
@@ -337,22 +289,21 @@ fn compile(
                 kws.extend(credential_suffixes(names));
             } else if k.len() < 3 {
                 // A shorter keyword shortens the packed searcher's fingerprint for all of them.
-                return Err(src.error_at(
-                    &needle,
-                    0,
-                    format!("keyword `{k}` of `{}` is shorter than 3 bytes", r.id),
+                return Err(src.error_in(
+                    id_span.clone(),
+                    &format!("keyword `{k}` of `{id}` is shorter than 3 bytes"),
                 ));
             } else {
                 kws.push(k.clone());
             }
         }
         if r.keywords.is_empty() {
-            return Err(src.error_at(&needle, 0, format!("`{}` has no keywords", r.id)));
+            return Err(src.error_in(id_span, &format!("`{id}` has no keywords")));
         }
         let extra = if uses_names { max_name } else { 0 };
         let longest_kw = kws.iter().map(String::len).max().unwrap_or(0);
         patterns.push(Pattern {
-            id: r.id.clone(),
+            id: id.clone(),
             description: r.description.clone(),
             regex,
             secret_groups,
@@ -450,22 +401,14 @@ fn compile_allow(
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for a in allow {
-        let needle = format!("id = \"{}\"", a.id);
-        if !seen.insert(a.id.clone()) {
-            return Err(src.error_at(
-                &needle,
-                1,
-                format!("allow entry `{}` is listed twice", a.id),
-            ));
+        let (id, id_span) = (a.id.get_ref(), a.id.span());
+        if !seen.insert(id.clone()) {
+            return Err(src.error_in(id_span, &format!("allow entry `{id}` is listed twice")));
         }
         if a.pattern != "*" && !ids.contains(&a.pattern) {
-            return Err(src.error_at(
-                &needle,
-                0,
-                format!(
-                    "allow entry `{}` names unknown pattern `{}`",
-                    a.id, a.pattern
-                ),
+            return Err(src.error_in(
+                id_span,
+                &format!("allow entry `{id}` names unknown pattern `{}`", a.pattern),
             ));
         }
         if let Some(f) = &a.fingerprint {
@@ -478,15 +421,15 @@ fn compile_allow(
                 return Err(src.error_at(
                     f,
                     0,
-                    format!("fingerprint of `{}` is not sha256:<64 lowercase hex>", a.id),
+                    format!("fingerprint of `{id}` is not sha256:<64 lowercase hex>"),
                 ));
             }
         }
         let path = Glob::new(&a.path)
-            .map_err(|e| src.error_at(&a.path, 0, format!("bad path glob of `{}`: {e}", a.id)))?
+            .map_err(|e| src.error_at(&a.path, 0, format!("bad path glob of `{id}`: {e}")))?
             .compile_matcher();
         out.push(AllowEntry {
-            id: a.id.clone(),
+            id: id.clone(),
             description: a.description.clone(),
             pattern: a.pattern.clone(),
             fingerprint: a.fingerprint.clone(),

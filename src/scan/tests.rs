@@ -14,8 +14,16 @@ use super::{CHUNK, Patterns, SecretScanner, scan_value};
 
 const RULES: &str = include_str!("../../rules/secrets.toml");
 
+/// The credential names of the embedded `rules/credentials.toml`.
+fn names() -> std::collections::BTreeSet<String> {
+    crate::rules::RuleSet::embedded()
+        .unwrap()
+        .credentials
+        .env_names
+}
+
 fn patterns() -> Patterns {
-    Patterns::load(RULES, "rules/secrets.toml").unwrap()
+    Patterns::load(RULES, "rules/secrets.toml", &names()).unwrap()
 }
 
 fn random(template: &str) -> String {
@@ -270,7 +278,7 @@ fn allowlist_suppressions_are_counted() {
         "{RULES}\n[[allow]]\nid = \"vendored-fixture\"\ndescription = \"test\"\npath = \"/opt/**\"\n\
          pattern = \"npm-access-token\"\nfingerprint = \"{fp}\"\n"
     );
-    let p = Patterns::load(&rules, "secrets.toml").unwrap();
+    let p = Patterns::load(&rules, "secrets.toml", &names()).unwrap();
     let data = format!("a {key} b {key}\n");
     let s = scan(&p, "/opt/x/.npmrc", data.as_bytes());
     assert!(s.hits.is_empty());
@@ -280,14 +288,13 @@ fn allowlist_suppressions_are_counted() {
     let bad = format!(
         "{RULES}\n[[allow]]\nid = \"x\"\ndescription = \"\"\npath = \"*\"\npattern = \"nope\"\n"
     );
-    assert!(Patterns::load(&bad, "secrets.toml").is_err());
+    assert!(Patterns::load(&bad, "secrets.toml", &names()).is_err());
 }
 
 #[test]
 fn custom_env_names_replace_the_embedded_list() {
-    let p = patterns()
-        .with_env_names(&["MY_PROVIDER_SECRET_THING".to_string()])
-        .unwrap();
+    let names = ["MY_PROVIDER_SECRET_THING".to_string()].into();
+    let p = Patterns::load(RULES, "rules/secrets.toml", &names).unwrap();
     let v = format!("MY_PROVIDER_SECRET_THING={}\n", random("{alnum:30}7"));
     assert!(
         scan_value(&p, v.as_bytes())

@@ -168,13 +168,16 @@ pub fn check(img: &ImageBuilder, run: &Run<'_>) -> ImageReport {
 pub fn status(r: &ImageReport, id: &str) -> RuleStatus {
     r.rules
         .iter()
-        .find(|x| x.rule_id == id)
+        .find(|x| x.rule_id.as_str() == id)
         .map(|x| x.status)
         .unwrap()
 }
 
 pub fn findings<'a>(r: &'a ImageReport, id: &str) -> Vec<&'a Finding> {
-    r.findings.iter().filter(|f| f.rule_id == id).collect()
+    r.findings
+        .iter()
+        .filter(|f| f.rule_id.as_str() == id)
+        .collect()
 }
 
 /// Assert every gate rule passed (tag-policy skipped without a reference).

@@ -200,7 +200,8 @@ fn corpus_image_reads_identically_in_its_three_forms() {
         }
         // one verified pass per form; `files` output rendered from the same listings
         let s = f.display().to_string();
-        let (opened, listings) = load(&s, None).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let (opened, listings) = load(&s, &x1_validate::image::PlatformChoice::All)
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
         assert_eq!(opened.images.len(), 1, "{s}");
         let img = &opened.images[0];
         let cfg = img.config_descriptor.digest.to_string();

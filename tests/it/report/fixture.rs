@@ -53,7 +53,7 @@ pub(crate) fn layer(index: usize, created_by: Option<&str>) -> LayerRef {
 
 pub(crate) fn finding(rule: &str, sev: Severity, msg: &str, location: Location) -> Finding {
     Finding {
-        rule_id: rule.into(),
+        rule_id: rule.parse().unwrap(),
         severity: sev,
         message: msg.into(),
         help: Some(format!("Fix {rule}: see `x1-validate explain {rule}`.")),
@@ -69,7 +69,7 @@ pub(crate) fn rule(
     detail: Option<&str>,
 ) -> RuleResult {
     RuleResult {
-        rule_id: id.into(),
+        rule_id: id.parse().unwrap(),
         severity: sev,
         status,
         detail: detail.map(str::to_string),
@@ -280,7 +280,7 @@ pub(crate) fn catalog() -> Vec<RuleMeta> {
     ]
     .into_iter()
     .map(|(id, sev)| RuleMeta {
-        id: id.into(),
+        id: id.parse().unwrap(),
         default_severity: sev,
         summary: format!("The {id} rule of the preset contract."),
         help: format!(

@@ -1,5 +1,8 @@
-//! Strict TOML parsing of rule and preset files, turning every parse or validation problem into
-//! [`Error::RuleFile`] with a miette label on the offending span of the file.
+//! Strict TOML parsing of rule, preset and secret-pattern files, turning every parse or validation
+//! problem into [`Error::RuleFile`] with a miette label on the offending span of the file. Its own module
+//! (not `rules`) so that `rules` → `scan` (the compiled patterns) is the only edge between the two.
+//! Fields whose errors need a label are `toml::Spanned` ([`SourceFile::error_in`]);
+//! [`SourceFile::error_at`] searches the text and is the fallback for the rest.
 
 use std::ops::Range;
 
@@ -38,6 +41,12 @@ impl SourceFile<'_> {
             }),
             label,
         }
+    }
+
+    /// A validation error labelled at `span` (from a `toml::Spanned` field).
+    pub fn error_in(&self, span: Range<usize>, message: &str) -> Error {
+        let label = first_line(message).to_string();
+        self.error(format!("{}: {message}", self.name), Some(span), label)
     }
 
     /// A validation error at the `nth` (0-based) occurrence of `needle` (e.g. `id = "x"`), or with no
