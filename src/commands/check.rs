@@ -70,6 +70,11 @@ pub struct CheckArgs {
     /// resolved to its digest first, and that digest is what is gated).
     #[arg(long)]
     pub attach: bool,
+    /// Read every layer, neither using nor filling the layer result cache (by default under
+    /// `$X1_VALIDATE_CACHE_DIR`, else `$XDG_CACHE_HOME/x1-validate` or `~/.cache/x1-validate`, bounded
+    /// by `$X1_VALIDATE_CACHE_MAX`, default 1GiB).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Per-rule overrides from the three flags; an unknown id or a rule named twice is a usage error.
@@ -107,6 +112,12 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
     let timeout = app::parse_duration(&args.healthcheck_timeout)
         .map_err(|e| Error::Usage(format!("--healthcheck-timeout: {e}")))?;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let cache = if args.no_cache {
+        None
+    } else {
+        let max = crate::cache::max_bytes_from_env().map_err(Error::Usage)?;
+        crate::cache::default_dir().map(|d| (d, max))
+    };
     Ok(CheckPlan {
         image: args.image.clone(),
         platform,
@@ -127,6 +138,7 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(100),
+        cache,
     })
 }
 
@@ -262,6 +274,7 @@ fn fallback_plan(args: &CheckArgs) -> CheckPlan {
         },
         color: to_terminal && !no_color,
         width: 100,
+        cache: None,
     }
 }
 

@@ -207,6 +207,25 @@ impl Patterns {
         })
     }
 
+    /// A digest of everything that decides what a scan finds: the patterns as written (keywords,
+    /// regexes, limits), the placeholders, the allowlist, and the compiled regexes (which carry the
+    /// credential names filled in). The layer result cache keys on it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        let mut put = |s: &str| {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        put(&format!("{:?}", self.raw));
+        put(&format!("{:?}", self.raw_rest));
+        for p in &self.inner.patterns {
+            put(p.regex.as_str());
+        }
+        put(&self.inner.max_extent.to_string());
+        hex::encode(h.finalize())
+    }
+
     /// All patterns, in file order.
     pub fn patterns(&self) -> &[Pattern] {
         &self.inner.patterns

@@ -151,6 +151,7 @@ pub fn check_path(path: &Path, run: &Run<'_>) -> ImageReport {
         },
         color: false,
         width: 100,
+        cache: None,
     };
     let mut images = Vec::new();
     app::check(&rules, &plan, &mut images).unwrap();
