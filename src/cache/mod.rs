@@ -16,8 +16,8 @@
 //!   stored at all — it is read again next time.
 //! - **Layout**: `$X1_VALIDATE_CACHE_DIR`, else `$XDG_CACHE_HOME/x1-validate`, else
 //!   `~/.cache/x1-validate` (directories 0700, files 0600); entries under `layers-v<SCHEMA>/<key>`.
-//! - **Entry format**: magic, schema, payload length, SHA-256 of the payload, then the payload:
-//!   `zstd(postcard(Record))`. postcard (serde) because its wire format is specified and stable, it
+//! - **Entry format**: magic, schema, the payload `zstd(postcard(Record))` (encoded while written),
+//!   then its length, the decoded length and its SHA-256. postcard (serde) because its wire format is specified and stable, it
 //!   is compact for the many small integers of a listing (varints) and it decodes without a schema
 //!   description; zstd (already a dependency) shrinks the path-heavy listings about 5×. A damaged,
 //!   truncated or foreign entry fails the checksum or decoding and is a miss (then rewritten).
@@ -47,6 +47,7 @@ use crate::scan::archive::NestedBudget;
 use crate::scan::{Patterns, ScanResult, SecretScanner, scan_value};
 
 pub use record::Record;
+use record::RecordRef;
 
 /// Bumped whenever what a layer read derives, or its encoding, changes.
 pub const SCHEMA: u32 = 1;
@@ -58,7 +59,8 @@ pub const DIR_ENV: &str = "X1_VALIDATE_CACHE_DIR";
 pub const MAX_ENV: &str = "X1_VALIDATE_CACHE_MAX";
 
 const MAGIC: &[u8; 8] = b"X1VLAYER";
-const HEADER: usize = 8 + 4 + 8 + 32;
+const HEADER: usize = 8 + 4;
+const TRAILER: usize = 8 + 8 + 32;
 /// Largest decoded record accepted (a million-entry listing is ≈ 100 MB).
 const MAX_DECODED: u64 = 1 << 30;
 /// Temp files older than this are leftovers of a killed run.
@@ -168,7 +170,7 @@ impl LayerCache {
         Some(rec)
     }
 
-    /// Store `info`'s layer result (atomically: temp file, then rename).
+    /// Store `info`'s layer result (atomically: temp file, then rename). Encoded as it is written.
     pub fn put(
         &self,
         info: &LayerInfo,
@@ -176,16 +178,38 @@ impl LayerCache {
         scan: &ScanResult,
     ) -> io::Result<()> {
         let key = self.key(info);
-        let rec = Record::new(key.clone(), info, listing, scan);
-        let bytes = encode(&rec)?;
-        if bytes.len() as u64 > self.max_bytes / 2 {
-            return Ok(());
-        }
-        let mut tmp = tempfile::Builder::new()
+        let rec = RecordRef::new(&key, info, listing, scan);
+        let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&self.dir)?;
-        tmp.write_all(&bytes)?;
+        let mut out = io::BufWriter::with_capacity(256 * 1024, tmp);
+        out.write_all(MAGIC)?;
+        out.write_all(&SCHEMA.to_le_bytes())?;
+        let mut hashed = Hashing {
+            inner: out,
+            sha: Sha256::new(),
+            len: 0,
+        };
+        let mut counted = Counting {
+            inner: zstd::stream::Encoder::new(&mut hashed, 3)?,
+            len: 0,
+        };
+        postcard::to_io(&rec, &mut counted).map_err(io::Error::other)?;
+        let plain_len = counted.len;
+        counted.inner.finish()?;
+        let Hashing {
+            inner: mut out,
+            sha,
+            len,
+        } = hashed;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(&plain_len.to_le_bytes())?;
+        out.write_all(&sha.finalize())?;
+        let tmp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        if len > self.max_bytes / 2 {
+            return Ok(());
+        }
         tmp.as_file().sync_data()?;
         tmp.persist(self.path(&key)).map_err(|e| e.error)?;
         Ok(())
@@ -283,39 +307,63 @@ fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(v))
 }
 
-/// Header (magic, schema, payload length, payload SHA-256) + `zstd(postcard(rec))`.
-fn encode(rec: &Record) -> io::Result<Vec<u8>> {
-    let plain = postcard::to_stdvec(rec).map_err(io::Error::other)?;
-    let packed = zstd::bulk::compress(&plain, 3)?;
-    let mut out = Vec::with_capacity(HEADER + 8 + packed.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&SCHEMA.to_le_bytes());
-    out.extend_from_slice(&((packed.len() + 8) as u64).to_le_bytes());
-    let mut payload = Vec::with_capacity(8 + packed.len());
-    payload.extend_from_slice(&(plain.len() as u64).to_le_bytes());
-    payload.extend_from_slice(&packed);
-    out.extend_from_slice(&Sha256::digest(&payload));
-    out.extend_from_slice(&payload);
-    Ok(out)
+/// Hashes and counts what passes through to `inner`.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
 }
 
-/// The record in `bytes`, or `None` when anything about it is off (never trusted then).
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Counts what passes through to `inner`.
+struct Counting<W> {
+    inner: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An entry is `MAGIC, SCHEMA (u32 LE), payload, payload length (u64 LE), decoded length (u64 LE),
+/// SHA-256 of the payload`, the payload being `zstd(postcard(Record))`. The record in `bytes`, or
+/// `None` when anything about it is off (never trusted then).
 fn decode(bytes: &[u8]) -> Option<Record> {
-    if bytes.len() < HEADER + 8 || &bytes[..8] != MAGIC {
+    let n = bytes.len();
+    if n < HEADER + TRAILER || &bytes[..8] != MAGIC {
         return None;
     }
     let schema = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
-    let len = u64::from_le_bytes(bytes[12..20].try_into().ok()?);
-    let sum = &bytes[20..52];
-    let payload = &bytes[HEADER..];
-    if schema != SCHEMA || len != payload.len() as u64 || Sha256::digest(payload)[..] != *sum {
+    let trailer = &bytes[n - TRAILER..];
+    let len = u64::from_le_bytes(trailer[..8].try_into().ok()?);
+    let plain_len = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
+    let payload = &bytes[HEADER..n - TRAILER];
+    if schema != SCHEMA
+        || len != payload.len() as u64
+        || plain_len > MAX_DECODED
+        || Sha256::digest(payload)[..] != trailer[16..]
+    {
         return None;
     }
-    let plain_len = u64::from_le_bytes(payload[..8].try_into().ok()?);
-    if plain_len > MAX_DECODED {
-        return None;
-    }
-    let plain = zstd::bulk::decompress(&payload[8..], plain_len as usize).ok()?;
+    let plain = zstd::bulk::decompress(payload, plain_len as usize).ok()?;
     if plain.len() as u64 != plain_len {
         return None;
     }
@@ -408,9 +456,11 @@ pub fn read_layers(
         .collect();
     let read = read_some(r.source, &misses, r.capture, scanner)?;
     if !read.is_empty() && !r.nested.was_exceeded() {
+        // One at a time: storing streams each listing out without copying it; in parallel the
+        // encoders' buffers would add to the peak memory for little gain.
         let stored = read
-            .par_iter()
-            .zip(misses.par_iter())
+            .iter()
+            .zip(&misses)
             .filter(|(o, _)| !holds_secret(&o.listing, r.patterns, r.secret_file))
             .map(|(o, l)| cache.put(l, &o.listing, &o.scan.result()).is_ok())
             .filter(|ok| *ok)

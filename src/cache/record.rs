@@ -75,35 +75,72 @@ enum Hygiene {
     Unsupported(String, String),
 }
 
-impl Record {
+/// The same shape as [`Record`], borrowing the listing (entries are converted one at a time while
+/// they are written, so storing a layer never holds a second copy of its listing).
+#[derive(Serialize)]
+pub(super) struct RecordRef<'a> {
+    key: &'a str,
+    digest: String,
+    diff_id: String,
+    listing: ListingRef<'a>,
+    scan: &'a ScanResult,
+}
+
+#[derive(Serialize)]
+struct ListingRef<'a> {
+    compression: Option<Comp>,
+    uncompressed_size: u64,
+    entries: Seq<'a, Entry, E>,
+    whiteouts: &'a [String],
+    opaque_dirs: &'a [String],
+    hygiene: Seq<'a, HygieneIssue, Hygiene>,
+    captured: &'a BTreeMap<usize, Vec<u8>>,
+    heads: &'a BTreeMap<usize, Vec<u8>>,
+}
+
+/// A slice serialised as the sequence of its items converted to `T`.
+struct Seq<'a, S, T>(&'a [S], std::marker::PhantomData<T>);
+
+impl<'a, S, T> Serialize for Seq<'a, S, T>
+where
+    T: Serialize + From<&'a S>,
+{
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        s.collect_seq(self.0.iter().map(T::from))
+    }
+}
+
+impl<'a> RecordRef<'a> {
     pub(super) fn new(
-        key: String,
+        key: &'a str,
         info: &LayerInfo,
-        l: &LayerListing,
-        scan: &ScanResult,
-    ) -> Record {
-        Record {
+        l: &'a LayerListing,
+        scan: &'a ScanResult,
+    ) -> RecordRef<'a> {
+        RecordRef {
             key,
             digest: info.descriptor.digest.to_string(),
             diff_id: info.diff_id.to_string(),
-            listing: Listing {
+            listing: ListingRef {
                 compression: l.compression.map(|c| match c {
                     Compression::None => Comp::None,
                     Compression::Gzip => Comp::Gzip,
                     Compression::Zstd => Comp::Zstd,
                 }),
                 uncompressed_size: l.uncompressed_size,
-                entries: l.entries.iter().map(E::from).collect(),
-                whiteouts: l.whiteouts.clone(),
-                opaque_dirs: l.opaque_dirs.clone(),
-                hygiene: l.hygiene.iter().map(Hygiene::from).collect(),
-                captured: l.captured.clone(),
-                heads: l.heads.clone(),
+                entries: Seq(&l.entries, std::marker::PhantomData),
+                whiteouts: &l.whiteouts,
+                opaque_dirs: &l.opaque_dirs,
+                hygiene: Seq(&l.hygiene, std::marker::PhantomData),
+                captured: &l.captured,
+                heads: &l.heads,
             },
-            scan: scan.clone(),
+            scan,
         }
     }
+}
 
+impl Record {
     /// The listing (as layer `info` of the image being checked) and the scan result.
     pub(super) fn into_parts(self, info: &LayerInfo) -> (LayerListing, ScanResult) {
         let l = self.listing;
