@@ -68,10 +68,10 @@ base_cold=
 for n in $SIZES; do
   img=$DIR/x$n.tar top=$DIR/x$n-top.tar
   if [[ ! -f $img || ! -f $top ]]; then
-    python3 bench/gen-image.py --scale "$n" --out "$img" --new-top "$top" 2>"$WORK/gen-$n.log"
+    python3 bench/gen-image.py --scale "$n" --out "$img" --new-top "$top" 2>"$DIR/gen-$n.log"
   fi
   gib=$(awk -v b="$(stat -c %s "$img")" 'BEGIN {printf "%.2f", b / 2^30}')
-  files=$(tail -1 "$WORK/gen-$n.log" 2>/dev/null | sed -n 's/.*, \([0-9]*\) files$/\1/p')
+  files=$(tail -1 "$DIR/gen-$n.log" 2>/dev/null | sed -n 's/.*, \([0-9]*\) files$/\1/p')
   primed=$WORK/cache-primed-$n
   rm -rf "$primed"
   X1_VALIDATE_CACHE_DIR=$primed "$BIN" check --exec never --format json "$img" >/dev/null || true
@@ -98,5 +98,5 @@ for n in $SIZES; do
     "$(awk -v a="$ww" -v b="$cw" 'BEGIN {print a / b}')" "$(awk -v a="$nw" -v b="$cw" 'BEGIN {print a / b}')" \
     "$(awk -v a="$cw" -v b="$tw" 'BEGIN {print a / b}')" "$(awk -v a="$cw" -v b="$base_cold" -v n="$n" 'BEGIN {print a / (b * n)}')"
   rm -rf "$primed" "$WORK/c" "$WORK/t"
-  [[ ${KEEP:-0} == 1 ]] || rm -f "$img" "$top" "$img.keys.json"
+  [[ ${KEEP:-0} == 1 ]] || rm -f "$img" "$top" "$img.keys.json" "$DIR/gen-$n.log"
 done

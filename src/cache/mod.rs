@@ -473,3 +473,108 @@ pub fn read_layers(
     restored.sort_by_key(|o| o.listing.index);
     Ok(restored)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Descriptor, Digest, Entry, EntryKind, HygieneIssue};
+
+    fn info(index: usize) -> LayerInfo {
+        let d = |c: char| {
+            Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).expect("digest")
+        };
+        LayerInfo {
+            index,
+            descriptor: Descriptor {
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                digest: d('a'),
+                size: 1234,
+                annotations: std::collections::BTreeMap::new(),
+                platform: None,
+            },
+            diff_id: d('b'),
+            history: None,
+        }
+    }
+
+    fn listing() -> LayerListing {
+        let e = |path: &str, kind: EntryKind, ordinal| Entry {
+            path: path.into(),
+            kind,
+            mode: 0o4755,
+            uid: 1 << 40,
+            gid: 7,
+            size: 99,
+            mtime: 1_700_000_000,
+            ordinal,
+        };
+        let mut l = LayerListing {
+            index: 0,
+            compression: Some(crate::image::Compression::Zstd),
+            compressed_size: 1234,
+            uncompressed_size: 4096,
+            entries: vec![
+                e("etc", EntryKind::Dir, 0),
+                e("etc/passwd", EntryKind::File, 1),
+                e(
+                    "bin/sh",
+                    EntryKind::Symlink {
+                        target: "/bin/dash".into(),
+                    },
+                    3,
+                ),
+                e("dev/null", EntryKind::Char { major: 1, minor: 3 }, 4),
+            ],
+            whiteouts: vec!["old".into()],
+            opaque_dirs: vec![String::new()],
+            hygiene: vec![HygieneIssue::Setuid {
+                path: "etc/passwd".into(),
+                mode: 0o4755,
+            }],
+            ..LayerListing::default()
+        };
+        l.captured
+            .insert(1, b"root:x:0:0::/root:/bin/sh\n".to_vec());
+        l.heads.insert(1, b"#!/bin/sh".to_vec());
+        l
+    }
+
+    fn json(l: &LayerListing) -> String {
+        serde_json::to_string(&(l, &l.captured, &l.heads)).expect("json")
+    }
+
+    #[test]
+    fn a_stored_layer_comes_back_whole_and_damage_is_a_miss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = LayerCache::open(dir.path(), 1 << 20, "ctx").expect("open");
+        let (i, l) = (info(3), listing());
+        let scan = ScanResult {
+            notes: vec!["a note".into()],
+            bytes_scanned: 42,
+            nested_expanded: 7,
+            ..ScanResult::default()
+        };
+        assert!(cache.get(&i).is_none());
+        cache.put(&i, &l, &scan).expect("put");
+        let (back, back_scan) = cache.get(&i).expect("hit").into_parts(&i);
+        assert_eq!(back.index, 3);
+        let mut want = l.clone();
+        want.index = 3;
+        assert_eq!(json(&back), json(&want));
+        assert_eq!(back_scan, scan);
+        // Another configuration is another key.
+        let other = LayerCache::open(dir.path(), 1 << 20, "ctx2").expect("open");
+        assert!(other.get(&i).is_none());
+        // Every single flipped byte makes the entry a miss.
+        let path = cache.path(&cache.key(&i));
+        let good = fs::read(&path).expect("read");
+        for at in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            fs::write(&path, &bad).expect("write");
+            assert!(cache.get(&i).is_none(), "damage at byte {at} was trusted");
+        }
+        fs::write(&path, &good[..good.len() - 1]).expect("write");
+        assert!(cache.get(&i).is_none());
+    }
+}
