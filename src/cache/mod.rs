@@ -272,10 +272,10 @@ fn build_identity() -> String {
     if !cfg!(debug_assertions) {
         return String::new();
     }
-    std::env::current_exe()
-        .and_then(fs::metadata)
-        .map(|m| format!("{}:{}:{}:{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
-        .unwrap_or_else(|_| format!("{:?}", SystemTime::now()))
+    std::env::current_exe().and_then(fs::metadata).map_or_else(
+        |_| format!("{:?}", SystemTime::now()),
+        |m| format!("{}:{}:{}:{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()),
+    )
 }
 
 /// The configuration a layer's result depends on besides its blob: the secret patterns and the
