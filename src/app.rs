@@ -14,7 +14,6 @@ use crate::report::{
     self, Finding, Format, ImageReport, RenderOptions, Report, RuleResult, RuleStatus, Severity,
 };
 use crate::rules::{Preset, RuleId, RuleSet};
-use crate::scan::SecretScanner;
 
 /// Everything a `check` run needs, already validated (see `commands::check`).
 #[derive(Debug, Clone)]
@@ -29,6 +28,8 @@ pub struct CheckPlan {
     /// ANSI colour for the human format.
     pub color: bool,
     pub width: usize,
+    /// The layer result cache's directory and size bound (`None`: `--no-cache`, or no cache dir).
+    pub cache: Option<(std::path::PathBuf, u64)>,
 }
 
 /// Largest file captured whole for the checks: the maximum of what the structural checks need
@@ -89,10 +90,31 @@ pub fn preset_for<'r>(
 
 /// The capture policy: the structural checks' files plus the license checks' files.
 pub fn capture_policy(rules: &RuleSet, preset: Option<&Preset>) -> Result<CapturePolicy> {
-    let globs = checks::capture_globs(rules, preset)
+    CapturePolicy::from_globs(capture_globs(rules, preset), CAPTURE_MAX, HEAD_BYTES)
+}
+
+fn capture_globs(rules: &RuleSet, preset: Option<&Preset>) -> Vec<String> {
+    checks::capture_globs(rules, preset)
         .into_iter()
-        .chain(checks::licenses::capture_globs(preset));
-    CapturePolicy::from_globs(globs, CAPTURE_MAX, HEAD_BYTES)
+        .chain(checks::licenses::capture_globs(preset))
+        .collect()
+}
+
+/// The layer result cache for `plan` under the capture policy of `preset` (`None` without a cache
+/// dir, or when it cannot be opened: the cache only saves time).
+fn layer_cache(
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    preset: Option<&Preset>,
+) -> Option<crate::cache::LayerCache> {
+    let (dir, max) = plan.cache.as_ref()?;
+    let context = crate::cache::context(
+        &rules.secrets,
+        &capture_globs(rules, preset),
+        CAPTURE_MAX,
+        HEAD_BYTES,
+    );
+    crate::cache::LayerCache::open(dir, *max, &context).ok()
 }
 
 fn check_image(
@@ -107,9 +129,19 @@ fn check_image(
     let nested = crate::scan::archive::NestedBudget::for_image(
         image.layers.iter().map(|l| l.descriptor.size).sum(),
     );
-    let outputs = crate::image::read_layers(&opened.source, image, &capture, |_| {
-        SecretScanner::new(Arc::clone(&patterns)).sharing(&nested)
-    })?;
+    let cache = layer_cache(rules, plan, preset);
+    let credential_file = |p: &str| rules.credentials.files.iter().any(|k| k.matches_path(p));
+    let outputs = crate::cache::read_layers(
+        cache.as_ref(),
+        &crate::cache::Reader {
+            source: &opened.source,
+            image,
+            capture: &capture,
+            patterns: &patterns,
+            nested: &nested,
+            secret_file: &credential_file,
+        },
+    )?;
     let (listings, scans): (Vec<_>, Vec<_>) =
         outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();
     let tree = MergedTree::merge(&listings);

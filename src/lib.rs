@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod build;
+pub mod cache;
 pub mod checks;
 pub mod cli;
 pub mod commands;

@@ -167,7 +167,7 @@ fn secs(d: Duration) -> String {
 fn options(input: &CheckInput<'_>) -> Result<sandbox::Options, String> {
     Ok(sandbox::Options {
         max_rootfs: sandbox::max_rootfs_from_env()?,
-        layer_store: sandbox::store::bound_from_env()?,
+        layer_store: sandbox::store::bound_from_env()?.filter(|_| !input.opts.no_layer_store),
         timeout: if input.opts.healthcheck_timeout.is_zero() {
             sandbox::DEFAULT_TIMEOUT
         } else {

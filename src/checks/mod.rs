@@ -45,6 +45,8 @@ pub struct CheckOptions {
     pub preset_flag: Option<String>,
     pub exec: ExecMode,
     pub healthcheck_timeout: Duration,
+    /// `--no-cache`: the healthcheck writes every file instead of linking from the layer store.
+    pub no_layer_store: bool,
 }
 
 /// What every check kind receives.

@@ -72,6 +72,12 @@ pub struct CheckArgs {
     /// resolved to its digest first, and that digest is what is gated).
     #[arg(long)]
     pub attach: bool,
+    /// Read every layer, neither using nor filling the layer result cache (by default under
+    /// `$X1_VALIDATE_CACHE_DIR`, else `$XDG_CACHE_HOME/x1-validate` or `~/.cache/x1-validate`, bounded
+    /// by `$X1_VALIDATE_CACHE_MAX`, default 1GiB), and have the healthcheck write every file instead of
+    /// linking it from the layer store.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Per-rule overrides from the three flags (clap refuses an unknown id); a rule given two different
@@ -100,6 +106,12 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
     }
     let platform = args.platform.platform().cloned();
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let cache = if args.no_cache {
+        None
+    } else {
+        let max = crate::cache::max_bytes_from_env().map_err(Error::Usage)?;
+        crate::cache::default_dir().map(|d| (d, max))
+    };
     Ok(CheckPlan {
         image: args.image.clone(),
         platform,
@@ -114,12 +126,14 @@ fn plan(args: &CheckArgs, rules: &RuleSet, to_terminal: bool) -> Result<CheckPla
             preset_flag: args.preset.clone(),
             exec: args.exec,
             healthcheck_timeout: args.healthcheck_timeout,
+            no_layer_store: args.no_cache,
         },
         color: to_terminal && !no_color,
         width: std::env::var("COLUMNS")
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(100),
+        cache,
     })
 }
 
@@ -252,9 +266,11 @@ fn fallback_plan(args: &CheckArgs) -> CheckPlan {
             preset_flag: None,
             exec: args.exec,
             healthcheck_timeout: std::time::Duration::from_secs(10),
+            no_layer_store: false,
         },
         color: to_terminal && !no_color,
         width: 100,
+        cache: None,
     }
 }
 

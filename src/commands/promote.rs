@@ -195,6 +195,7 @@ pub fn run(args: &PromoteArgs, out: &mut dyn Write) -> Result<u8> {
             warn: Vec::new(),
             allow: Vec::new(),
             attach: true,
+            no_cache: false,
         };
         let code = super::check::run(&cargs, out)?;
         if code != 0 {

@@ -3,7 +3,7 @@
 //! invalid `.wh.`, setuid/setgid, escapes, unsupported entry types), ambiguous PAX sizes as corrupt
 //! input, captures per [`CapturePolicy`], and every regular file's content to the [`ContentScanner`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 
 use tar::EntryType;
@@ -24,7 +24,7 @@ pub fn walk<S: ContentScanner>(
     what: &str,
 ) -> io::Result<u64> {
     let mut ar = tar::Archive::new(r);
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = Seen::default();
     // Where the content of the furthest entry ends, so the caller can tell missing trailing padding
     // (forgiven) from a stream cut inside content (corrupt).
     let mut content_end = 0u64;
@@ -105,14 +105,40 @@ pub fn walk<S: ContentScanner>(
         if !keep {
             continue;
         }
-        if !seen.insert(e.path.clone()) {
+        if !seen.first(&e.path, &listing.entries) {
             listing.hygiene.push(HygieneIssue::DuplicatePath {
                 path: e.path.clone(),
             });
         }
         listing.entries.push(e);
     }
+    listing.entries.shrink_to_fit();
     Ok(content_end)
+}
+
+/// The paths of one layer seen so far, without a second copy of each: a path's 64-bit hash (keyed
+/// per run) → the entry that has it; the rare path whose hash another path took is kept whole.
+#[derive(Default)]
+struct Seen {
+    first: HashMap<u64, usize>,
+    collided: HashSet<String>,
+    keys: std::hash::RandomState,
+}
+
+impl Seen {
+    /// Whether `path` is new in this layer (`entries` are the layer's entries so far).
+    fn first(&mut self, path: &str, entries: &[Entry]) -> bool {
+        use std::hash::BuildHasher;
+        let h = self.keys.hash_one(path);
+        match self.first.get(&h) {
+            None => {
+                self.first.insert(h, entries.len());
+                true
+            }
+            Some(&i) if entries.get(i).is_some_and(|e| e.path == path) => false,
+            Some(_) => self.collided.insert(path.to_string()),
+        }
+    }
 }
 
 /// Record a whiteout/opaque/invalid marker.

@@ -104,8 +104,24 @@ where
     S: ContentScanner,
     F: Fn(&LayerInfo) -> S + Sync,
 {
+    let all: Vec<&LayerInfo> = image.layers.iter().collect();
+    read_some(source, &all, capture, make_scanner)
+}
+
+/// [`read_layers`] for some layers of an image only (the others come from the layer result cache):
+/// the outputs come back in layer order.
+pub fn read_some<S, F>(
+    source: &Source,
+    layers: &[&LayerInfo],
+    capture: &CapturePolicy,
+    make_scanner: F,
+) -> Result<Vec<LayerOutput<S>>>
+where
+    S: ContentScanner,
+    F: Fn(&LayerInfo) -> S + Sync,
+{
     // Largest first, so the longest layer starts at once and the small ones fill in around it.
-    let mut order: Vec<&LayerInfo> = image.layers.iter().collect();
+    let mut order: Vec<&LayerInfo> = layers.to_vec();
     order.sort_by_key(|l| std::cmp::Reverse(l.descriptor.size));
     let mut done: Vec<(usize, LayerOutput<S>)> = order
         .par_iter()

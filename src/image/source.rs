@@ -93,6 +93,15 @@ impl Source {
         self.member_size(&self.rel(&d.digest)).is_some()
     }
 
+    /// Whether the blob is in the input with the size its descriptor gives (a registry: assumed, the
+    /// registry serves it by digest). What a layer result-cache hit checks instead of reading the blob.
+    pub fn has_blob_sized(&self, d: &Descriptor) -> bool {
+        if matches!(self.store, Store::Registry(_)) {
+            return true;
+        }
+        self.member_size(&self.rel(&d.digest)) == Some(d.size)
+    }
+
     /// Size of a member/file by name, when present.
     pub(crate) fn member_size(&self, name: &str) -> Option<u64> {
         match &self.store {

@@ -78,6 +78,17 @@ impl NestedBudget {
         self.spent() >= self.limit
     }
 
+    /// Whether some nested archive was left unopened or cut short because the budget was spent: then
+    /// what each layer found depends on the other layers (and on the order they were read in).
+    pub fn was_exceeded(&self) -> bool {
+        self.spent() > self.limit || self.skipped.load(Ordering::Relaxed) > 0
+    }
+
+    /// Count `n` bytes expanded by a layer that was not read this time (a result-cache hit).
+    pub(crate) fn charge(&self, n: u64) {
+        self.spent.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Count `n` more bytes; false once the budget is exceeded.
     fn take(&self, n: u64) -> bool {
         self.spent.fetch_add(n, Ordering::Relaxed).saturating_add(n) <= self.limit
@@ -303,6 +314,7 @@ pub(crate) fn scan_entry(
         wraps: 0,
     };
     let r = scan_any(s, ordinal, path, &mut outer, &budget, depth);
+    s.nested_expanded += budget.expanded.get();
     match r {
         Err(e) if failed.get() => Err(e),
         Err(e) => {

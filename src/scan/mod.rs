@@ -29,8 +29,9 @@ pub const CHUNK: usize = 256 * 1024;
 /// At most this many hits are kept per layer; more are counted in a note.
 pub const MAX_HITS_PER_LAYER: usize = 2000;
 
-/// One secret found in one layer entry (or in a member of a nested archive inside it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One secret found in one layer entry (or in a member of a nested archive inside it). Holds only the
+/// redacted [`Evidence`], never the value (the layer result cache stores hits as they are).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     /// The entry's `ordinal` in the layer tar ([`crate::image::Entry::ordinal`]).
     pub ordinal: usize,
@@ -52,6 +53,18 @@ pub fn scan_value(patterns: &Patterns, value: &[u8]) -> Vec<Evidence> {
         .collect()
 }
 
+/// Everything one layer's [`SecretScanner`] found: hits (redacted evidence only), notes, allowlist
+/// counts and the bytes it read and expanded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScanResult {
+    pub hits: Vec<Hit>,
+    pub notes: Vec<String>,
+    pub suppressed: BTreeMap<String, u64>,
+    pub dropped: u64,
+    pub bytes_scanned: u64,
+    pub nested_expanded: u64,
+}
+
 /// The per-layer content scanner plugged into [`crate::image::read_layers`]; carries its hits out.
 #[derive(Debug)]
 pub struct SecretScanner {
@@ -66,6 +79,8 @@ pub struct SecretScanner {
     pub dropped: u64,
     /// Bytes of content scanned (after nested decompression).
     pub bytes_scanned: u64,
+    /// Bytes this layer expanded out of nested archives (drawn from the image's shared budget).
+    pub nested_expanded: u64,
     buf: Vec<u8>,
     scratch: Scratch,
     matches: Vec<RawMatch>,
@@ -90,6 +105,7 @@ impl SecretScanner {
             suppressed: BTreeMap::new(),
             dropped: 0,
             bytes_scanned: 0,
+            nested_expanded: 0,
             buf: Vec::new(),
             scratch: Scratch::default(),
             matches: Vec::new(),
@@ -101,6 +117,33 @@ impl SecretScanner {
     #[must_use]
     pub fn sharing(mut self, budget: &Arc<archive::NestedBudget>) -> Self {
         self.nested = Arc::clone(budget);
+        self
+    }
+
+    /// What this scanner found, without its working state (what the layer result cache stores).
+    pub fn result(&self) -> ScanResult {
+        ScanResult {
+            hits: self.hits.clone(),
+            notes: self.notes.clone(),
+            suppressed: self.suppressed.clone(),
+            dropped: self.dropped,
+            bytes_scanned: self.bytes_scanned,
+            nested_expanded: self.nested_expanded,
+        }
+    }
+
+    /// This scanner as if it had read the layer that produced `r` (a result-cache hit): the findings
+    /// are `r`'s, and the layer's nested-archive expansion is charged to the shared image budget, as
+    /// the read would have.
+    #[must_use]
+    pub fn restored(mut self, r: ScanResult) -> Self {
+        self.nested.charge(r.nested_expanded);
+        self.hits = r.hits;
+        self.notes = r.notes;
+        self.suppressed = r.suppressed;
+        self.dropped = r.dropped;
+        self.bytes_scanned = r.bytes_scanned;
+        self.nested_expanded = r.nested_expanded;
         self
     }
 

@@ -136,6 +136,8 @@ pub(crate) struct Compiled {
 #[derive(Debug, Clone)]
 pub struct Patterns {
     pub(crate) inner: Arc<Compiled>,
+    /// SHA-256 of what was compiled: the file's text and the credential names (see `fingerprint`).
+    source: Arc<str>,
 }
 
 impl Default for Patterns {
@@ -151,6 +153,7 @@ impl Default for Patterns {
         .expect("an empty pattern set always compiles");
         Patterns {
             inner: Arc::new(inner),
+            source: Arc::from(""),
         }
     }
 }
@@ -179,9 +182,38 @@ impl Patterns {
             env_names,
             &src,
         )?;
+        let source = {
+            use sha2::{Digest as _, Sha256};
+            let mut h = Sha256::new();
+            h.update(text.as_bytes());
+            for n in env_names {
+                h.update([0]);
+                h.update(n.as_bytes());
+            }
+            hex::encode(h.finalize())
+        };
         Ok(Patterns {
             inner: Arc::new(inner),
+            source: Arc::from(source),
         })
+    }
+
+    /// A digest of everything that decides what a scan finds: the patterns file as written (keywords,
+    /// regexes, limits, placeholders, allowlist), the credential names, and the compiled regexes
+    /// (which carry those names filled in). The layer result cache keys on it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        let mut put = |s: &str| {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        put(&self.source);
+        for p in &self.inner.patterns {
+            put(p.regex.as_str());
+        }
+        put(&self.inner.max_extent.to_string());
+        hex::encode(h.finalize())
     }
 
     /// All patterns, in file order.

@@ -148,9 +148,11 @@ pub fn check_path(path: &Path, run: &Run<'_>) -> ImageReport {
             preset_flag: run.preset.map(str::to_string),
             exec: ExecMode::Never,
             healthcheck_timeout: std::time::Duration::from_secs(10),
+            no_layer_store: false,
         },
         color: false,
         width: 100,
+        cache: None,
     };
     let mut images = Vec::new();
     app::check(&rules, &plan, &mut images).unwrap();

@@ -169,9 +169,11 @@ pub(crate) fn run(t: &Trigger) -> ImageReport {
             preset_flag: None,
             exec: t.exec,
             healthcheck_timeout: std::time::Duration::from_secs(10),
+            no_layer_store: false,
         },
         color: false,
         width: 100,
+        cache: None,
     };
     let mut images = Vec::new();
     app::check(&RuleSet::embedded().unwrap(), &plan, &mut images).unwrap();

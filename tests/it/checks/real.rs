@@ -364,6 +364,7 @@ fn corpus_outcomes(path: &Path) -> Vec<x1_validate::checks::CheckOutcome> {
         preset_flag: None,
         exec: ExecMode::Never,
         healthcheck_timeout: std::time::Duration::from_secs(10),
+        no_layer_store: false,
     };
     let input = CheckInput {
         opened: &opened,

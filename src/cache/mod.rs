@@ -1,0 +1,580 @@
+//! The per-layer result cache: what one read of one layer blob derives (its listing with the captured
+//! files, and its secret-scan result with redacted evidence only), stored on disk so that a layer the
+//! gate has read before — the Debian, Node and runtime layers under every `:edge` build — costs a file
+//! read instead of an inflate, a SHA-256 and a scan.
+//!
+//! - **Key**: SHA-256 of the x1-validate version and cache schema (plus, in debug builds, the identity
+//!   of the running executable), the effective configuration (secret patterns with their allowlist and
+//!   credential names, capture globs and limits: [`LayerCache::open`]'s `context`), and the layer
+//!   blob's digest, size and media type. Blobs are content addressed, so a hit is sound without
+//!   re-reading the blob; the blob must still be in the input with its size, and the `diff_id` the
+//!   config gives is checked against the one the read computed (a mismatch is the same exit 3 as a
+//!   cold read).
+//! - **What is never stored**: unmasked secrets. Hits carry only [`crate::report::Evidence`]
+//!   (prefix, length, fingerprint). A layer whose captured bytes (files the checks read, executable
+//!   heads) contain anything a secret pattern matches, or that captures a credential file, is not
+//!   stored at all — it is read again next time.
+//! - **Layout**: `$X1_VALIDATE_CACHE_DIR`, else `$XDG_CACHE_HOME/x1-validate`, else
+//!   `~/.cache/x1-validate` (directories 0700, files 0600); entries under `layers-v<SCHEMA>/<key>`.
+//! - **Entry format**: magic, schema, the payload `zstd(postcard(Record))` (encoded while written),
+//!   then its length, the decoded length and its SHA-256. postcard (serde) because its wire format is specified and stable, it
+//!   is compact for the many small integers of a listing (varints) and it decodes without a schema
+//!   description; zstd (already a dependency) shrinks the path-heavy listings about 5×. A damaged,
+//!   truncated or foreign entry fails the checksum or decoding and is a miss (then rewritten).
+//! - **Writes** are atomic (a private temp file in the same directory, then `rename`), so concurrent
+//!   runs see a whole entry or none; two runs writing one key write the same bytes.
+//! - **Bound**: [`DEFAULT_MAX_BYTES`] (1 GiB; `X1_VALIDATE_CACHE_MAX`, e.g. `4GiB`), least recently
+//!   used first out: a hit refreshes the entry's mtime; after a run that wrote, the oldest entries are
+//!   removed until the total fits (one evicting run at a time, by an advisory lock).
+
+mod record;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+use crate::image::layer::read_some;
+use crate::image::stream::layer_name;
+use crate::image::{CapturePolicy, Image, LayerInfo, LayerListing, LayerOutput, Source};
+use crate::scan::archive::NestedBudget;
+use crate::scan::{Patterns, ScanResult, SecretScanner, scan_value};
+
+pub use record::Record;
+use record::RecordRef;
+
+/// Bumped whenever what a layer read derives, or its encoding, changes.
+pub const SCHEMA: u32 = 1;
+/// Default size bound of the cache directory.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
+/// The environment variable naming the cache directory.
+pub const DIR_ENV: &str = "X1_VALIDATE_CACHE_DIR";
+/// The environment variable bounding the cache's size (`512MiB`, `4GiB`, bytes).
+pub const MAX_ENV: &str = "X1_VALIDATE_CACHE_MAX";
+
+const MAGIC: &[u8; 8] = b"X1VLAYER";
+const HEADER: usize = 8 + 4;
+const TRAILER: usize = 8 + 8 + 32;
+/// Largest decoded record accepted (a million-entry listing is ≈ 100 MB).
+const MAX_DECODED: u64 = 1 << 30;
+/// Temp files older than this are leftovers of a killed run.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// The cache directory by the environment: `$X1_VALIDATE_CACHE_DIR`, `$XDG_CACHE_HOME/x1-validate`,
+/// `$HOME/.cache/x1-validate`; `None` when none is set.
+pub fn default_dir() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env(DIR_ENV)
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("x1-validate")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/x1-validate")))
+}
+
+/// The size bound by the environment (`X1_VALIDATE_CACHE_MAX`), else [`DEFAULT_MAX_BYTES`].
+pub fn max_bytes_from_env() -> std::result::Result<u64, String> {
+    match std::env::var(MAX_ENV) {
+        Ok(v) if !v.trim().is_empty() => {
+            crate::cli::parse_size(&v).map_err(|e| format!("{MAX_ENV}: {e}"))
+        }
+        _ => Ok(DEFAULT_MAX_BYTES),
+    }
+}
+
+/// An open layer result cache.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    /// Hash of everything but the blob that decides a layer's result.
+    salt: [u8; 32],
+}
+
+impl LayerCache {
+    /// Open (creating, mode 0700) the cache under `root`. `context` names the effective
+    /// configuration a layer's result depends on (see [`context`]).
+    pub fn open(root: &Path, max_bytes: u64, context: &str) -> io::Result<LayerCache> {
+        let dir = root.join(format!("layers-v{SCHEMA}"));
+        for d in [root, &dir] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)?;
+            let m = fs::metadata(d)?;
+            if !m.is_dir() || m.uid() != rustix::process::geteuid().as_raw() {
+                return Err(io::Error::other(format!(
+                    "{}: not a directory owned by this user",
+                    d.display()
+                )));
+            }
+            if m.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(d, fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        let mut h = Sha256::new();
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(SCHEMA.to_le_bytes());
+        h.update(build_identity().as_bytes());
+        h.update((context.len() as u64).to_le_bytes());
+        h.update(context.as_bytes());
+        Ok(LayerCache {
+            dir,
+            max_bytes,
+            salt: h.finalize().into(),
+        })
+    }
+
+    /// The directory holding the entries.
+    pub fn entries_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key of `info`'s layer under this configuration.
+    pub fn key(&self, info: &LayerInfo) -> String {
+        let d = &info.descriptor;
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        for part in [d.digest.to_string().as_str(), d.media_type.as_str()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.update(d.size.to_le_bytes());
+        hex::encode(h.finalize())
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+
+    /// The stored result for `info`'s layer; `None` when absent, damaged or not this layer's. A hit
+    /// refreshes the entry's age (LRU).
+    pub fn get(&self, info: &LayerInfo) -> Option<Record> {
+        let key = self.key(info);
+        let path = self.path(&key);
+        let bytes = read_bounded(&path).ok()??;
+        let rec = decode(&bytes)?;
+        if rec.key != key || rec.digest != info.descriptor.digest.to_string() {
+            return None;
+        }
+        if let Ok(f) = OpenOptions::new().write(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        Some(rec)
+    }
+
+    /// Store `info`'s layer result (atomically: temp file, then rename). Encoded as it is written.
+    pub fn put(
+        &self,
+        info: &LayerInfo,
+        listing: &LayerListing,
+        scan: &ScanResult,
+    ) -> io::Result<()> {
+        let key = self.key(info);
+        let rec = RecordRef::new(&key, info, listing, scan);
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)?;
+        let mut out = io::BufWriter::with_capacity(256 * 1024, tmp);
+        out.write_all(MAGIC)?;
+        out.write_all(&SCHEMA.to_le_bytes())?;
+        let mut hashed = Hashing {
+            inner: out,
+            sha: Sha256::new(),
+            len: 0,
+        };
+        let mut counted = Counting {
+            inner: zstd::stream::Encoder::new(&mut hashed, 3)?,
+            len: 0,
+        };
+        postcard::to_io(&rec, &mut counted).map_err(io::Error::other)?;
+        let plain_len = counted.len;
+        counted.inner.finish()?;
+        let Hashing {
+            inner: mut out,
+            sha,
+            len,
+        } = hashed;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(&plain_len.to_le_bytes())?;
+        out.write_all(&sha.finalize())?;
+        let tmp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        if len > self.max_bytes / 2 {
+            return Ok(());
+        }
+        tmp.as_file().sync_data()?;
+        tmp.persist(self.path(&key)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Remove the least recently used entries until the total fits the bound (and temp files left
+    /// by killed runs). One run evicts at a time; a run that finds the lock taken skips eviction.
+    pub fn evict(&self) -> io::Result<()> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(".evict.lock"))?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Ok(());
+        }
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        let mut total = 0u64;
+        for e in fs::read_dir(&self.dir)? {
+            let e = e?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(m) = e.metadata() else { continue };
+            if !m.is_file() || name == ".evict.lock" {
+                continue;
+            }
+            let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if name.starts_with(".tmp-") {
+                if now.duration_since(mtime).unwrap_or_default() > STALE_TEMP {
+                    let _ = fs::remove_file(e.path());
+                }
+                continue;
+            }
+            total += m.len();
+            entries.push((mtime, m.len(), e.path()));
+        }
+        if total <= self.max_bytes {
+            return Ok(());
+        }
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            match fs::remove_file(&path) {
+                Ok(()) => total -= len,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => total -= len,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What identifies the build: nothing more than the version in a release build; in a debug build the
+/// executable's size, mtime and inode too, so that developers' and tests' builds of one version never
+/// share entries made by other code.
+fn build_identity() -> String {
+    if !cfg!(debug_assertions) {
+        return String::new();
+    }
+    std::env::current_exe().and_then(fs::metadata).map_or_else(
+        |_| format!("{:?}", SystemTime::now()),
+        |m| format!("{}:{}:{}:{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()),
+    )
+}
+
+/// The configuration a layer's result depends on besides its blob: the secret patterns and the
+/// capture policy's globs and limits.
+pub fn context(
+    patterns: &Patterns,
+    capture_globs: &[String],
+    max_size: u64,
+    head: usize,
+) -> String {
+    format!(
+        "patterns {}\ncapture {capture_globs:?} max {max_size} head {head}",
+        patterns.fingerprint()
+    )
+}
+
+fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len > MAX_DECODED {
+        return Ok(None);
+    }
+    let mut v = Vec::with_capacity(len as usize);
+    f.take(MAX_DECODED).read_to_end(&mut v)?;
+    Ok(Some(v))
+}
+
+/// Hashes and counts what passes through to `inner`.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Counts what passes through to `inner`.
+struct Counting<W> {
+    inner: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An entry is `MAGIC, SCHEMA (u32 LE), payload, payload length (u64 LE), decoded length (u64 LE),
+/// SHA-256 of the payload`, the payload being `zstd(postcard(Record))`. The record in `bytes`, or
+/// `None` when anything about it is off (never trusted then).
+fn decode(bytes: &[u8]) -> Option<Record> {
+    let n = bytes.len();
+    if n < HEADER + TRAILER || &bytes[..8] != MAGIC {
+        return None;
+    }
+    let schema = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
+    let trailer = &bytes[n - TRAILER..];
+    let len = u64::from_le_bytes(trailer[..8].try_into().ok()?);
+    let plain_len = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
+    let payload = &bytes[HEADER..n - TRAILER];
+    if schema != SCHEMA
+        || len != payload.len() as u64
+        || plain_len > MAX_DECODED
+        || Sha256::digest(payload)[..] != trailer[16..]
+    {
+        return None;
+    }
+    let plain = zstd::bulk::decompress(payload, plain_len as usize).ok()?;
+    if plain.len() as u64 != plain_len {
+        return None;
+    }
+    postcard::from_bytes(&plain).ok()
+}
+
+/// Whether storing this layer's result could put a secret on disk: a captured file or executable head
+/// in which a secret pattern matches, or a captured file that `secret_file` says is a credential file.
+fn holds_secret(
+    listing: &LayerListing,
+    patterns: &Patterns,
+    secret_file: &dyn Fn(&str) -> bool,
+) -> bool {
+    listing.captured.iter().any(|(&i, bytes)| {
+        listing.entries.get(i).is_none_or(|e| secret_file(&e.path))
+            || !scan_value(patterns, bytes).is_empty()
+    }) || listing
+        .heads
+        .values()
+        .any(|bytes| !scan_value(patterns, bytes).is_empty())
+}
+
+/// What the layer reads of one image need besides the cache.
+pub struct Reader<'a> {
+    pub source: &'a Source,
+    pub image: &'a Image,
+    pub capture: &'a CapturePolicy,
+    pub patterns: &'a Arc<Patterns>,
+    /// The image's shared nested-archive budget.
+    pub nested: &'a Arc<NestedBudget>,
+    /// Paths of credential files (never stored).
+    pub secret_file: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// [`crate::image::read_layers`] with a [`SecretScanner`] per layer, through the cache: layers with a
+/// stored result are not read (their blob must be present with its size; the `diff_id` is checked),
+/// the others are read and then stored — unless a nested-archive budget was exceeded (then results
+/// depend on the other layers) or the layer holds a secret in what it captured.
+pub fn read_layers(
+    cache: Option<&LayerCache>,
+    r: &Reader<'_>,
+) -> Result<Vec<LayerOutput<SecretScanner>>> {
+    let scanner = |_: &LayerInfo| SecretScanner::new(Arc::clone(r.patterns)).sharing(r.nested);
+    let Some(cache) = cache else {
+        return crate::image::read_layers(r.source, r.image, r.capture, scanner);
+    };
+    let found: Vec<Option<Record>> = r
+        .image
+        .layers
+        .par_iter()
+        .map(|l| {
+            r.source
+                .has_blob_sized(&l.descriptor)
+                .then(|| cache.get(l))
+                .flatten()
+        })
+        .collect();
+    let misses: Vec<&LayerInfo> = r
+        .image
+        .layers
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(l, _)| l)
+        .collect();
+    let mut hits = Vec::new();
+    for (l, f) in r.image.layers.iter().zip(found) {
+        if let Some(rec) = f {
+            if rec.diff_id != l.diff_id.to_string() {
+                return Err(Error::corrupt(
+                    layer_name(l),
+                    format!(
+                        "diff_id differs: the uncompressed layer hashes to {}, the config says {}",
+                        rec.diff_id, l.diff_id
+                    ),
+                ));
+            }
+            hits.push((l, rec));
+        }
+    }
+    let mut restored: Vec<LayerOutput<SecretScanner>> = hits
+        .into_iter()
+        .map(|(l, rec)| {
+            let (listing, scan) = rec.into_parts(l);
+            LayerOutput {
+                listing,
+                scan: scanner(l).restored(scan),
+            }
+        })
+        .collect();
+    let read = read_some(r.source, &misses, r.capture, scanner)?;
+    if !read.is_empty() && !r.nested.was_exceeded() {
+        // One at a time: storing streams each listing out without copying it; in parallel the
+        // encoders' buffers would add to the peak memory for little gain.
+        let stored = read
+            .iter()
+            .zip(&misses)
+            .filter(|(o, _)| !holds_secret(&o.listing, r.patterns, r.secret_file))
+            .map(|(o, l)| cache.put(l, &o.listing, &o.scan.result()).is_ok())
+            .filter(|ok| *ok)
+            .count();
+        if stored > 0 {
+            let _ = cache.evict();
+        }
+    }
+    restored.extend(read);
+    restored.sort_by_key(|o| o.listing.index);
+    Ok(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{Descriptor, Digest, Entry, EntryKind, HygieneIssue};
+
+    fn info(index: usize) -> LayerInfo {
+        let d = |c: char| {
+            Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).expect("digest")
+        };
+        LayerInfo {
+            index,
+            descriptor: Descriptor {
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                digest: d('a'),
+                size: 1234,
+                annotations: std::collections::BTreeMap::new(),
+                platform: None,
+            },
+            diff_id: d('b'),
+            history: None,
+        }
+    }
+
+    fn listing() -> LayerListing {
+        let e = |path: &str, kind: EntryKind, ordinal| Entry {
+            path: path.into(),
+            kind,
+            mode: 0o4755,
+            uid: 1 << 40,
+            gid: 7,
+            size: 99,
+            mtime: 1_700_000_000,
+            ordinal,
+        };
+        let mut l = LayerListing {
+            index: 0,
+            compression: Some(crate::image::Compression::Zstd),
+            compressed_size: 1234,
+            uncompressed_size: 4096,
+            entries: vec![
+                e("etc", EntryKind::Dir, 0),
+                e("etc/passwd", EntryKind::File, 1),
+                e(
+                    "bin/sh",
+                    EntryKind::Symlink {
+                        target: "/bin/dash".into(),
+                    },
+                    3,
+                ),
+                e("dev/null", EntryKind::Char { major: 1, minor: 3 }, 4),
+            ],
+            whiteouts: vec!["old".into()],
+            opaque_dirs: vec![String::new()],
+            hygiene: vec![HygieneIssue::Setuid {
+                path: "etc/passwd".into(),
+                mode: 0o4755,
+            }],
+            ..LayerListing::default()
+        };
+        l.captured
+            .insert(1, b"root:x:0:0::/root:/bin/sh\n".to_vec());
+        l.heads.insert(1, b"#!/bin/sh".to_vec());
+        l
+    }
+
+    fn json(l: &LayerListing) -> String {
+        serde_json::to_string(&(l, &l.captured, &l.heads)).expect("json")
+    }
+
+    #[test]
+    fn a_stored_layer_comes_back_whole_and_damage_is_a_miss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = LayerCache::open(dir.path(), 1 << 20, "ctx").expect("open");
+        let (i, l) = (info(3), listing());
+        let scan = ScanResult {
+            notes: vec!["a note".into()],
+            bytes_scanned: 42,
+            nested_expanded: 7,
+            ..ScanResult::default()
+        };
+        assert!(cache.get(&i).is_none());
+        cache.put(&i, &l, &scan).expect("put");
+        let (back, back_scan) = cache.get(&i).expect("hit").into_parts(&i);
+        assert_eq!(back.index, 3);
+        let mut want = l.clone();
+        want.index = 3;
+        assert_eq!(json(&back), json(&want));
+        assert_eq!(back_scan, scan);
+        // Another configuration is another key.
+        let other = LayerCache::open(dir.path(), 1 << 20, "ctx2").expect("open");
+        assert!(other.get(&i).is_none());
+        // Every single flipped byte makes the entry a miss.
+        let path = cache.path(&cache.key(&i));
+        let good = fs::read(&path).expect("read");
+        for at in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x20;
+            fs::write(&path, &bad).expect("write");
+            assert!(cache.get(&i).is_none(), "damage at byte {at} was trusted");
+        }
+        fs::write(&path, &good[..good.len() - 1]).expect("write");
+        assert!(cache.get(&i).is_none());
+    }
+}

@@ -1,0 +1,425 @@
+//! The per-layer result cache (`src/cache`): reports are identical cold and warm on every test image
+//! (and the corpus when present), a hit reads no blob, a miss stores, a damaged entry is ignored and
+//! rewritten, the size bound evicts, two runs at once share a cache, and no secret reaches the disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rand::Rng;
+
+use crate::common::{ImageBuilder, Layer, bin, corpus_dir, fixtures_dir};
+
+fn key(template: &str) -> String {
+    let mut rng = rand::rng();
+    x1_validate::scan::template::expand(template, &mut |a: &[u8]| a[rng.random_range(0..a.len())])
+        .expect("known template classes")
+}
+
+/// `check --exec never --format json IMAGE` with the cache in `cache` (`None`: `--no-cache`).
+fn check(image: &Path, cache: Option<&Path>, extra_env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(bin());
+    c.args(["check", "--exec", "never", "--format", "json"])
+        .arg(image)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100");
+    match cache {
+        Some(d) => {
+            c.env("X1_VALIDATE_CACHE_DIR", d);
+        }
+        None => {
+            c.arg("--no-cache");
+        }
+    }
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    c.output().expect("run x1-validate")
+}
+
+/// What must be equal between two runs: exit code, stdout, stderr.
+fn outcome(o: &Output) -> (Option<i32>, String, String) {
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn entries(cache: &Path) -> Vec<PathBuf> {
+    let dir = cache.join(format!("layers-v{}", x1_validate::cache::SCHEMA));
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Every image under testdata/: OCI layout dirs (an `index.json`) and archives (`*.tar`, except the
+/// squash goldens, which are filesystems, not images).
+fn test_images() -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.join("index.json").is_file() {
+                    out.push(p.clone());
+                }
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "tar")
+                && !p.to_string_lossy().contains("squash-golden")
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(&fixtures_dir().join(".."), &mut v);
+    v.sort();
+    v
+}
+
+#[test]
+fn reports_are_identical_cold_warm_and_uncached_on_every_test_image() {
+    let images = test_images();
+    assert!(
+        images.len() >= 20,
+        "found only {} test images",
+        images.len()
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let mut stored_any = false;
+    for img in &images {
+        let uncached = check(img, None, &[]);
+        let cold = check(img, Some(cache.path()), &[]);
+        let before = entries(cache.path()).len();
+        let warm = check(img, Some(cache.path()), &[]);
+        let name = img.display();
+        assert_eq!(
+            outcome(&uncached),
+            outcome(&cold),
+            "{name}: cold run differs from --no-cache"
+        );
+        assert_eq!(
+            outcome(&cold),
+            outcome(&warm),
+            "{name}: warm run differs from cold"
+        );
+        assert_eq!(
+            before,
+            entries(cache.path()).len(),
+            "{name}: a warm run stored new entries"
+        );
+        stored_any |= before > 0;
+    }
+    assert!(stored_any, "no test image was cached");
+}
+
+#[test]
+fn corpus_report_is_identical_cold_and_warm() {
+    let Some(corpus) = corpus_dir() else {
+        crate::common::skip("corpus not found (X1_CORPUS_DIR)");
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    for input in [corpus.join("oci"), corpus.join("image.docker.tar")] {
+        let uncached = check(&input, None, &[]);
+        let cold = check(&input, Some(cache.path()), &[]);
+        let warm = check(&input, Some(cache.path()), &[]);
+        assert_eq!(outcome(&uncached), outcome(&cold), "{}", input.display());
+        assert_eq!(outcome(&cold), outcome(&warm), "{}", input.display());
+    }
+    assert!(!entries(cache.path()).is_empty());
+}
+
+/// An image with a planted key in a layer and a second, clean layer.
+fn keyed_image(k: &str) -> ImageBuilder {
+    ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .dir("etc")
+                .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n")
+                .file(
+                    "opt/app/settings.js",
+                    format!("const k = \"{k}\";\n").as_bytes(),
+                ),
+        )
+        .layer(Layer::new().dir("srv").file("srv/readme.txt", b"hello\n"))
+        .env("PATH=/usr/bin")
+}
+
+#[test]
+fn a_hit_reads_no_blob_a_miss_stores_and_a_new_top_layer_is_the_only_miss() {
+    let k = key("ghp_{alnum:36}");
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image(&k).write_oci_dir(&work.path().join("a"));
+    let cold = check(&img, Some(cache.path()), &[]);
+    assert_eq!(
+        cold.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&cold.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&cold.stdout);
+    assert!(
+        stdout.contains("secret-in-layer") && stdout.contains("ghp_"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&k), "the key leaked into the report");
+    let stored = entries(cache.path());
+    assert_eq!(stored.len(), 2, "one entry per layer");
+    // No stored byte holds the key (hits keep redacted evidence only; entries are compressed, so
+    // decode them through the cache's own reader as well).
+    for e in &stored {
+        let raw = std::fs::read(e).unwrap();
+        assert!(!raw.windows(k.len()).any(|w| w == k.as_bytes()));
+    }
+
+    // A hit does not read the blob: overwrite every layer blob with zeros of the same size; the warm
+    // run still answers from the cache, a --no-cache run finds the damage (exit 3).
+    let manifest = layer_blobs(&img);
+    for b in &manifest {
+        let len = std::fs::metadata(b).unwrap().len();
+        std::fs::write(b, vec![0u8; len as usize]).unwrap();
+    }
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&warm));
+    assert_eq!(check(&img, None, &[]).status.code(), Some(3));
+
+    // Only a new top layer: exactly one new entry, and the report is the uncached one.
+    let img2 = keyed_image(&k)
+        .layer(Layer::new().file("srv/new.txt", b"new top layer\n"))
+        .write_oci_dir(&work.path().join("b"));
+    let cold2 = check(&img2, None, &[]);
+    // (the two lower layers of img2 are the same blobs as img's, which now hold zeros on disk in `a`
+    // only; `b` has its own intact copies)
+    let warm2 = check(&img2, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold2), outcome(&warm2));
+    let name = |p: &PathBuf| p.file_name().unwrap().to_owned();
+    let (a, b) = (layer_blobs(&img), layer_blobs(&img2));
+    assert_eq!(
+        a.iter().map(name).collect::<Vec<_>>(),
+        b[..2].iter().map(name).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        entries(cache.path()).len(),
+        3,
+        "only the new top layer was a miss"
+    );
+}
+
+/// The layer blob files of a one-image OCI layout, in manifest order.
+fn layer_blobs(layout: &Path) -> Vec<PathBuf> {
+    let blob = |d: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap();
+    let man: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(m)).unwrap()).unwrap();
+    man["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| blob(l["digest"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_hit_still_needs_the_blob_and_the_configs_diff_id() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image("none").write_oci_dir(&work.path().join("img"));
+    assert_ne!(check(&img, Some(cache.path()), &[]).status.code(), Some(3));
+    assert_eq!(entries(cache.path()).len(), 2);
+    // The same layer blobs under a config whose diff_ids are wrong: exit 3, cold and warm alike.
+    let other = keyed_image("none")
+        .corrupt(crate::common::Corruption::WrongDiffId(1))
+        .write_oci_dir(&work.path().join("other"));
+    let (cold, warm) = (
+        check(&other, None, &[]),
+        check(&other, Some(cache.path()), &[]),
+    );
+    assert_eq!(
+        cold.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&cold.stderr)
+    );
+    assert_eq!(outcome(&cold), outcome(&warm));
+    // A blob gone from the input: exit 3 although its result is stored.
+    let blobs = layer_blobs(&img);
+    std::fs::remove_file(&blobs[1]).unwrap();
+    let warm = check(&img, Some(cache.path()), &[]);
+    let cold = check(&img, None, &[]);
+    assert_eq!(warm.status.code(), Some(3));
+    assert_eq!(outcome(&cold), outcome(&warm));
+}
+
+#[test]
+fn a_damaged_entry_is_ignored_and_rewritten() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image(&key("ghp_{alnum:36}")).write_oci_dir(work.path());
+    let cold = check(&img, Some(cache.path()), &[]);
+    let stored = entries(cache.path());
+    assert_eq!(stored.len(), 2);
+    let good: Vec<Vec<u8>> = stored.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    // Flip one payload byte of the first entry, truncate the second.
+    let mut bad = good[0].clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    std::fs::write(&stored[0], &bad).unwrap();
+    std::fs::write(&stored[1], &good[1][..good[1].len() / 2]).unwrap();
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&warm));
+    for (p, g) in stored.iter().zip(&good) {
+        assert_eq!(
+            &std::fs::read(p).unwrap(),
+            g,
+            "{} was not rewritten",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn the_size_bound_evicts_least_recently_used_entries() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // Three images of one layer each, of the same shape (random names: entries of similar size).
+    let mut imgs = Vec::new();
+    for i in 0..3 {
+        let mut layer = Layer::new();
+        for j in 0..400 {
+            layer = layer.file(&format!("d{i}/file-{j}-{}", key("{alnum:24}")), b"x");
+        }
+        imgs.push(
+            ImageBuilder::new()
+                .layer(layer)
+                .write_oci_dir(&work.path().join(format!("i{i}"))),
+        );
+    }
+    check(&imgs[0], Some(cache.path()), &[]);
+    let first = entries(cache.path());
+    assert_eq!(first.len(), 1);
+    let one = std::fs::metadata(&first[0]).unwrap().len();
+    // Room for two entries, not three.
+    let bound = one * 5 / 2;
+    let bound_s = bound.to_string();
+    let env = [("X1_VALIDATE_CACHE_MAX", bound_s.as_str())];
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    check(&imgs[1], Some(cache.path()), &env);
+    assert_eq!(entries(cache.path()).len(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Use image 0 again: its entry becomes the most recently used.
+    check(&imgs[0], Some(cache.path()), &env);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    check(&imgs[2], Some(cache.path()), &env);
+    let left = entries(cache.path());
+    let total: u64 = left
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(total <= bound, "{total} bytes left over a bound of {bound}");
+    assert_eq!(left.len(), 2);
+    assert!(
+        left.contains(&first[0]),
+        "the recently used entry was evicted"
+    );
+}
+
+#[test]
+fn two_runs_at_once_share_one_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image(&key("ghp_{alnum:36}"))
+        .layer(Layer::new().file("a/b/c.txt", &vec![b'a'; 300_000]))
+        .write_oci_dir(work.path());
+    let reference = outcome(&check(&img, None, &[]));
+    for _round in 0..3 {
+        let spawn = || {
+            Command::new(bin())
+                .args(["check", "--exec", "never", "--format", "json"])
+                .arg(&img)
+                .env("X1_VALIDATE_CACHE_DIR", cache.path())
+                .env("NO_COLOR", "1")
+                .env("COLUMNS", "100")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert_eq!(outcome(&a), reference);
+        assert_eq!(outcome(&b), reference);
+    }
+    assert_eq!(entries(cache.path()).len(), 3);
+    let dir = cache
+        .path()
+        .join(format!("layers-v{}", x1_validate::cache::SCHEMA));
+    let temps = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .count();
+    assert_eq!(temps, 0, "temp files left behind");
+}
+
+#[test]
+fn the_cache_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let root = cache.path().join("x1");
+    let img = keyed_image("none").write_oci_dir(work.path());
+    check(&img, Some(&root), &[]);
+    for d in [
+        root.clone(),
+        root.join(format!("layers-v{}", x1_validate::cache::SCHEMA)),
+    ] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+    for e in entries(&root) {
+        let mode = std::fs::metadata(&e).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", e.display());
+    }
+}
+
+#[test]
+fn a_layer_capturing_a_secret_or_a_credential_file_is_not_stored() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let k = key("ghp_{alnum:36}");
+    // /etc/passwd is captured for the checks; a key in it must not be written to the cache.
+    let img = ImageBuilder::new()
+        .layer(Layer::new().dir("etc").file(
+            "etc/passwd",
+            format!("root:x:0:0:{k}:/root:/bin/sh\n").as_bytes(),
+        ))
+        // A credential file (captured for its content condition) holding no pattern-shaped key.
+        .layer(Layer::new().file("root/.npmrc", b"_password=hunter2hunter2\n"))
+        .layer(Layer::new().file("srv/readme.txt", b"hello\n"))
+        .env("PATH=/usr/bin")
+        .write_oci_dir(work.path());
+    let cold = check(&img, Some(cache.path()), &[]);
+    assert_eq!(
+        entries(cache.path()).len(),
+        1,
+        "only the clean layer is stored"
+    );
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&warm));
+}
