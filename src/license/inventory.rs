@@ -97,7 +97,11 @@ impl Inventory {
         texts.extend(deb_texts.into_iter().map(|(i, t)| (i + packages.len(), t)));
         packages.extend(deb);
         let (loose, loose_texts) = loose_files(files, &packages);
-        texts.extend(loose_texts.into_iter().map(|(i, t)| (i + packages.len(), t)));
+        texts.extend(
+            loose_texts
+                .into_iter()
+                .map(|(i, t)| (i + packages.len(), t)),
+        );
         packages.extend(loose);
         match_texts(&mut packages, &texts);
         if let Some(pl) = preset {
@@ -123,9 +127,7 @@ type Texts<'a> = Vec<(usize, &'a [u8])>;
 
 /// The npm packages, the license texts to identify for those whose declaration gives no SPDX
 /// expression, and the installed roots (index, manifest path) a preset clarification may apply to.
-fn npm_packages<'a>(
-    files: &[CapturedFile<'a>],
-) -> (Vec<Package>, Texts<'a>, Vec<(usize, String)>) {
+fn npm_packages<'a>(files: &[CapturedFile<'a>]) -> (Vec<Package>, Texts<'a>, Vec<(usize, String)>) {
     // (path, name, version, declared) → index; a later layer re-adding the same manifest keeps the
     // first layer and takes the later fate.
     let mut seen: BTreeMap<(String, String, String, Option<String>), usize> = BTreeMap::new();
@@ -229,8 +231,18 @@ pub fn is_license_file(path: &str) -> bool {
         None => true,
         Some((_, ext)) => matches!(
             ext,
-            "md" | "txt" | "markdown" | "rst" | "lib" | "lgpl" | "gpl" | "mit" | "bsd" | "apache"
-                | "apache2" | "isc" | "0bsd"
+            "md" | "txt"
+                | "markdown"
+                | "rst"
+                | "lib"
+                | "lgpl"
+                | "gpl"
+                | "mit"
+                | "bsd"
+                | "apache"
+                | "apache2"
+                | "isc"
+                | "0bsd"
         ),
     }
 }

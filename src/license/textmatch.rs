@@ -201,7 +201,10 @@ fn bigrams(text: &str) -> std::collections::HashSet<String> {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    words.windows(2).map(|w| format!("{} {}", w[0], w[1])).collect()
+    words
+        .windows(2)
+        .map(|w| format!("{} {}", w[0], w[1]))
+        .collect()
 }
 
 fn matcher() -> Option<&'static Matcher> {
@@ -391,8 +394,7 @@ fn gnu_id(name: &str, kind: LicenseType, text: &str) -> Option<String> {
         family
     } else if words.contains("affero") {
         "AGPL"
-    } else if words.contains("lesser general public") || words.contains("library general public")
-    {
+    } else if words.contains("lesser general public") || words.contains("library general public") {
         "LGPL"
     } else {
         family
@@ -555,7 +557,10 @@ mod tests {
     fn bsd3_with_the_holder_named_is_still_bsd3() {
         let t = license_text("BSD-3-Clause")
             .replace("the copyright holder", "The Regents of the University")
-            .replace("Copyright (c) <year> <owner>.", "Copyright (c) 1990 The Regents.");
+            .replace(
+                "Copyright (c) <year> <owner>.",
+                "Copyright (c) 1990 The Regents.",
+            );
         assert_eq!(expr(&t), "BSD-3-Clause");
     }
 
@@ -570,8 +575,10 @@ mod tests {
 
     #[test]
     fn below_the_threshold_stays_unknown() {
-        let e = id("This software is licensed under terms you can get by writing to us. \
-                    Permission to use it is granted to friends only, no redistribution.")
+        let e = id(
+            "This software is licensed under terms you can get by writing to us. \
+                    Permission to use it is granted to friends only, no redistribution.",
+        )
         .expect_err("below threshold");
         assert!(e.contains("no SPDX license text matched"), "{e}");
         assert!(id("  \n").is_err());
