@@ -478,11 +478,10 @@ mod tests {
         Foundation, Inc., 51 Franklin Street, Fifth Floor, Boston, MA 02110-1301 USA.\n";
 
     fn license_text(id: &str) -> &'static str {
-        spdx::text::LICENSE_TEXTS
-            .iter()
-            .find(|(n, _)| *n == id)
-            .map(|(_, t)| *t)
-            .unwrap_or_else(|| panic!("{id} has a text"))
+        let Some((_, text)) = spdx::text::LICENSE_TEXTS.iter().find(|(n, _)| *n == id) else {
+            panic!("{id} has a text")
+        };
+        text
     }
 
     #[test]

@@ -620,11 +620,10 @@ fn cyclonedx_output_passes_the_strict_validator() {
 }
 
 fn spdx_text(id: &str) -> &'static str {
-    spdx::text::LICENSE_TEXTS
-        .iter()
-        .find(|(n, _)| *n == id)
-        .map(|(_, t)| *t)
-        .unwrap_or_else(|| panic!("{id} has a text"))
+    let Some((_, text)) = spdx::text::LICENSE_TEXTS.iter().find(|(n, _)| *n == id) else {
+        panic!("{id} has a text")
+    };
+    text
 }
 
 /// License texts read, not assumed: an npm package with no `license` field but a `LICENSE` file, one
