@@ -86,7 +86,8 @@ impl Budget {
     }
 }
 
-/// Analyses one inventory may spend. The corpus image needs about 1,500.
+/// Analyses one inventory may spend (whole texts plus paragraph blocks); past it, texts stay unknown
+/// and say so.
 pub const BUDGET: usize = 6_000;
 
 /// GNU notices as Debian copyright files quote them: the first two paragraphs of the FSF's standard
