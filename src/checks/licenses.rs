@@ -103,6 +103,26 @@ fn runtime_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
         listings: input.listings,
     };
     let v = runtime::evaluate(inv, &preset.license, &fin, &preset_file);
+    // A clarification is the preset's word, not the image's: say so in every format (notes reach
+    // human, json, sarif, junit and github output alike).
+    let notes = inv
+        .packages
+        .iter()
+        .filter(|p| p.source == "clarification" && p.fate == "visible")
+        .map(|p| {
+            // `asserted_by` already says "asserted by clarification, not read from the image (pins …)".
+            format!(
+                "runtime-license: {} package `{}` {} is `{}` per {preset_file}: {}",
+                p.ecosystem.as_str(),
+                p.name,
+                p.version,
+                p.expression.as_deref().unwrap_or("?"),
+                p.asserted_by
+                    .as_deref()
+                    .unwrap_or("asserted by clarification, not read from the image (no pins)")
+            )
+        })
+        .collect();
     let findings = v
         .problems
         .into_iter()
@@ -116,6 +136,7 @@ fn runtime_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
         .collect();
     CheckOutcome {
         detail: Some(v.summary),
+        notes,
         ..CheckOutcome::from_findings(RuleId::RuntimeLicense, findings)
     }
 }
@@ -178,17 +199,20 @@ fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
         let location = entry_location(input, p.layer, path, &p.fate);
         findings.push(finding(RuleId::DeniedLicense, message, help, location));
     }
-    let npm = inv
+    let count = |eco| inv.packages.iter().filter(|p| p.ecosystem == eco).count();
+    let npm = count(crate::license::Ecosystem::Npm);
+    let deb = count(crate::license::Ecosystem::Deb);
+    let files = count(crate::license::Ecosystem::File);
+    let matched = inv
         .packages
         .iter()
-        .filter(|p| p.ecosystem == crate::license::Ecosystem::Npm)
+        .filter(|p| p.source == "text-match" && p.parsed.is_some())
         .count();
-    let deb = inv.packages.len() - npm;
     let n_unknown: usize = unknown.values().map(Vec::len).sum();
     let mut out = CheckOutcome::from_findings(RuleId::DeniedLicense, findings);
     out.detail = Some(format!(
-        "{npm} npm and {deb} Debian packages; {} denied; {n_unknown} with a license that could not be \
-         determined",
+        "{npm} npm and {deb} Debian packages, {files} loose license files; {matched} identified by \
+         their license text; {} denied; {n_unknown} with a license that could not be determined",
         out.findings.len()
     ));
     out.notes = unknown
@@ -209,6 +233,14 @@ fn reason_kind(why: &str) -> String {
         "a DEP-5 license name could not be mapped to SPDX".into()
     } else if why.starts_with("no /usr/share/doc/") {
         "no /usr/share/doc/<package>/copyright in the image".into()
+    } else if why.starts_with("copyright file is not machine-readable") {
+        "free-form copyright file whose text matched no SPDX license".into()
+    } else if why.starts_with("license text not identified") {
+        "loose license file whose text matched no SPDX license".into()
+    } else if why.contains("text-matching budget") {
+        "the text-matching budget was spent".into()
+    } else if why.starts_with("no `license` field") || why.contains("is not an SPDX expression") {
+        why.split(';').next().unwrap_or(why).to_string()
     } else {
         why.to_string()
     }

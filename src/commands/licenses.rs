@@ -202,6 +202,12 @@ fn human(listed: &[Listed<'_>], policy: &Policy, out: &mut dyn Write) -> std::io
             .map(|p| {
                 let (status, terms) = verdict(policy, p);
                 let license = match (&p.expression, &p.declared) {
+                    (Some(e), _) if p.source == "clarification" => {
+                        format!("{e} (asserted by clarification)")
+                    }
+                    (Some(e), _) if p.source == "text-match" => {
+                        format!("{e} (text-match {:.2})", p.score.unwrap_or(0.0))
+                    }
                     (Some(e), _) => e.clone(),
                     (None, Some(d)) => format!("? `{d}`"),
                     (None, None) => "?".into(),
@@ -252,6 +258,15 @@ fn human(listed: &[Listed<'_>], policy: &Policy, out: &mut dyn Write) -> std::io
             out,
             "{unknown} package(s) with a license that could not be determined"
         )?;
+        for p in pkgs.iter().filter(|p| p.asserted_by.is_some()) {
+            let line = format!(
+                "{} {}: {}",
+                p.name,
+                p.version,
+                p.asserted_by.as_deref().unwrap_or_default()
+            );
+            writeln!(out, "{}", crate::report::mask(&line))?;
+        }
     }
     Ok(())
 }

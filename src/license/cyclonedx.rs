@@ -57,14 +57,22 @@ pub fn bom(inv: &Inventory, subject: &Subject<'_>) -> Value {
 }
 
 fn component(i: usize, p: &Package) -> Value {
-    let purl = purl(p);
-    let mut c = json!({
-        "type": "library",
-        "bom-ref": format!("{i}:{purl}"),
-        "name": p.name,
-        "version": p.version,
-        "purl": purl,
-    });
+    let mut c = if p.ecosystem == Ecosystem::File {
+        json!({
+            "type": "file",
+            "bom-ref": format!("{i}:file:{}", p.path),
+            "name": p.name,
+        })
+    } else {
+        let purl = purl(p);
+        json!({
+            "type": "library",
+            "bom-ref": format!("{i}:{purl}"),
+            "name": p.name,
+            "version": p.version,
+            "purl": purl,
+        })
+    };
     if let Some(e) = &p.expression {
         c["licenses"] = json!([{ "expression": e }]);
     } else if let Some(d) = &p.declared {
@@ -78,6 +86,12 @@ fn component(i: usize, p: &Package) -> Value {
     ];
     if let Some(l) = &p.license_path {
         props.push(prop("x1:license-path", l));
+    }
+    if let Some(score) = p.score {
+        props.push(prop("x1:license-text-match-score", &format!("{score:.2}")));
+    }
+    if let Some(a) = &p.asserted_by {
+        props.push(prop("x1:license-asserted-by", a));
     }
     if let Some(u) = &p.unknown {
         props.push(prop("x1:license-unknown", u));
@@ -101,6 +115,7 @@ pub fn purl(p: &Package) -> String {
             format!("pkg:npm/{name}@{}", enc(&p.version))
         }
         Ecosystem::Deb => format!("pkg:deb/debian/{}@{}", enc(&p.name), enc(&p.version)),
+        Ecosystem::File => String::new(),
     }
 }
 
@@ -148,6 +163,8 @@ mod tests {
             expression: None,
             parsed: None,
             source: "package.json",
+            score: None,
+            asserted_by: None,
             unknown: Some("not SPDX".into()),
             path: "/p/package.json".into(),
             license_path: None,

@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use rayon::prelude::*;
+
 use super::dpkg::{self, Copyright};
 use super::expr::SpdxExpr;
 use super::npm::{self, Declared, RootKind};
 use super::runtime;
+use super::textmatch::{self, Budget, TextMatch};
 use super::{Ecosystem, PresetLicense};
 
 /// One captured regular-file entry of one layer.
@@ -49,14 +52,25 @@ pub struct Package {
     pub expression: Option<String>,
     #[serde(skip)]
     pub parsed: Option<SpdxExpr>,
-    /// Where `expression` came from: `package.json`, `copyright`, `clarification`.
+    /// Where `expression` came from: `package.json`, `copyright` (DEP-5), `text-match` (a license
+    /// text identified by [`textmatch`], at `license_path`), or `clarification` (asserted by the
+    /// preset, not read from the image: see `asserted_by`).
     pub source: &'static str,
+    /// For `text-match`: the askalono score of the weakest term (0–1, at least
+    /// [`textmatch::THRESHOLD`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// For `clarification`: what asserts the license, with the pinned file hashes
+    /// (`asserted by clarification (pins LICENSE sha256 …)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asserted_by: Option<String>,
     /// Why there is no expression (missing, not SPDX, not DEP-5, broken pin, not captured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
     /// Absolute path of the manifest (`package.json`, or the dpkg status file).
     pub path: String,
-    /// Absolute path of the license evidence when it is another file (DEP-5 copyright).
+    /// Absolute path of the license evidence when it is another file (Debian copyright file, the
+    /// `LICENSE` file a text match read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub license_path: Option<String>,
     /// The layer the package came from (first layer that has it).
@@ -78,8 +92,23 @@ impl Inventory {
         fin: &dyn FinalFiles,
         preset: Option<&PresetLicense>,
     ) -> Inventory {
-        let mut packages = npm_packages(files, fin, preset);
-        packages.extend(deb_packages(files, fin));
+        let (mut packages, mut texts, installed) = npm_packages(files);
+        let (deb, deb_texts) = deb_packages(files, fin);
+        texts.extend(deb_texts.into_iter().map(|(i, t)| (i + packages.len(), t)));
+        packages.extend(deb);
+        let (loose, loose_texts) = loose_files(files, &packages);
+        texts.extend(
+            loose_texts
+                .into_iter()
+                .map(|(i, t)| (i + packages.len(), t)),
+        );
+        packages.extend(loose);
+        match_texts(&mut packages, &texts);
+        if let Some(pl) = preset {
+            for (i, path) in installed {
+                apply_clarification(&mut packages[i], &path, pl, fin);
+            }
+        }
         packages.sort_by(|a, b| {
             (a.ecosystem, &a.name, &a.version, &a.path, a.layer).cmp(&(
                 b.ecosystem,
@@ -93,15 +122,19 @@ impl Inventory {
     }
 }
 
-fn npm_packages(
-    files: &[CapturedFile<'_>],
-    fin: &dyn FinalFiles,
-    preset: Option<&PresetLicense>,
-) -> Vec<Package> {
+/// Package index → the license text to identify (a free-form copyright file, a `LICENSE` file).
+type Texts<'a> = Vec<(usize, &'a [u8])>;
+
+/// The npm packages, the license texts to identify for those whose declaration gives no SPDX
+/// expression, and the installed roots (index, manifest path) a preset clarification may apply to.
+fn npm_packages<'a>(files: &[CapturedFile<'a>]) -> (Vec<Package>, Texts<'a>, Vec<(usize, String)>) {
     // (path, name, version, declared) → index; a later layer re-adding the same manifest keeps the
     // first layer and takes the later fate.
     let mut seen: BTreeMap<(String, String, String, Option<String>), usize> = BTreeMap::new();
     let mut out: Vec<Package> = Vec::new();
+    let mut texts = Vec::new();
+    let mut installed = Vec::new();
+    let licenses = license_files_by_dir(files);
     let mut ordered: Vec<&CapturedFile<'_>> = files.iter().collect();
     ordered.sort_by_key(|f| f.layer);
     for f in ordered {
@@ -138,6 +171,8 @@ fn npm_packages(
             expression: None,
             parsed: None,
             source: "package.json",
+            score: None,
+            asserted_by: None,
             unknown: None,
             path: format!("/{}", f.path),
             license_path: None,
@@ -154,13 +189,181 @@ fn npm_packages(
             }
             Declared::Missing => pkg.unknown = Some("no `license` field".into()),
         }
-        if let (Some(pl), RootKind::Installed { .. }) = (preset, &kind) {
-            apply_clarification(&mut pkg, f.path, pl, fin);
+        if pkg.parsed.is_none() {
+            let dir = f.path.strip_suffix("package.json").unwrap_or("");
+            let dir = dir.strip_suffix('/').unwrap_or(dir);
+            if let Some((lpath, text)) = licenses.get(dir).and_then(|v| v.first()) {
+                pkg.license_path = Some(format!("/{lpath}"));
+                texts.push((out.len(), *text));
+            }
+        }
+        if let RootKind::Installed { .. } = kind {
+            installed.push((out.len(), f.path.to_string()));
         }
         seen.insert(key, out.len());
         out.push(pkg);
     }
-    out
+    (out, texts, installed)
+}
+
+/// Whether a file name is a license file: `LICENSE`, `LICENCE`, `COPYING` (any case), alone or with a
+/// short suffix (`LICENSE.md`, `LICENSE-MIT`, `COPYING.LIB`, `license.txt`); not `license.js`,
+/// `licenses.json`, `license-checker/`.
+pub fn is_license_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.len() > 32 {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    let Some(rest) = ["license", "licence", "copying"]
+        .iter()
+        .find_map(|s| lower.strip_prefix(s))
+    else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    if !rest.starts_with(['.', '-', '_']) {
+        return false;
+    }
+    match rest.rsplit_once('.') {
+        None => true,
+        Some((_, ext)) => matches!(
+            ext,
+            "md" | "txt"
+                | "markdown"
+                | "rst"
+                | "lib"
+                | "lgpl"
+                | "gpl"
+                | "mit"
+                | "bsd"
+                | "apache"
+                | "apache2"
+                | "isc"
+                | "0bsd"
+        ),
+    }
+}
+
+/// Captured license files by directory (normalised), the last layer's copy first; each directory's
+/// files sorted by name (`COPYING` before `LICENSE` before `LICENSE.md`).
+fn license_files_by_dir<'a>(
+    files: &[CapturedFile<'a>],
+) -> BTreeMap<&'a str, Vec<(&'a str, &'a [u8])>> {
+    let mut latest: BTreeMap<&'a str, (usize, &'a [u8])> = BTreeMap::new();
+    for f in files {
+        let Some(bytes) = f.content else { continue };
+        if !is_license_file(f.path) {
+            continue;
+        }
+        let e = latest.entry(f.path).or_insert((f.layer, bytes));
+        if f.layer >= e.0 {
+            *e = (f.layer, bytes);
+        }
+    }
+    let mut by_dir: BTreeMap<&'a str, Vec<(&'a str, &'a [u8])>> = BTreeMap::new();
+    for (path, (_, bytes)) in latest {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        by_dir.entry(dir).or_default().push((path, bytes));
+    }
+    by_dir
+}
+
+/// Loose license files: license files in no npm package directory (nor below one), not a Debian
+/// package's documentation (`usr/share/doc/`) nor Debian's reference texts
+/// (`usr/share/common-licenses/`). One entry per path: the last layer that has it.
+fn loose_files<'a>(files: &[CapturedFile<'a>], packages: &[Package]) -> (Vec<Package>, Texts<'a>) {
+    let package_dirs: Vec<String> = packages
+        .iter()
+        .filter(|p| p.ecosystem == Ecosystem::Npm)
+        .filter_map(|p| p.path.strip_suffix("package.json").map(str::to_string))
+        .collect();
+    let mut latest: BTreeMap<&'a str, &CapturedFile<'a>> = BTreeMap::new();
+    for f in files {
+        if f.content.is_none()
+            || !is_license_file(f.path)
+            || f.path.starts_with("usr/share/doc/")
+            || f.path.starts_with("usr/share/common-licenses/")
+            || f.path.contains("node_modules/")
+        {
+            continue;
+        }
+        let abs = format!("/{}", f.path);
+        if package_dirs.iter().any(|d| abs.starts_with(d.as_str())) {
+            continue;
+        }
+        let e = latest.entry(f.path).or_insert(f);
+        if f.layer >= e.layer {
+            *e = f;
+        }
+    }
+    let mut out = Vec::new();
+    let mut texts = Vec::new();
+    for (path, f) in latest {
+        if let Some(bytes) = f.content {
+            texts.push((out.len(), bytes));
+        }
+        out.push(Package {
+            ecosystem: Ecosystem::File,
+            name: format!("/{path}"),
+            version: "-".into(),
+            declared: None,
+            expression: None,
+            parsed: None,
+            source: "text-match",
+            score: None,
+            asserted_by: None,
+            unknown: Some("license text not identified".into()),
+            path: format!("/{path}"),
+            license_path: None,
+            layer: f.layer,
+            fate: f.fate.clone(),
+        });
+    }
+    (out, texts)
+}
+
+/// Identify every pending text (each distinct text once, in parallel, within one [`Budget`]) and
+/// give the packages still without an expression what was found.
+fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])]) {
+    if texts.is_empty() {
+        return;
+    }
+    let mut unique: Vec<&[u8]> = texts.iter().map(|(_, t)| *t).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    let budget = Budget::new(textmatch::BUDGET);
+    let results: Vec<Result<TextMatch, String>> = unique
+        .par_iter()
+        .map(|t| textmatch::identify(&String::from_utf8_lossy(t), &budget))
+        .collect();
+    for (i, text) in texts {
+        let Ok(u) = unique.binary_search(text) else {
+            continue;
+        };
+        let pkg = &mut packages[*i];
+        if pkg.parsed.is_some() {
+            continue;
+        }
+        match &results[u] {
+            Ok(m) => {
+                set_expr(pkg, m.expression.clone());
+                pkg.source = "text-match";
+                pkg.score = Some(f64::from((m.score * 100.0).round()) / 100.0);
+            }
+            Err(why) => {
+                let evidence = pkg.license_path.as_deref().unwrap_or("the license text");
+                let before = pkg.unknown.take().unwrap_or_default();
+                pkg.unknown = Some(if before.is_empty() {
+                    format!("{evidence}: {why}")
+                } else {
+                    format!("{before}; {evidence}: {why}")
+                });
+            }
+        }
+    }
 }
 
 fn set_expr(pkg: &mut Package, e: SpdxExpr) {
@@ -184,6 +387,15 @@ fn apply_clarification(pkg: &mut Package, path: &str, pl: &PresetLicense, fin: &
         Ok(()) => {
             set_expr(pkg, c.expression.clone());
             pkg.source = "clarification";
+            let pins: Vec<String> = c
+                .license_files
+                .iter()
+                .map(|f| format!("/{dir}/{} sha256 {}", f.path.0, f.sha256.0))
+                .collect();
+            pkg.asserted_by = Some(format!(
+                "asserted by clarification, not read from the image (pins {})",
+                pins.join(", ")
+            ));
         }
         Err(problems) => {
             pkg.unknown = Some(format!(
@@ -203,6 +415,8 @@ fn uncaptured(f: &CapturedFile<'_>, why: &str) -> Package {
         expression: None,
         parsed: None,
         source: "package.json",
+        score: None,
+        asserted_by: None,
         unknown: Some(why.into()),
         path: format!("/{}", f.path),
         license_path: None,
@@ -221,10 +435,13 @@ fn is_status(path: &str) -> bool {
 /// (name, version, architecture) of a Debian package.
 type DebKey = (String, String, Option<String>);
 
-fn deb_packages(files: &[CapturedFile<'_>], fin: &dyn FinalFiles) -> Vec<Package> {
+fn deb_packages<'a>(
+    files: &[CapturedFile<'a>],
+    fin: &'a dyn FinalFiles,
+) -> (Vec<Package>, Texts<'a>) {
     // (name, version, arch) → (first layer, status path, listed by a visible status file)
     let mut found: BTreeMap<DebKey, (usize, String, bool)> = BTreeMap::new();
-    let mut copyrights: BTreeMap<&str, (&CapturedFile<'_>, &[u8])> = BTreeMap::new();
+    let mut copyrights: BTreeMap<&str, &'a [u8]> = BTreeMap::new();
     let mut ordered: Vec<&CapturedFile<'_>> = files.iter().collect();
     ordered.sort_by_key(|f| f.layer);
     for f in &ordered {
@@ -240,15 +457,16 @@ fn deb_packages(files: &[CapturedFile<'_>], fin: &dyn FinalFiles) -> Vec<Package
                 e.2 |= visible;
             }
         } else if let (Some(name), Some(bytes)) = (copyright_pkg(f.path), f.content) {
-            copyrights.insert(name, (f, bytes)); // later layers win
+            copyrights.insert(name, bytes); // later layers win
         }
     }
     let mut out = Vec::new();
+    let mut texts = Vec::new();
     for ((name, version, _arch), (layer, status_path, visible)) in found {
         let cpath = format!("usr/share/doc/{name}/copyright");
         let text = fin
             .content(&cpath)
-            .or_else(|| copyrights.get(name.as_str()).map(|(_, b)| *b));
+            .or_else(|| copyrights.get(name.as_str()).copied());
         let mut pkg = Package {
             ecosystem: Ecosystem::Deb,
             name,
@@ -257,6 +475,8 @@ fn deb_packages(files: &[CapturedFile<'_>], fin: &dyn FinalFiles) -> Vec<Package
             expression: None,
             parsed: None,
             source: "copyright",
+            score: None,
+            asserted_by: None,
             unknown: None,
             path: status_path,
             license_path: Some(format!("/{cpath}")),
@@ -274,6 +494,9 @@ fn deb_packages(files: &[CapturedFile<'_>], fin: &dyn FinalFiles) -> Vec<Package
             }
             Some(Copyright::FreeForm) => {
                 pkg.unknown = Some("copyright file is not machine-readable (DEP-5)".into());
+                if let Some(t) = text {
+                    texts.push((out.len(), t));
+                }
             }
             Some(Copyright::Dep5 { licenses }) => {
                 pkg.declared = Some(licenses.join(" | "));
@@ -285,7 +508,7 @@ fn deb_packages(files: &[CapturedFile<'_>], fin: &dyn FinalFiles) -> Vec<Package
         }
         out.push(pkg);
     }
-    out
+    (out, texts)
 }
 
 /// `usr/share/doc/<pkg>/copyright` → `<pkg>`.
@@ -408,7 +631,8 @@ mod tests {
         let v = runtime::evaluate(&inv, &good, &fin, "p.toml");
         assert!(v.problems.is_empty(), "{:?}", v.problems);
         assert!(
-            v.summary.contains("rt-linux-x64 1.0.0 MIT (clarified)"),
+            v.summary
+                .contains("rt-linux-x64 1.0.0 MIT (asserted by clarification)"),
             "{}",
             v.summary
         );

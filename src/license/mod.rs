@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod npm;
 pub mod policy;
 pub mod runtime;
+pub mod textmatch;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,8 @@ pub use policy::{Clarification, PinnedFile, Policy, PresetLicense, Verdict};
 pub enum Ecosystem {
     Npm,
     Deb,
+    /// A loose license file: a `LICENSE`/`COPYING` file inside no package the inventory knows.
+    File,
 }
 
 impl Ecosystem {
@@ -33,19 +36,23 @@ impl Ecosystem {
         match self {
             Ecosystem::Npm => "npm",
             Ecosystem::Deb => "deb",
+            Ecosystem::File => "file",
         }
     }
 }
 
 /// Paths (globs, no leading `/`) whose content the license inventory needs: every `package.json`, the
-/// dpkg status database (classic and distroless `status.d`), DEP-5 copyright files, and the files the
-/// preset's clarifications pin.
+/// dpkg status database (classic and distroless `status.d`), Debian copyright files, license files
+/// (`LICENSE*`, `LICENCE*`, `COPYING*`, any case: [`inventory::is_license_file`] picks the real ones),
+/// and the files the preset's clarifications pin.
 pub fn capture_globs(preset: Option<&PresetLicense>) -> Vec<String> {
     let mut globs: Vec<String> = [
         "**/package.json",
         "var/lib/dpkg/status",
         "var/lib/dpkg/status.d/*",
         "usr/share/doc/*/copyright",
+        "**/[Ll][Ii][Cc][Ee][Nn][CcSs][Ee]*",
+        "**/[Cc][Oo][Pp][Yy][Ii][Nn][Gg]*",
     ]
     .iter()
     .map(ToString::to_string)

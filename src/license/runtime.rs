@@ -151,7 +151,7 @@ pub fn evaluate(
 
 fn shown(p: &Package) -> String {
     match (&p.expression, p.source) {
-        (Some(e), "clarification") => format!("{e} (clarified)"),
+        (Some(e), "clarification") => format!("{e} (asserted by clarification)"),
         (Some(e), _) => e.clone(),
         (None, _) => format!("`{}`", p.declared.as_deref().unwrap_or("no license")),
     }

@@ -146,9 +146,10 @@ fn corpus_opencode_is_mit_and_no_denied_license() {
         detail.contains("/usr/local/lib/node_modules/opencode-ai: MIT"),
         "{detail}"
     );
-    // the platform packages have no license field and pass through the preset's clarification
+    // the platform packages have no license field and pass through the preset's clarification,
+    // which is reported as asserted, not read from the image
     assert!(
-        detail.contains("opencode-linux-x64 1.18.33 MIT (clarified)"),
+        detail.contains("opencode-linux-x64 1.18.33 MIT (asserted by clarification)"),
         "{detail}"
     );
     assert_eq!(rule(&img, "denied-license")["status"], "passed");
@@ -161,11 +162,17 @@ fn corpus_opencode_is_mit_and_no_denied_license() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("not machine-readable (DEP-5)") && n.contains("libc6@")),
+        notes.iter().any(|n| n.contains(
+            "`opencode-linux-x64` 1.18.33 is `MIT` per presets/opencode/preset.toml: asserted by \
+             clarification, not read from the image"
+        ) && n.matches("asserted by clarification").count() == 1
+            && n.contains(
+                "sha256 625f0f619133f89bbbb2abe37369613dfa1885eba1e50d02170deb62bb42cb6b"
+            )),
         "{notes:?}"
     );
+    // libc6's free-form copyright file is identified by its text now, so it is no unknown note
+    assert!(!notes.iter().any(|n| n.contains("libc6@")), "{notes:?}");
 }
 
 #[test]
@@ -216,9 +223,39 @@ fn corpus_inventory_parses_real_dpkg_and_copyright_files() {
         ca["expression"].as_str().unwrap().contains("MPL-2.0"),
         "{ca}"
     );
+    // Free-form (not DEP-5) copyright files: identified by their license texts, "or later" kept.
     let libc = find("deb", "libc6");
-    assert_eq!(libc["verdict"], "unknown");
-    assert!(libc["unknown"].as_str().unwrap().contains("DEP-5"));
+    assert_eq!(libc["source"], "text-match", "{libc}");
+    let e = libc["expression"].as_str().unwrap();
+    assert!(
+        e.starts_with("LGPL-2.1-or-later AND GPL-2.0-or-later"),
+        "{e}"
+    );
+    assert!(libc["score"].as_f64().unwrap() >= 0.8, "{libc}");
+    assert_eq!(libc["license_path"], "/usr/share/doc/libc6/copyright");
+    for (name, want) in [
+        ("base-files", "GPL-2.0-or-later"),
+        ("libsemanage2", "LGPL-2.1-or-later"),
+        ("librtmp1", "GPL-2.0-or-later AND LGPL-2.1-or-later"),
+    ] {
+        assert_eq!(find("deb", name)["expression"], want, "{name}");
+    }
+    for name in ["libgnutls30", "libkrb5-3", "libgcrypt20", "libtasn1-6"] {
+        assert_eq!(find("deb", name)["source"], "text-match", "{name}");
+    }
+    // before: 19 packages with no license (17 free-form copyright files); the clarified platform
+    // packages say so
+    let unknown = pkgs.iter().filter(|p| p["expression"].is_null()).count();
+    assert!(unknown <= 5, "{unknown} unknown");
+    let plat = find("npm", "opencode-linux-x64");
+    assert_eq!(plat["source"], "clarification");
+    assert!(
+        plat["asserted_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("asserted by clarification, not read from the image"),
+        "{plat}"
+    );
     assert!(pkgs.iter().all(|p| p["verdict"] != "denied"));
 }
 
@@ -436,7 +473,7 @@ fn claude_code_passes_through_its_clarification_and_fails_when_the_readme_change
     let detail = rt["detail"].as_str().unwrap();
     assert!(
         detail.contains(&format!(
-            "@anthropic-ai/claude-code {CLAUDE_CODE_VERSION} at /usr/local/lib/node_modules/@anthropic-ai/claude-code: LicenseRef-Anthropic-Commercial-Terms (clarified)"
+            "@anthropic-ai/claude-code {CLAUDE_CODE_VERSION} at /usr/local/lib/node_modules/@anthropic-ai/claude-code: LicenseRef-Anthropic-Commercial-Terms (asserted by clarification)"
         )),
         "{detail}"
     );
@@ -446,7 +483,7 @@ fn claude_code_passes_through_its_clarification_and_fails_when_the_readme_change
     {
         assert!(
             detail.contains(&format!(
-                "@anthropic-ai/claude-code-linux-x64 {CLAUDE_CODE_VERSION} LicenseRef-Anthropic-Commercial-Terms (clarified)"
+                "@anthropic-ai/claude-code-linux-x64 {CLAUDE_CODE_VERSION} LicenseRef-Anthropic-Commercial-Terms (asserted by clarification)"
             )),
             "{detail}"
         );
@@ -580,4 +617,96 @@ fn cyclonedx_output_passes_the_strict_validator() {
         let bom = cyclonedx_of(&oci);
         validate(&py, &bom).unwrap_or_else(|e| panic!("validator rejected the corpus BOM: {e}"));
     }
+}
+
+fn spdx_text(id: &str) -> &'static str {
+    let Some((_, text)) = spdx::text::LICENSE_TEXTS.iter().find(|(n, _)| *n == id) else {
+        panic!("{id} has a text")
+    };
+    text
+}
+
+/// License texts read, not assumed: an npm package with no `license` field but a `LICENSE` file, one
+/// with a non-SPDX declaration and a `COPYING` file, loose license files (an AGPL one is denied), a
+/// license file below the threshold (stays unknown), and files that are not loose (Debian docs).
+#[test]
+fn license_texts_of_npm_packages_and_loose_files_are_identified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nm = "usr/lib/node_modules";
+    let mit = format!(
+        "MIT License\n\nCopyright (c) 2024 Someone\n\n{}",
+        spdx_text("MIT")
+    );
+    let img = ImageBuilder::new().layer(
+        Layer::new()
+            .file(
+                &format!("{nm}/textonly/package.json"),
+                br#"{"name":"textonly","version":"1.0.0"}"#,
+            )
+            .file(&format!("{nm}/textonly/LICENSE"), mit.as_bytes())
+            .file(
+                &format!("{nm}/@s/weird/package.json"),
+                br#"{"name":"@s/weird","version":"2.0.0","license":"Our own terms"}"#,
+            )
+            .file(
+                &format!("{nm}/@s/weird/COPYING.txt"),
+                spdx_text("Apache-2.0").as_bytes(),
+            )
+            .file(
+                &format!("{nm}/vague/package.json"),
+                br#"{"name":"vague","version":"3.0.0"}"#,
+            )
+            .file(
+                &format!("{nm}/vague/LICENSE.md"),
+                b"All rights reserved. Ask us before you use this.\n",
+            )
+            .file("opt/tool/LICENSE.txt", spdx_text("BSD-3-Clause").as_bytes())
+            .file("srv/net/COPYING", spdx_text("AGPL-3.0-only").as_bytes())
+            .file("opt/tool/license.js", b"module.exports = 'MIT';\n")
+            .file("usr/share/doc/foo/LICENSE", spdx_text("MIT").as_bytes()),
+    );
+    let path = img.write_oci_dir(tmp.path());
+    let out = run_bin(&["licenses", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pkgs = v["images"][0]["packages"].as_array().unwrap();
+    let find = |name: &str| {
+        pkgs.iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {pkgs:#?}"))
+    };
+    let t = find("textonly");
+    assert_eq!(t["expression"], "MIT", "{t}");
+    assert_eq!(t["source"], "text-match");
+    assert!(t["score"].as_f64().unwrap() >= 0.8, "{t}");
+    assert_eq!(t["license_path"], format!("/{nm}/textonly/LICENSE"));
+    let w = find("@s/weird");
+    assert_eq!(w["expression"], "Apache-2.0", "{w}");
+    assert_eq!(w["declared"], "Our own terms");
+    let vague = find("vague");
+    assert!(vague["expression"].is_null(), "{vague}");
+    let why = vague["unknown"].as_str().unwrap();
+    assert!(why.contains("no SPDX license text matched"), "{why}");
+    let loose = find("/opt/tool/LICENSE.txt");
+    assert_eq!(loose["ecosystem"], "file");
+    assert_eq!(loose["expression"], "BSD-3-Clause", "{loose}");
+    assert_eq!(find("/srv/net/COPYING")["verdict"], "denied");
+    assert!(pkgs.iter().all(|p| p["name"] != "/opt/tool/license.js"));
+    assert!(
+        pkgs.iter()
+            .all(|p| p["name"] != "/usr/share/doc/foo/LICENSE"),
+        "Debian documentation is not loose"
+    );
+    // The gate: the loose AGPL text is a denied-license finding; `vague` is a note.
+    let (code, rep) = check_json(&[path.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let denied = findings(&rep, "denied-license");
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert!(
+        denied[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/srv/net/COPYING")
+    );
+    assert!(rep["notes"].to_string().contains("vague@3.0.0"));
 }
