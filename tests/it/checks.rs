@@ -132,6 +132,8 @@ pub fn good() -> ImageBuilder {
 pub struct Run<'a> {
     pub reference: Option<&'a str>,
     pub preset: Option<&'a str>,
+    /// `--exec` (default: never).
+    pub exec: Option<ExecMode>,
 }
 
 /// Check an image laid out at `path`.
@@ -146,7 +148,7 @@ pub fn check_path(path: &Path, run: &Run<'_>) -> ImageReport {
         opts: CheckOptions {
             reference: run.reference.map(str::to_string),
             preset_flag: run.preset.map(str::to_string),
-            exec: ExecMode::Never,
+            exec: run.exec.unwrap_or(ExecMode::Never),
             healthcheck_timeout: std::time::Duration::from_secs(10),
             no_layer_store: false,
         },
@@ -217,6 +219,7 @@ fn good_image_passes_every_gate_rule() {
         &Run {
             reference: Some("x1agent/runtime-opencode:v1"),
             preset: None,
+            exec: None,
         },
     );
     assert_all_pass(&r);
@@ -256,6 +259,7 @@ fn runtime_label_fails() {
         &Run {
             preset: Some("codex"),
             reference: None,
+            exec: None,
         },
     );
     assert_fails(&r, "runtime-label", "--preset is `codex`");
@@ -264,6 +268,7 @@ fn runtime_label_fails() {
         &Run {
             reference: Some("x1agent/runtime-codex:edge"),
             preset: None,
+            exec: None,
         },
     );
     assert_fails(&r, "runtime-label", "names runtime `codex`");
@@ -486,6 +491,7 @@ fn tag_policy() {
             &Run {
                 reference: Some(ok),
                 preset: None,
+                exec: None,
             },
         );
         assert_eq!(
@@ -510,6 +516,7 @@ fn tag_policy() {
             &Run {
                 reference: Some(reference),
                 preset: None,
+                exec: None,
             },
         );
         assert_fails(&r, "tag-policy", needle);
@@ -521,6 +528,7 @@ fn tag_policy() {
         &Run {
             reference: Some("x1agent/runtime-opencode:v1"),
             preset: None,
+            exec: None,
         },
     );
     assert_fails(&r, "tag-policy", "which is missing");

@@ -3,11 +3,10 @@
 //! fixture here that triggers it. [`trigger`] is an exhaustive match: a new `RuleId` does not compile
 //! until it has a fixture.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use x1_validate::app::{self, CheckPlan};
-use x1_validate::checks::{CheckOptions, ExecMode};
-use x1_validate::report::{Format, ImageReport, Severity};
+use x1_validate::checks::ExecMode;
+use x1_validate::report::ImageReport;
 use x1_validate::rules::{RuleId, RuleSet};
 
 use crate::checks::{OPENCODE_JSON, base_layer, config, good, overlay_layer};
@@ -156,29 +155,12 @@ pub(crate) fn trigger(id: RuleId, rng: &mut dyn rand::RngCore) -> Trigger {
 }
 
 pub(crate) fn run(t: &Trigger) -> ImageReport {
-    let dir = tempfile::tempdir().unwrap();
-    let path = t.image.write_oci_dir(dir.path());
-    let plan = CheckPlan {
-        image: path.display().to_string(),
-        platform: None,
-        format: Format::Json,
-        fail_on: Severity::Error,
-        overrides: BTreeMap::new(),
-        opts: CheckOptions {
-            reference: t.reference.map(str::to_string),
-            preset_flag: None,
-            exec: t.exec,
-            healthcheck_timeout: std::time::Duration::from_secs(10),
-            no_layer_store: false,
-        },
-        color: false,
-        width: 100,
-        cache: None,
+    let run = crate::checks::Run {
+        reference: t.reference,
+        exec: Some(t.exec),
+        ..crate::checks::Run::default()
     };
-    let mut images = Vec::new();
-    app::check(&RuleSet::embedded().unwrap(), &plan, &mut images).unwrap();
-    assert_eq!(images.len(), 1);
-    images.pop().unwrap()
+    crate::checks::check(&t.image, &run)
 }
 
 #[test]

@@ -262,6 +262,7 @@ fn check_tag(img: &str, reference: Option<&str>) -> x1_validate::report::ImageRe
         &Run {
             reference,
             preset: None,
+            exec: None,
         },
     )
 }
