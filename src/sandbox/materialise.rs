@@ -271,7 +271,8 @@ fn contributing_bytes(tree: &MergedTree, listings: &[LayerListing]) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
-/// Step 3 with a store: fill the layers it lacks, check, link; then evict beyond its bound.
+/// Step 3 with a store: hold each layer (filled and checked by the store), link; then evict beyond
+/// its bound.
 fn link_from_store(
     store: &Store,
     source: &Source,
@@ -288,19 +289,7 @@ fn link_from_store(
         .enumerate()
         .filter(|(_, (_, p))| !p.is_empty())
         .map(|(li, (layer, p))| {
-            let mut held = store.layer(source, layer, listings, li)?;
-            if !store.intact(&held, p, listings) {
-                store.discard(held);
-                held = store.layer(source, layer, listings, li)?;
-                if !store.intact(&held, p, listings) {
-                    return Err(Error::Io {
-                        path: store.path().join(&held.key),
-                        source: io::Error::other(
-                            "a freshly filled layer does not match its listing",
-                        ),
-                    });
-                }
-            }
+            let held = store.layer(source, layer, listings, li, p)?;
             let (files, symlinks, bytes) =
                 super::store::link_layer(&held, p, listings, out.root_fd, out.root)?;
             Ok((files, symlinks, bytes, held.key.clone()))

@@ -134,28 +134,34 @@ impl Store {
         ))
     }
 
-    /// The layer held for linking, filled from its blob first when it is not in the store (or was
-    /// evicted while we waited for it).
+    /// The layer held for linking, its `plan`ned entries checked against the listing: filled from its
+    /// blob first when it is not in the store (or was evicted while we waited for it), and thrown away
+    /// and filled again when an entry does not match (damaged: never trusted).
     pub(crate) fn layer(
         &self,
         source: &Source,
         layer: &LayerInfo,
         listings: &[LayerListing],
         li: usize,
+        plan: &HashMap<usize, Vec<Dest>>,
     ) -> Result<Held> {
         let key = self.key(layer).ok_or_else(|| Error::Corrupt {
             what: crate::image::stream::layer_name(layer),
             detail: "a digest that cannot name a store entry".into(),
         })?;
-        for _ in 0..3 {
-            if let Some(held) = self.hold(&key)? {
-                return Ok(held);
+        // At most: damaged → discarded, filled, held; one more round for an eviction race.
+        for _ in 0..4 {
+            match self.hold(&key)? {
+                Some(held) if self.intact(&held, plan, listings) => return Ok(held),
+                Some(damaged) => self.discard(damaged),
+                None => self.fill(source, layer, listings, li, &key)?,
             }
-            self.fill(source, layer, listings, li, &key)?;
         }
         Err(Error::Io {
             path: self.dir.join(&key),
-            source: io::Error::other("the layer was evicted each time it was filled"),
+            source: io::Error::other(
+                "the layer does not match its listing after a fresh fill, or was evicted each time",
+            ),
         })
     }
 
@@ -318,7 +324,7 @@ impl Store {
     }
 
     /// Whether every planned entry of `held` is what the listing says; `false` means damaged.
-    pub(crate) fn intact(
+    fn intact(
         &self,
         held: &Held,
         plan: &HashMap<usize, Vec<Dest>>,
@@ -359,7 +365,7 @@ impl Store {
     }
 
     /// Throw a damaged layer away (so the next [`Store::layer`] fills it again).
-    pub(crate) fn discard(&self, held: Held) {
+    fn discard(&self, held: Held) {
         let key = held.key.clone();
         drop(held);
         self.evict_one(&key, true);
