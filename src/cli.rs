@@ -150,6 +150,20 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 mod tests {
     use super::*;
 
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        let size = |s| parse_size(s).ok();
+        assert_eq!(size("1000"), Some(1000));
+        assert_eq!(size("256K"), Some(256 << 10));
+        assert_eq!(size("512MiB"), Some(512 << 20));
+        assert_eq!(size("4g"), Some(4 << 30));
+        assert_eq!(size("8GB"), Some(8 << 30));
+        assert_eq!(size("1T"), Some(1 << 40));
+        for bad in ["", "G", "4X", "-1", "1.5G", "99999999999999999999T"] {
+            assert_eq!(size(bad), None, "{bad}");
+        }
+    }
+
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(normalize_args(args.iter().map(OsString::from)))
     }

@@ -87,32 +87,9 @@ pub fn max_rootfs_from_env() -> Result<u64, String> {
     match std::env::var(MAX_ROOTFS_ENV) {
         Err(std::env::VarError::NotPresent) => Ok(DEFAULT_MAX_ROOTFS),
         Err(_) => Err(format!("{MAX_ROOTFS_ENV} is not valid UTF-8")),
-        Ok(v) => parse_size(&v).ok_or_else(|| {
-            format!("{MAX_ROOTFS_ENV}={v:?} is not a size (e.g. 4G, 512M, 1000000)")
-        }),
+        Ok(v) => crate::cli::parse_size(&v)
+            .map_err(|_| format!("{MAX_ROOTFS_ENV}={v:?} is not a size (e.g. 4G, 512M, 1000000)")),
     }
-}
-
-/// `123`, `64K`, `512M`, `4G`, `1T` (binary multiples; an optional `iB`/`B` after the letter).
-pub fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (n, unit) = v.split_at(digits);
-    let n: u64 = n.parse().ok()?;
-    let shift = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return None,
-    };
-    n.checked_mul(1u64 << shift)
 }
 
 /// What the healthcheck did.
@@ -377,22 +354,4 @@ pub fn excerpt(bytes: &[u8], max: usize) -> String {
         out.push('…');
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_suffixes() {
-        assert_eq!(parse_size("1000"), Some(1000));
-        assert_eq!(parse_size("256K"), Some(256 << 10));
-        assert_eq!(parse_size("512MiB"), Some(512 << 20));
-        assert_eq!(parse_size("4g"), Some(4 << 30));
-        assert_eq!(parse_size("8GB"), Some(8 << 30));
-        assert_eq!(parse_size("1T"), Some(1 << 40));
-        for bad in ["", "G", "4X", "-1", "1.5G", "99999999999999999999T"] {
-            assert_eq!(parse_size(bad), None, "{bad}");
-        }
-    }
 }
