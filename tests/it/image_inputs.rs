@@ -238,15 +238,9 @@ fn several_images_need_a_selector_that_works_by_tag_and_digest() {
 
 #[test]
 fn multi_platform_index_gives_one_image_per_platform_and_keeps_attestations_aside() {
-    let amd = ImageBuilder::new().layer(Layer::new().file("arch", b"amd64"));
-    let arm = ImageBuilder::new()
-        .platform("linux", "arm64", Some("v8"))
-        .layer(Layer::new().file("arch", b"arm64"));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("multi");
-    Layout::new()
-        .multi_platform(Some("edge"), vec![amd, arm], true)
-        .write_dir(&dir);
+    crate::common::layout::amd64_arm64(&dir, true);
     let d = dir.display().to_string();
     let o = run_bin(&["inspect", &d, "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -477,19 +477,12 @@ fn pipeline_against_a_real_registry_with_basic_auth() {
 
 #[test]
 fn a_multi_arch_index_from_the_registry_is_read_per_platform() {
-    use crate::common::{ImageBuilder, Layer, layout::Layout};
     let Some(reg) = Registry::start(false) else {
         return;
     };
-    let amd = ImageBuilder::new().layer(Layer::new().file("arch", b"amd64"));
-    let arm = ImageBuilder::new()
-        .platform("linux", "arm64", Some("v8"))
-        .layer(Layer::new().file("arch", b"arm64"));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("multi");
-    Layout::new()
-        .multi_platform(Some("edge"), vec![amd, arm], false)
-        .write_dir(&dir);
+    crate::common::layout::amd64_arm64(&dir, false);
     // skopeo --all pushes the index and every platform's manifest.
     let o = Command::new("skopeo")
         .args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])

@@ -9,6 +9,18 @@ use serde_json::{Value, json};
 
 use super::{ImageBuilder, sha256, tarw};
 
+/// `dir` as an OCI layout whose `edge` is a two-platform index: linux/amd64 and linux/arm64/v8, each a
+/// one-file image (`/arch` says which), with a BuildKit-style attestation when `attestation`.
+pub fn amd64_arm64(dir: &Path, attestation: bool) {
+    let amd = ImageBuilder::new().layer(super::Layer::new().file("arch", b"amd64"));
+    let arm = ImageBuilder::new()
+        .platform("linux", "arm64", Some("v8"))
+        .layer(super::Layer::new().file("arch", b"arm64"));
+    Layout::new()
+        .multi_platform(Some("edge"), vec![amd, arm], attestation)
+        .write_dir(dir);
+}
+
 /// What an OCI layout's `index.json` holds.
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]
