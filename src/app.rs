@@ -154,6 +154,7 @@ fn check_image(
         rules,
         preset,
         opts: &plan.opts,
+        cache: cache.as_ref(),
     };
     let (mut report, not_run) = assemble(rules, plan, checks::run_all(&input));
     report.input.clone_from(&plan.image);

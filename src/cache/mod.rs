@@ -46,11 +46,13 @@ use crate::image::{CapturePolicy, Image, LayerInfo, LayerListing, LayerOutput, S
 use crate::scan::archive::NestedBudget;
 use crate::scan::{Patterns, ScanResult, SecretScanner, scan_value};
 
-pub use record::Record;
 use record::RecordRef;
+pub use record::{Record, TextRecord};
 
 /// Bumped whenever what a layer read derives, or its encoding, changes.
 pub const SCHEMA: u32 = 1;
+/// Bumped whenever a text-match result ([`TextRecord`]) or its encoding changes.
+pub const TEXT_SCHEMA: u32 = 1;
 /// Default size bound of the cache directory.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// The environment variable naming the cache directory.
@@ -59,6 +61,7 @@ pub const DIR_ENV: &str = "X1_VALIDATE_CACHE_DIR";
 pub const MAX_ENV: &str = "X1_VALIDATE_CACHE_MAX";
 
 const MAGIC: &[u8; 8] = b"X1VLAYER";
+const TEXT_MAGIC: &[u8; 8] = b"X1VLTEXT";
 const HEADER: usize = 8 + 4;
 const TRAILER: usize = 8 + 8 + 32;
 /// Largest decoded record accepted (a million-entry listing is ≈ 100 MB).
@@ -93,6 +96,8 @@ pub fn max_bytes_from_env() -> std::result::Result<u64, String> {
 #[derive(Debug, Clone)]
 pub struct LayerCache {
     dir: PathBuf,
+    /// License text-match results, by text (`texts-v<TEXT_SCHEMA>`).
+    text_dir: PathBuf,
     max_bytes: u64,
     /// Hash of everything but the blob that decides a layer's result.
     salt: [u8; 32],
@@ -103,7 +108,8 @@ impl LayerCache {
     /// configuration a layer's result depends on (see [`context`]).
     pub fn open(root: &Path, max_bytes: u64, context: &str) -> io::Result<LayerCache> {
         let dir = root.join(format!("layers-v{SCHEMA}"));
-        for d in [root, &dir] {
+        let text_dir = root.join(format!("texts-v{TEXT_SCHEMA}"));
+        for d in [root, &dir, &text_dir] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -127,6 +133,7 @@ impl LayerCache {
         h.update(context.as_bytes());
         Ok(LayerCache {
             dir,
+            text_dir,
             max_bytes,
             salt: h.finalize().into(),
         })
@@ -160,13 +167,11 @@ impl LayerCache {
         let key = self.key(info);
         let path = self.path(&key);
         let bytes = read_bounded(&path).ok()??;
-        let rec = decode(&bytes)?;
+        let rec: Record = decode_entry(&bytes, MAGIC, SCHEMA)?;
         if rec.key != key || rec.digest != info.descriptor.digest.to_string() {
             return None;
         }
-        if let Ok(f) = OpenOptions::new().write(true).open(&path) {
-            let _ = f.set_modified(SystemTime::now());
-        }
+        touch(&path);
         Some(rec)
     }
 
@@ -179,40 +184,54 @@ impl LayerCache {
     ) -> io::Result<()> {
         let key = self.key(info);
         let rec = RecordRef::new(&key, info, listing, scan);
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&self.dir)?;
-        let mut out = io::BufWriter::with_capacity(256 * 1024, tmp);
-        out.write_all(MAGIC)?;
-        out.write_all(&SCHEMA.to_le_bytes())?;
-        let mut hashed = Hashing {
-            inner: out,
-            sha: Sha256::new(),
-            len: 0,
-        };
-        let mut counted = Counting {
-            inner: zstd::stream::Encoder::new(&mut hashed, 3)?,
-            len: 0,
-        };
-        postcard::to_io(&rec, &mut counted).map_err(io::Error::other)?;
-        let plain_len = counted.len;
-        counted.inner.finish()?;
-        let Hashing {
-            inner: mut out,
-            sha,
-            len,
-        } = hashed;
-        out.write_all(&len.to_le_bytes())?;
-        out.write_all(&plain_len.to_le_bytes())?;
-        out.write_all(&sha.finalize())?;
-        let tmp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        if len > self.max_bytes / 2 {
-            return Ok(());
+        write_entry(&self.dir, &key, MAGIC, SCHEMA, &rec, self.max_bytes / 2)
+    }
+
+    /// The key of a license text's match result: the program's version (and, in a debug build,
+    /// its identity), [`TEXT_SCHEMA`], `matcher` (what else decides the result: the license store's
+    /// hash, the threshold, the limits) and the SHA-256 of the text's bytes.
+    pub fn text_key(&self, matcher: &str, text: &[u8]) -> String {
+        let mut h = Sha256::new();
+        h.update(b"x1-validate text match\0");
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(TEXT_SCHEMA.to_le_bytes());
+        for part in [build_identity().as_bytes(), matcher.as_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
         }
-        tmp.as_file().sync_data()?;
-        tmp.persist(self.path(&key)).map_err(|e| e.error)?;
-        Ok(())
+        h.update(Sha256::digest(text));
+        hex::encode(h.finalize())
+    }
+
+    /// The stored text-match result under `key` ([`LayerCache::text_key`]); `None` when absent,
+    /// damaged or another key's. A hit refreshes the entry's age (LRU).
+    pub fn get_text(&self, key: &str) -> Option<TextRecord> {
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let path = self.text_dir.join(key);
+        let bytes = read_bounded(&path).ok()??;
+        let rec: TextRecord = decode_entry(&bytes, TEXT_MAGIC, TEXT_SCHEMA)?;
+        if rec.key != key {
+            return None;
+        }
+        touch(&path);
+        Some(rec)
+    }
+
+    /// Store a text-match result under its key (atomically).
+    pub fn put_text(&self, rec: &TextRecord) -> io::Result<()> {
+        if rec.key.len() != 64 || !rec.key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(io::Error::other("not a text-match key"));
+        }
+        write_entry(
+            &self.text_dir,
+            &rec.key,
+            TEXT_MAGIC,
+            TEXT_SCHEMA,
+            rec,
+            self.max_bytes / 2,
+        )
     }
 
     /// Remove the least recently used entries until the total fits the bound (and temp files left
@@ -229,23 +248,26 @@ impl LayerCache {
         let now = SystemTime::now();
         let mut entries = Vec::new();
         let mut total = 0u64;
-        for e in fs::read_dir(&self.dir)? {
-            let e = e?;
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            let Ok(m) = e.metadata() else { continue };
-            if !m.is_file() || name == ".evict.lock" {
-                continue;
-            }
-            let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            if name.starts_with(".tmp-") {
-                if now.duration_since(mtime).unwrap_or_default() > STALE_TEMP {
-                    let _ = fs::remove_file(e.path());
+        for dir in [&self.dir, &self.text_dir] {
+            let Ok(rd) = fs::read_dir(dir) else { continue };
+            for e in rd {
+                let e = e?;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                let Ok(m) = e.metadata() else { continue };
+                if !m.is_file() || name == ".evict.lock" {
+                    continue;
                 }
-                continue;
+                let mtime = m.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                if name.starts_with(".tmp-") {
+                    if now.duration_since(mtime).unwrap_or_default() > STALE_TEMP {
+                        let _ = fs::remove_file(e.path());
+                    }
+                    continue;
+                }
+                total += m.len();
+                entries.push((mtime, m.len(), e.path()));
             }
-            total += m.len();
-            entries.push((mtime, m.len(), e.path()));
         }
         if total <= self.max_bytes {
             return Ok(());
@@ -343,12 +365,69 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// An entry is `MAGIC, SCHEMA (u32 LE), payload, payload length (u64 LE), decoded length (u64 LE),
-/// SHA-256 of the payload`, the payload being `zstd(postcard(Record))`. The record in `bytes`, or
-/// `None` when anything about it is off (never trusted then).
-fn decode(bytes: &[u8]) -> Option<Record> {
+/// Refresh an entry's age (LRU).
+fn touch(path: &Path) {
+    if let Ok(f) = OpenOptions::new().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// Write `value` as entry `name` of `dir`, atomically (a private temp file, then rename), encoded
+/// as it is written; an entry larger than `max_len` is dropped.
+fn write_entry<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+    schema: u32,
+    value: &T,
+    max_len: u64,
+) -> io::Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    let mut out = io::BufWriter::with_capacity(256 * 1024, tmp);
+    out.write_all(magic)?;
+    out.write_all(&schema.to_le_bytes())?;
+    let mut hashed = Hashing {
+        inner: out,
+        sha: Sha256::new(),
+        len: 0,
+    };
+    let mut counted = Counting {
+        inner: zstd::stream::Encoder::new(&mut hashed, 3)?,
+        len: 0,
+    };
+    postcard::to_io(value, &mut counted).map_err(io::Error::other)?;
+    let plain_len = counted.len;
+    counted.inner.finish()?;
+    let Hashing {
+        inner: mut out,
+        sha,
+        len,
+    } = hashed;
+    out.write_all(&len.to_le_bytes())?;
+    out.write_all(&plain_len.to_le_bytes())?;
+    out.write_all(&sha.finalize())?;
+    let tmp = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    if len > max_len {
+        return Ok(());
+    }
+    tmp.as_file().sync_data()?;
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An entry is `magic, schema (u32 LE), payload, payload length (u64 LE), decoded length (u64 LE),
+/// SHA-256 of the payload`, the payload being `zstd(postcard(T))`. The value in `bytes`, or `None`
+/// when anything about it is off (never trusted then).
+fn decode_entry<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    want_schema: u32,
+) -> Option<T> {
     let n = bytes.len();
-    if n < HEADER + TRAILER || &bytes[..8] != MAGIC {
+    if n < HEADER + TRAILER || &bytes[..8] != magic {
         return None;
     }
     let schema = u32::from_le_bytes(bytes[8..12].try_into().ok()?);
@@ -356,7 +435,7 @@ fn decode(bytes: &[u8]) -> Option<Record> {
     let len = u64::from_le_bytes(trailer[..8].try_into().ok()?);
     let plain_len = u64::from_le_bytes(trailer[8..16].try_into().ok()?);
     let payload = &bytes[HEADER..n - TRAILER];
-    if schema != SCHEMA
+    if schema != want_schema
         || len != payload.len() as u64
         || plain_len > MAX_DECODED
         || Sha256::digest(payload)[..] != trailer[16..]

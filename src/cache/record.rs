@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 use crate::image::{Compression, Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
 use crate::scan::ScanResult;
 
+/// A license text's stored match result (`license::textmatch::identify_bytes`): only SPDX ids,
+/// scores and the matcher's own messages, nothing of the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextRecord {
+    /// The key it was stored under (checked on read).
+    pub key: String,
+    /// Analyses it took from the inventory's text-match budget.
+    pub cost: usize,
+    /// The terms found (SPDX id, score), or why none.
+    pub outcome: Result<Vec<(String, f32)>, String>,
+}
+
 /// A stored layer result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {

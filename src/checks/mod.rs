@@ -62,6 +62,8 @@ pub struct CheckInput<'a> {
     /// The preset in force (from `--preset`, else the label), if known.
     pub preset: Option<&'a Preset>,
     pub opts: &'a CheckOptions,
+    /// The result cache, for results derived from more than one layer (license text matches).
+    pub cache: Option<&'a crate::cache::LayerCache>,
 }
 
 /// The decision of one check kind about one rule id.

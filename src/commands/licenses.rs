@@ -86,7 +86,7 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
         let listings: Vec<_> = outputs.into_iter().map(|o| o.listing).collect();
         let tree = MergedTree::merge(&listings);
         let inventory =
-            crate::license::image::inventory(&listings, &tree, preset.map(|p| &p.license));
+            crate::license::image::inventory(&listings, &tree, preset.map(|p| &p.license), None);
         listed.push(Listed {
             image,
             preset,

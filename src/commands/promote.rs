@@ -160,6 +160,7 @@ pub fn run(args: &PromoteArgs, out: &mut dyn Write) -> Result<u8> {
             rules: &rules,
             preset,
             opts: &opts,
+            cache: None,
         };
         let outcome = crate::checks::labels::tag_policy(&input);
         policy.extend(outcome.findings.into_iter().map(|f| f.message));

@@ -3,6 +3,7 @@
 
 use super::PresetLicense;
 use super::inventory::{CapturedFile, FinalFiles, Inventory};
+use crate::cache::LayerCache;
 use crate::image::{LayerListing, MergedTree};
 
 /// Final-tree lookups through [`MergedTree::content`].
@@ -59,12 +60,14 @@ pub fn captured_files<'a>(
     out
 }
 
-/// The inventory of an image read with (at least) [`super::capture_globs`].
+/// The inventory of an image read with (at least) [`super::capture_globs`]; license text-match
+/// results are kept in `cache` when given.
 pub fn inventory(
     listings: &[LayerListing],
     tree: &MergedTree,
     preset: Option<&PresetLicense>,
+    cache: Option<&LayerCache>,
 ) -> Inventory {
     let files = captured_files(listings, tree);
-    Inventory::collect(&files, &TreeFiles { tree, listings }, preset)
+    Inventory::collect_cached(&files, &TreeFiles { tree, listings }, preset, cache)
 }

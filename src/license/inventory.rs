@@ -15,6 +15,7 @@ use super::npm::{self, Declared, RootKind};
 use super::runtime;
 use super::textmatch::{self, Budget, TextMatch};
 use super::{Ecosystem, PresetLicense};
+use crate::cache::LayerCache;
 
 /// One captured regular-file entry of one layer.
 #[derive(Debug, Clone)]
@@ -92,6 +93,16 @@ impl Inventory {
         fin: &dyn FinalFiles,
         preset: Option<&PresetLicense>,
     ) -> Inventory {
+        Inventory::collect_cached(files, fin, preset, None)
+    }
+
+    /// [`Inventory::collect`], with license text-match results kept in `cache`.
+    pub fn collect_cached(
+        files: &[CapturedFile<'_>],
+        fin: &dyn FinalFiles,
+        preset: Option<&PresetLicense>,
+        cache: Option<&LayerCache>,
+    ) -> Inventory {
         let (mut packages, mut texts, installed) = npm_packages(files);
         let (deb, deb_texts) = deb_packages(files, fin);
         texts.extend(deb_texts.into_iter().map(|(i, t)| (i + packages.len(), t)));
@@ -103,7 +114,7 @@ impl Inventory {
                 .map(|(i, t)| (i + packages.len(), t)),
         );
         packages.extend(loose);
-        match_texts(&mut packages, &texts);
+        match_texts(&mut packages, &texts, cache);
         if let Some(pl) = preset {
             for (i, path) in installed {
                 apply_clarification(&mut packages[i], &path, pl, fin);
@@ -325,9 +336,9 @@ fn loose_files<'a>(files: &[CapturedFile<'a>], packages: &[Package]) -> (Vec<Pac
     (out, texts)
 }
 
-/// Identify every pending text (each distinct text once, in parallel, within one [`Budget`]) and
-/// give the packages still without an expression what was found.
-fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])]) {
+/// Identify every pending text (each distinct text once, in parallel, within one [`Budget`]; through
+/// `cache` when given) and give the packages still without an expression what was found.
+fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])], cache: Option<&LayerCache>) {
     if texts.is_empty() {
         return;
     }
@@ -337,7 +348,7 @@ fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])]) {
     let budget = Budget::new(textmatch::BUDGET);
     let results: Vec<Result<TextMatch, String>> = unique
         .par_iter()
-        .map(|t| textmatch::identify(&String::from_utf8_lossy(t), &budget))
+        .map(|t| textmatch::identify_bytes(t, &budget, cache))
         .collect();
     for (i, text) in texts {
         let Ok(u) = unique.binary_search(text) else {

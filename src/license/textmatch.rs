@@ -2,11 +2,17 @@
 //! `LICENSE`/`COPYING` file, or a loose license file is matched against SPDX's license texts with the
 //! askalono algorithm (word-bigram Dice similarity against every SPDX license and standard header).
 //!
-//! The matcher is the `spdx` crate's `detection` module, which is askalono inlined by the crate's
-//! maintainers (the upstream `askalono` crate is unmaintained; cargo-about and cargo-deny moved to
-//! this copy), with its `detection-inline-cache` feature: a store of SPDX's license texts built into
-//! the binary at build time. Nothing is fetched at run time. The store is decoded lazily, on the first
-//! text that needs matching, so images that need none pay nothing.
+//! The algorithm and data are askalono's as the `spdx` crate ships them (askalono inlined by the
+//! crate's maintainers; the upstream `askalono` crate is unmaintained, cargo-about and cargo-deny moved
+//! to this copy): the crate's store of SPDX license texts and headers. Its decoded form costs ≈ 50 MiB
+//! (65 MiB at peak), so `build.rs` turns it into a compact bigram index ([`store`]: ≈ 3.5 MiB, read
+//! in place from the binary, nothing decoded at run time) that gives every text exactly askalono's
+//! score (a test compares the two, bit for bit). Query texts are normalised by askalono's own code,
+//! vendored in [`preproc`]. Nothing is fetched at run time.
+//!
+//! Results are cached by text ([`identify_bytes`]): in `check`, a text matched once is read back
+//! from the result cache (`crate::cache`, keyed by the text's SHA-256, the store's hash and the
+//! threshold), so a warm run matches nothing.
 //!
 //! How a text is read:
 //! 1. the whole text against every license: a `LICENSE` file holding one license scores high;
@@ -20,13 +26,17 @@
 //! any later version" → `GPL-2.0-or-later`); a bare license text says no "or later" and maps to
 //! `-only`.
 
-use std::collections::HashMap;
+mod preproc;
+mod store;
+#[cfg(test)]
+mod store_build;
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use spdx::detection::{LicenseType, Store, TextData};
-
+use self::store::{Bigrams, Kind, Store};
 use super::expr::SpdxExpr;
+use crate::cache::{LayerCache, TextRecord};
 
 /// Lowest askalono score (Dice coefficient of word bigrams, 0–1) that counts as an identification.
 ///
@@ -79,9 +89,12 @@ impl Budget {
         Budget(AtomicUsize::new(n))
     }
 
-    fn take(&self) -> bool {
+    /// Take `n` analyses at once, or none.
+    fn take_n(&self, n: usize) -> bool {
         self.0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n)
+            })
             .is_ok()
     }
 }
@@ -90,144 +103,135 @@ impl Budget {
 /// and say so.
 pub const BUDGET: usize = 6_000;
 
-/// GNU notices as Debian copyright files quote them: the first two paragraphs of the FSF's standard
-/// header, without the third ("You should have received a copy … write to the Free Software
-/// Foundation, Inc., <address>"), which Debian replaces with a pointer to
-/// `/usr/share/common-licenses`. Added as headers of the store's GNU entries; the version and "or
-/// later" are then read from the notice's own words ([`gnu_id`]).
-const GNU_SHORT_NOTICES: &[(&str, &str)] = &[
-    (
-        "GPL-2.0-or-later",
-        "This program is free software; you can redistribute it and/or modify it under the terms of \
-         the GNU General Public License as published by the Free Software Foundation; either version 2 \
-         of the License, or (at your option) any later version.\n\nThis program is distributed in the \
-         hope that it will be useful, but WITHOUT ANY WARRANTY; without even the implied warranty of \
-         MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE. See the GNU General Public License for \
-         more details.\n",
-    ),
-    (
-        "LGPL-2.1-or-later",
-        "This library is free software; you can redistribute it and/or modify it under the terms of \
-         the GNU Lesser General Public License as published by the Free Software Foundation; either \
-         version 2.1 of the License, or (at your option) any later version.\n\nThis library is \
-         distributed in the hope that it will be useful, but WITHOUT ANY WARRANTY; without even the \
-         implied warranty of MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE. See the GNU Lesser \
-         General Public License for more details.\n",
-    ),
-];
+/// The compact store (`build.rs`, [`store`]), compiled in and read in place.
+static STORE_BYTES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/license-store.bin"));
 
-/// The store and a word-bigram index over its texts, so a block is scored (with askalono's own
-/// `match_score`) against the few licenses that share words with it rather than all ~750 texts:
-/// the same result for any license that could reach [`THRESHOLD`], at a fraction of the cost.
-struct Matcher {
-    store: Store,
-    /// (store name, kind, index into that entry's variants: 0 = original, then headers).
-    items: Vec<(String, LicenseType, usize)>,
-    /// bigram → items containing it (bigrams in more than a quarter of all items are dropped).
-    postings: HashMap<String, Vec<u32>>,
+/// SHA-256 of the compact store: part of the text-match cache key.
+pub const STORE_SHA256: &str = env!("X1_LICENSE_STORE_SHA256");
+
+fn store() -> Option<Store<'static>> {
+    static STORE: OnceLock<Option<Store<'static>>> = OnceLock::new();
+    *STORE.get_or_init(|| Store::parse(STORE_BYTES))
 }
 
-impl Matcher {
-    fn load() -> Option<Matcher> {
-        let mut store = Store::load_inline().ok()?;
-        for (name, text) in GNU_SHORT_NOTICES {
-            let _ = store.add_variant(name, LicenseType::Header, TextData::new(text));
-        }
-        let mut items = Vec::new();
-        let mut postings: HashMap<String, Vec<u32>> = HashMap::new();
-        let mut names: Vec<&String> = store.licenses().collect();
-        names.sort();
-        for name in names {
-            let Some(entry) = store.iter().find(|(n, _)| *n == name).map(|(_, e)| e) else {
-                continue;
-            };
-            let variants = std::iter::once((LicenseType::Original, &entry.original))
-                .chain(entry.headers.iter().map(|h| (LicenseType::Header, h)));
-            for (vi, (kind, data)) in variants.enumerate() {
-                let id = u32::try_from(items.len()).unwrap_or(u32::MAX);
-                items.push((name.clone(), kind, vi));
-                for g in bigrams(&data.lines().join(" ")) {
-                    postings.entry(g).or_default().push(id);
-                }
-            }
-        }
-        let common = items.len() / 4;
-        postings.retain(|_, v| v.len() <= common);
-        Some(Matcher {
-            store,
-            items,
-            postings,
+/// The best-scoring store text for `text`: (score, text index). Ties go to the first text in store
+/// order (license name, then original before headers).
+fn best(store: &Store<'_>, text: &str) -> (f32, usize) {
+    store
+        .scores(&Bigrams::of_text(text))
+        .into_iter()
+        .enumerate()
+        .fold((0.0, 0), |b, (t, s)| if s > b.0 { (s, t) } else { b })
+}
+
+/// The best-scoring text for a paragraph block among the [`CANDIDATES`] texts that share the most
+/// distinctive words with it (`None` when no text shares any): (score, text index). Ties go to the
+/// smaller license name, then to the later candidate.
+fn best_candidate(store: &Store<'_>, block: &str) -> Option<(f32, usize)> {
+    let candidates = store.candidates(block, CANDIDATES);
+    if candidates.is_empty() {
+        return None;
+    }
+    let scores = store.scores(&Bigrams::of_text(block));
+    candidates
+        .into_iter()
+        .map(|t| (scores.get(t).copied().unwrap_or(0.0), t))
+        .max_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then_with(|| store.name(b.1).cmp(store.name(a.1)))
         })
-    }
-
-    fn data(&self, item: usize) -> Option<&TextData> {
-        let (name, _, vi) = &self.items[item];
-        let entry = self.store.iter().find(|(n, _)| *n == name)?.1;
-        match vi {
-            0 => Some(&entry.original),
-            v => entry.headers.get(v - 1),
-        }
-    }
-
-    /// The best (score, store name, kind) for `block` among the items sharing the most bigrams.
-    fn best(&self, block: &str) -> Option<(f32, &str, LicenseType)> {
-        const CANDIDATES: usize = 12;
-        let mut shared: HashMap<u32, u32> = HashMap::new();
-        for g in bigrams(block) {
-            if let Some(items) = self.postings.get(&g) {
-                for &i in items {
-                    *shared.entry(i).or_default() += 1;
-                }
-            }
-        }
-        let mut ranked: Vec<(u32, u32)> = shared.into_iter().collect();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let td = TextData::new(block);
-        ranked
-            .iter()
-            .take(CANDIDATES)
-            .filter_map(|&(i, _)| {
-                let data = self.data(i as usize)?;
-                let (name, kind, _) = &self.items[i as usize];
-                Some((data.match_score(&td), name.as_str(), *kind))
-            })
-            .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
-    }
 }
 
-/// Distinct lower-case word bigrams of a text.
-fn bigrams(text: &str) -> std::collections::HashSet<String> {
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    words
-        .windows(2)
-        .map(|w| format!("{} {}", w[0], w[1]))
-        .collect()
-}
-
-fn matcher() -> Option<&'static Matcher> {
-    static MATCHER: OnceLock<Option<Matcher>> = OnceLock::new();
-    MATCHER.get_or_init(Matcher::load).as_ref()
-}
+/// Texts scored per paragraph block (see [`store`] on why blocks are not scored against all).
+const CANDIDATES: usize = 12;
 
 /// Identify the license(s) of `text`. `Err` says why not (nothing at or above [`THRESHOLD`], budget
 /// spent).
 pub fn identify(text: &str, budget: &Budget) -> Result<TextMatch, String> {
+    run(text, &mut Spend::new(budget))
+}
+
+/// [`identify`] for the bytes of a text, through `cache`'s text-match results when given: a stored
+/// result is charged to `budget` what it cost when it was computed (so that a warm run identifies
+/// exactly what a cold one does), and a result is stored only when the budget did not cut it short.
+pub fn identify_bytes(
+    bytes: &[u8],
+    budget: &Budget,
+    cache: Option<&LayerCache>,
+) -> Result<TextMatch, String> {
+    let key = cache.map(|c| c.text_key(&matcher_id(), bytes));
+    if let (Some(c), Some(key)) = (cache, &key)
+        && let Some(rec) = c.get_text(key)
+        && budget.take_n(rec.cost)
+    {
+        return rec.outcome.and_then(finish);
+    }
+    let mut spend = Spend::new(budget);
+    let result = run(&String::from_utf8_lossy(bytes), &mut spend);
+    if let (Some(c), Some(key), false) = (cache, key, spend.refused) {
+        let rec = TextRecord {
+            key,
+            cost: spend.taken,
+            outcome: result
+                .as_ref()
+                .map(|m| m.terms.clone())
+                .map_err(Clone::clone),
+        };
+        let _ = c.put_text(&rec);
+    }
+    result
+}
+
+/// What decides a text's result besides its bytes: the store, the threshold and the limits (the
+/// text-match cache key; the cache adds the program's version).
+fn matcher_id() -> String {
+    format!(
+        "store {STORE_SHA256} threshold {THRESHOLD} max {MAX_TEXT_BYTES} paragraphs \
+         {MAX_PARAGRAPHS} block {MAX_BLOCK} keywords {KEYWORDS:?}"
+    )
+}
+
+/// One text's draw on the shared [`Budget`].
+struct Spend<'b> {
+    budget: &'b Budget,
+    taken: usize,
+    /// The budget refused an analysis: the result is cut short (and depends on the other texts).
+    refused: bool,
+}
+
+impl<'b> Spend<'b> {
+    fn new(budget: &'b Budget) -> Spend<'b> {
+        Spend {
+            budget,
+            taken: 0,
+            refused: false,
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        if self.budget.take_n(1) {
+            self.taken += 1;
+            true
+        } else {
+            self.refused = true;
+            false
+        }
+    }
+}
+
+fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, String> {
     let text = head(text, MAX_TEXT_BYTES);
     if text.trim().is_empty() {
         return Err("the license file is empty".into());
     }
-    let matcher = matcher().ok_or("the built-in SPDX license store could not be decoded")?;
-    if !budget.take() {
+    let store = store().ok_or("the built-in SPDX license store is damaged")?;
+    if !spend.take() {
         return Err(spent());
     }
-    let whole = matcher.store.analyze(&TextData::new(text));
-    if whole.score >= THRESHOLD {
-        let id = spdx_id(whole.name, whole.license_type, text);
-        return finish(vec![(id, whole.score)]);
+    let (whole_score, whole) = best(&store, text);
+    if whole_score >= THRESHOLD {
+        let id = spdx_id(store.name(whole), store.kind(whole), text);
+        return finish(vec![(id, whole_score)]);
     }
     let paras = paragraphs(text);
     let mut found: Vec<(String, f32)> = Vec::new();
@@ -238,18 +242,18 @@ pub fn identify(text: &str, budget: &Budget) -> Result<TextMatch, String> {
             i += 1;
             continue;
         }
-        let mut best: Option<(f32, String, usize)> = None;
+        let mut top: Option<(f32, String, usize)> = None;
         for k in 1..=MAX_BLOCK.min(paras.len() - i) {
-            if !budget.take() {
+            if !spend.take() {
                 exhausted = true;
                 break;
             }
             let block = paras[i..i + k].join("\n\n");
-            let Some((score, name, kind)) = matcher.best(&block) else {
+            let Some((score, t)) = best_candidate(&store, &block) else {
                 continue;
             };
-            if score >= THRESHOLD && best.as_ref().is_none_or(|b| score > b.0) {
-                best = Some((score, spdx_id(name, kind, &block), k));
+            if score >= THRESHOLD && top.as_ref().is_none_or(|b| score > b.0) {
+                top = Some((score, spdx_id(store.name(t), store.kind(t), &block), k));
             }
             if score >= 0.98 {
                 break;
@@ -258,7 +262,7 @@ pub fn identify(text: &str, budget: &Budget) -> Result<TextMatch, String> {
         if exhausted {
             break;
         }
-        if let Some((score, id, k)) = best {
+        if let Some((score, id, k)) = top {
             match found.iter_mut().find(|(f, _)| *f == id) {
                 Some(f) => f.1 = f.1.max(score),
                 None => found.push((id, score)),
@@ -273,8 +277,9 @@ pub fn identify(text: &str, budget: &Budget) -> Result<TextMatch, String> {
     }
     if found.is_empty() {
         return Err(format!(
-            "no SPDX license text matched (best whole-text score {:.2} for {}, threshold {THRESHOLD})",
-            whole.score, whole.name
+            "no SPDX license text matched (best whole-text score {whole_score:.2} for {}, threshold \
+             {THRESHOLD})",
+            store.name(whole)
         ));
     }
     finish(found)
@@ -351,7 +356,7 @@ fn mentions_license(para: &str) -> bool {
 }
 
 /// The SPDX id for a store name, with GNU versions and "or later" taken from the matched words.
-fn spdx_id(name: &str, kind: LicenseType, text: &str) -> String {
+fn spdx_id(name: &str, kind: Kind, text: &str) -> String {
     if let Some(id) = gnu_id(name, kind, text) {
         return id;
     }
@@ -368,7 +373,7 @@ fn spdx_id(name: &str, kind: LicenseType, text: &str) -> String {
 /// come from the store name, corrected by the text (a notice saying "Lesser" or "version 3" is that);
 /// "or later" only when the text is a notice saying so (a header match, or a block of a Debian
 /// copyright file), never for a bare license text, whose appendix shows how to *apply* "or later".
-fn gnu_id(name: &str, kind: LicenseType, text: &str) -> Option<String> {
+fn gnu_id(name: &str, kind: Kind, text: &str) -> Option<String> {
     let family = ["AGPL", "LGPL", "GPL", "GFDL"]
         .into_iter()
         .find(|f| name.starts_with(&format!("{f}-")))?;
@@ -386,7 +391,7 @@ fn gnu_id(name: &str, kind: LicenseType, text: &str) -> Option<String> {
         return spdx::license_id(name).map(|l| l.name.to_string());
     }
     let words = normalise(text);
-    let notice = kind == LicenseType::Header
+    let notice = kind == Kind::Header
         || !(words.contains("terms and conditions for copying")
             || words.contains("terms and conditions"));
     // A full text names its siblings (GPL-2.0's last paragraph points to the Library GPL): only a
@@ -582,6 +587,240 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(id(&half).is_err());
+    }
+
+    /// The spdx crate's askalono store with the GNU notices added, in the compact store's order.
+    fn askalono_texts() -> Vec<(String, Kind, spdx::detection::TextData)> {
+        use spdx::detection::{Store as Askalono, TextData};
+        let store = Askalono::load_inline().expect("the spdx crate's store decodes");
+        let mut entries: Vec<_> = store.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::new();
+        for (name, e) in entries {
+            out.push((name.clone(), Kind::Original, e.original.clone()));
+            for h in &e.headers {
+                out.push((name.clone(), Kind::Header, h.clone()));
+            }
+            for (n, notice) in store_build::GNU_SHORT_NOTICES {
+                if n == name {
+                    out.push((name.clone(), Kind::Header, TextData::new(notice)));
+                }
+            }
+            for a in &e.alternates {
+                out.push((name.clone(), Kind::Alternate, a.clone()));
+            }
+        }
+        out
+    }
+
+    /// Plain bigrams, as the matcher computed them when it used the crate's store.
+    fn old_bigrams(text: &str) -> std::collections::HashSet<String> {
+        let lower = text.to_lowercase();
+        let words: Vec<&str> = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        words
+            .windows(2)
+            .map(|w| format!("{} {}", w[0], w[1]))
+            .collect()
+    }
+
+    /// Its candidate index: plain bigrams of each text's normalised lines, those in more than a
+    /// quarter of the texts dropped.
+    fn old_index(
+        texts: &[(String, Kind, spdx::detection::TextData)],
+    ) -> std::collections::HashMap<String, Vec<usize>> {
+        let mut postings: std::collections::HashMap<String, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, (_, _, d)) in texts.iter().enumerate() {
+            for g in old_bigrams(&d.lines().join(" ")) {
+                postings.entry(g).or_default().push(i);
+            }
+        }
+        postings.retain(|_, v| v.len() <= texts.len() / 4);
+        postings
+    }
+
+    /// Its candidates: ranked by bigrams shared (ties: store order), the first [`CANDIDATES`].
+    fn old_candidates(
+        index: &std::collections::HashMap<String, Vec<usize>>,
+        q: &str,
+    ) -> Vec<usize> {
+        let mut shared: std::collections::HashMap<usize, u32> = std::collections::HashMap::new();
+        for g in old_bigrams(q) {
+            for &i in index.get(&g).into_iter().flatten() {
+                *shared.entry(i).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<(usize, u32)> = shared.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .take(CANDIDATES)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn the_compact_store_scores_exactly_as_askalono() {
+        let ours = store().expect("the compiled store parses");
+        assert!(ours.is_consistent());
+        let theirs = askalono_texts();
+        assert_eq!(ours.len(), theirs.len());
+        // No alternates: the candidate index covers every text (the matcher's did: originals and
+        // headers).
+        assert!(theirs.iter().all(|(_, k, _)| *k != Kind::Alternate));
+        for (t, (name, kind, _)) in theirs.iter().enumerate() {
+            assert_eq!(
+                (ours.name(t), ours.kind(t)),
+                (name.as_str(), *kind),
+                "text {t}"
+            );
+        }
+        let mut queries: Vec<String> = spdx::text::LICENSE_TEXTS
+            .iter()
+            .step_by(9)
+            .map(|(_, t)| (*t).to_string())
+            .collect();
+        let mit = license_text("MIT");
+        queries.extend([
+            GPL2_NOTICE.to_string(),
+            mit.to_string(),
+            mit.split_whitespace()
+                .step_by(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+            format!(
+                "Copyright (c) 2020 Someone\n\n{}",
+                license_text("BSD-3-Clause")
+            ),
+            "%%C: Redistribution and use in source and binary forms are permitted\n%%C: provided \
+             that the above notice is kept.\n%%C: All rights reserved."
+                .to_string(),
+            "Ünïcödé — “quoted” text ① ﬁ https://example.org/x LICENSE".to_string(),
+            String::new(),
+        ]);
+        let index = old_index(&theirs);
+        let mut above = 0;
+        for q in &queries {
+            let td = spdx::detection::TextData::new(q);
+            let want: Vec<f32> = theirs.iter().map(|(_, _, d)| d.match_score(&td)).collect();
+            let got = ours.scores(&Bigrams::of_text(q));
+            for (t, (w, g)) in want.iter().zip(&got).enumerate() {
+                assert!(
+                    w.to_bits() == g.to_bits(),
+                    "{} ({:?}): askalono {w}, compact store {g} for {:.60?}",
+                    theirs[t].0,
+                    theirs[t].1,
+                    q
+                );
+            }
+            above += usize::from(want.iter().any(|w| *w >= THRESHOLD));
+            assert_eq!(
+                ours.candidates(q, CANDIDATES),
+                old_candidates(&index, q),
+                "{q:.60?}"
+            );
+        }
+        // The queries do reach matches (the equality is not one of zeros).
+        assert!(above >= queries.len() / 2, "{above}");
+    }
+
+    #[test]
+    fn a_built_store_reads_back_with_dice_scores() {
+        use store_build::{BuildText, build};
+        let texts = [
+            BuildText::new("A", Kind::Original, "a b a b c", "A b, A b c"),
+            BuildText::new("B", Kind::Header, "x y z", "X y z"),
+        ];
+        let bytes = build(&texts).expect("built");
+        let s = Store::parse(&bytes).expect("parsed");
+        assert!(s.is_consistent());
+        assert_eq!(
+            (s.len(), s.name(1), s.kind(1), s.total(0)),
+            (2, "B", Kind::Header, 4)
+        );
+        // "a b a b" against "a b a b c": bigrams {ab×2, ba} vs {ab×2, ba, bc} → 2·3 / (3 + 4).
+        let q = Bigrams::of_processed("a b a b");
+        assert_eq!(s.scores(&q), vec![6.0 / 7.0, 0.0]);
+        assert_eq!(s.scores(&Bigrams::of_processed("x y z")), vec![0.0, 1.0]);
+        assert_eq!(s.scores(&Bigrams::of_processed("")), vec![0.0, 0.0]);
+        // Candidates: texts sharing plain bigrams, most first (here no bigram is in more than a
+        // quarter of two texts, so the candidate index is empty: nothing is selected).
+        assert!(s.candidates("a b c", 12).is_empty());
+        let texts: Vec<BuildText> = (0..8)
+            .map(|i| {
+                BuildText::new(
+                    &format!("L{i}"),
+                    Kind::Original,
+                    "",
+                    &format!("w{i} x{i} y"),
+                )
+            })
+            .collect();
+        let bytes = build(&texts).expect("built");
+        let s = Store::parse(&bytes).expect("parsed");
+        assert_eq!(s.candidates("W3 X3, w5 x5 y", 12), vec![5, 3]);
+        assert_eq!(s.candidates("W3 X3 w5 x5", 1), vec![3]);
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_not_read() {
+        let bytes = STORE_BYTES;
+        assert!(Store::parse(bytes).is_some());
+        assert!(Store::parse(&bytes[..bytes.len() - 1]).is_none());
+        assert!(Store::parse(&bytes[1..]).is_none());
+        assert!(Store::parse(&[]).is_none());
+        // An index whose offsets point past the postings reads as zeros, never panics.
+        let mut bad = bytes.to_vec();
+        let at = store::MAGIC.len() + 16 + 12 * store().map_or(0, |s| s.len()) + 8;
+        bad[at..at + 8].fill(0xff);
+        if let Some(s) = Store::parse(&bad) {
+            let _ = s.scores(&Bigrams::of_text(license_text("MIT")));
+        }
+    }
+
+    #[test]
+    fn a_cached_result_is_used_charged_and_only_stored_when_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = LayerCache::open(dir.path(), 1 << 20, "ctx").expect("open");
+        let text = format!(
+            "The parser:\n\n{GPL2_NOTICE}\nThe rest:\n\n{}",
+            license_text("MIT")
+        );
+        let cold_budget = Budget::new(BUDGET);
+        let cold = identify_bytes(text.as_bytes(), &cold_budget, Some(&cache)).expect("identified");
+        assert_eq!(cold.expression.as_str(), "GPL-2.0-or-later AND MIT");
+        let cost = BUDGET - cold_budget.0.load(Ordering::Relaxed);
+        assert!(cost > 1, "{cost}");
+        let key = cache.text_key(&matcher_id(), text.as_bytes());
+        let rec = cache.get_text(&key).expect("stored");
+        assert_eq!(rec.cost, cost);
+        // A hit is what is stored (no matching: a planted result comes back) and costs what the
+        // cold run cost.
+        cache
+            .put_text(&TextRecord {
+                outcome: Ok(vec![("ISC".into(), 0.91)]),
+                ..rec.clone()
+            })
+            .expect("put");
+        let warm_budget = Budget::new(BUDGET);
+        let warm = identify_bytes(text.as_bytes(), &warm_budget, Some(&cache)).expect("hit");
+        assert_eq!((warm.expression.as_str(), warm.score), ("ISC", 0.91));
+        assert_eq!(BUDGET - warm_budget.0.load(Ordering::Relaxed), cost);
+        // A budget too small for the stored cost: matched again, as a cold run would be, and a
+        // result the budget cut short is not stored.
+        cache.put_text(&rec).expect("put");
+        let short = Budget::new(cost - 1);
+        let cut = identify_bytes(text.as_bytes(), &short, Some(&cache)).expect("partial");
+        assert_eq!(cut.expression.as_str(), "GPL-2.0-or-later");
+        assert_eq!(cache.get_text(&key), Some(rec));
+        // Another text, or no cache: nothing read or stored.
+        let other = cache.text_key(&matcher_id(), b"other");
+        assert!(cache.get_text(&other).is_none());
+        assert!(identify_bytes(b"other", &Budget::new(BUDGET), None).is_err());
+        assert!(cache.get_text(&other).is_none());
     }
 
     #[test]

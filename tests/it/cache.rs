@@ -423,3 +423,90 @@ fn a_layer_capturing_a_secret_or_a_credential_file_is_not_stored() {
     let warm = check(&img, Some(cache.path()), &[]);
     assert_eq!(outcome(&cold), outcome(&warm));
 }
+
+fn text_entries(cache: &Path) -> Vec<PathBuf> {
+    let dir = cache.join(format!("texts-v{}", x1_validate::cache::TEXT_SCHEMA));
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn license_text_matches_are_cached_by_text_and_reports_stay_identical() {
+    let text = |id: &str| {
+        spdx::text::LICENSE_TEXTS
+            .iter()
+            .find(|(n, _)| *n == id)
+            .map(|(_, t)| *t)
+            .unwrap()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // A stray AGPL text (denied), an MIT text twice (one match), a text that matches nothing.
+    let img = ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .file("opt/agpl/LICENSE", text("AGPL-3.0-only").as_bytes())
+                .file("opt/mit/LICENSE", text("MIT").as_bytes())
+                .file("srv/mit/COPYING", text("MIT").as_bytes())
+                .file(
+                    "opt/own/LICENSE",
+                    b"Permission to use this is granted to our friends only.\n",
+                ),
+        )
+        .env("PATH=/usr/bin")
+        .write_oci_dir(work.path());
+    let uncached = check(&img, None, &[]);
+    assert!(
+        String::from_utf8_lossy(&uncached.stdout).contains("AGPL-3.0"),
+        "the AGPL text is not reported: {}",
+        String::from_utf8_lossy(&uncached.stdout)
+    );
+    assert!(text_entries(cache.path()).is_empty());
+    let cold = check(&img, Some(cache.path()), &[]);
+    let stored = text_entries(cache.path());
+    assert_eq!(stored.len(), 3, "one entry per distinct text");
+    let good: Vec<Vec<u8>> = stored.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    // Warm: every text a hit (each entry's age refreshed), nothing new stored, the same report.
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+    for p in &stored {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&uncached), outcome(&cold));
+    assert_eq!(outcome(&cold), outcome(&warm));
+    assert_eq!(text_entries(cache.path()), stored);
+    for p in &stored {
+        let m = std::fs::metadata(p).unwrap().modified().unwrap();
+        assert!(m > old, "{} was not read", p.display());
+    }
+    // Damaged entries are not trusted: matched again, the same report, rewritten.
+    std::fs::write(&stored[0], b"X1VLTEXT garbage").unwrap();
+    let mut flipped = good[1].clone();
+    flipped[20] ^= 0x01;
+    std::fs::write(&stored[1], &flipped).unwrap();
+    let again = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&again));
+    for (p, g) in stored.iter().zip(&good) {
+        assert_eq!(
+            &std::fs::read(p).unwrap(),
+            g,
+            "{} not rewritten",
+            p.display()
+        );
+    }
+}

@@ -376,6 +376,7 @@ fn corpus_outcomes(path: &Path) -> Vec<x1_validate::checks::CheckOutcome> {
         rules: &rules,
         preset,
         opts: &opts,
+        cache: None,
     };
     // The structural kinds: every registered check whose rules are all gate rules of this module.
     x1_validate::checks::all()
