@@ -100,6 +100,7 @@ fn reports_are_identical_cold_warm_and_uncached_on_every_test_image() {
         let uncached = check(img, None, &[]);
         let cold = check(img, Some(cache.path()), &[]);
         let before = entries(cache.path()).len();
+        let texts_before = text_entries(cache.path()).len();
         let warm = check(img, Some(cache.path()), &[]);
         let name = img.display();
         assert_eq!(
@@ -117,6 +118,11 @@ fn reports_are_identical_cold_warm_and_uncached_on_every_test_image() {
             entries(cache.path()).len(),
             "{name}: a warm run stored new entries"
         );
+        assert_eq!(
+            texts_before,
+            text_entries(cache.path()).len(),
+            "{name}: a warm run stored new text-match results"
+        );
         stored_any |= before > 0;
     }
     assert!(stored_any, "no test image was cached");
@@ -132,9 +138,14 @@ fn corpus_report_is_identical_cold_and_warm() {
     for input in [corpus.join("oci"), corpus.join("image.docker.tar")] {
         let uncached = check(&input, None, &[]);
         let cold = check(&input, Some(cache.path()), &[]);
+        let texts = text_entries(cache.path());
         let warm = check(&input, Some(cache.path()), &[]);
         assert_eq!(outcome(&uncached), outcome(&cold), "{}", input.display());
         assert_eq!(outcome(&cold), outcome(&warm), "{}", input.display());
+        // The license texts (Debian copyright files, LICENSE files) were matched once and read
+        // back warm.
+        assert!(texts.len() >= 10, "{} text-match results", texts.len());
+        assert_eq!(text_entries(cache.path()), texts);
     }
     assert!(!entries(cache.path()).is_empty());
 }
