@@ -167,7 +167,7 @@ impl LayerCache {
         let key = self.key(info);
         let path = self.path(&key);
         let bytes = read_bounded(&path).ok()??;
-        let rec: Record = decode_entry(&bytes, MAGIC, SCHEMA)?;
+        let rec: Record = decode_entry(&bytes, *MAGIC, SCHEMA)?;
         if rec.key != key || rec.digest != info.descriptor.digest.to_string() {
             return None;
         }
@@ -184,7 +184,7 @@ impl LayerCache {
     ) -> io::Result<()> {
         let key = self.key(info);
         let rec = RecordRef::new(&key, info, listing, scan);
-        write_entry(&self.dir, &key, MAGIC, SCHEMA, &rec, self.max_bytes / 2)
+        write_entry(&self.dir, &key, *MAGIC, SCHEMA, &rec, self.max_bytes / 2)
     }
 
     /// The key of a license text's match result: the program's version (and, in a debug build,
@@ -211,7 +211,7 @@ impl LayerCache {
         }
         let path = self.text_dir.join(key);
         let bytes = read_bounded(&path).ok()??;
-        let rec: TextRecord = decode_entry(&bytes, TEXT_MAGIC, TEXT_SCHEMA)?;
+        let rec: TextRecord = decode_entry(&bytes, *TEXT_MAGIC, TEXT_SCHEMA)?;
         if rec.key != key {
             return None;
         }
@@ -227,7 +227,7 @@ impl LayerCache {
         write_entry(
             &self.text_dir,
             &rec.key,
-            TEXT_MAGIC,
+            *TEXT_MAGIC,
             TEXT_SCHEMA,
             rec,
             self.max_bytes / 2,
@@ -377,7 +377,7 @@ fn touch(path: &Path) {
 fn write_entry<T: serde::Serialize>(
     dir: &Path,
     name: &str,
-    magic: &[u8; 8],
+    magic: [u8; 8],
     schema: u32,
     value: &T,
     max_len: u64,
@@ -387,7 +387,7 @@ fn write_entry<T: serde::Serialize>(
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
     let mut out = io::BufWriter::with_capacity(256 * 1024, tmp);
-    out.write_all(magic)?;
+    out.write_all(&magic)?;
     out.write_all(&schema.to_le_bytes())?;
     let mut hashed = Hashing {
         inner: out,
@@ -423,11 +423,11 @@ fn write_entry<T: serde::Serialize>(
 /// when anything about it is off (never trusted then).
 fn decode_entry<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
-    magic: &[u8; 8],
+    magic: [u8; 8],
     want_schema: u32,
 ) -> Option<T> {
     let n = bytes.len();
-    if n < HEADER + TRAILER || &bytes[..8] != magic {
+    if n < HEADER + TRAILER || bytes[..8] != magic {
         return None;
     }
     let schema = u32::from_le_bytes(bytes[8..12].try_into().ok()?);

@@ -224,13 +224,13 @@ fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, String> {
     if text.trim().is_empty() {
         return Err("the license file is empty".into());
     }
-    let store = store().ok_or("the built-in SPDX license store is damaged")?;
+    let index = store().ok_or("the built-in SPDX license store is damaged")?;
     if !spend.take() {
         return Err(spent());
     }
-    let (whole_score, whole) = best(&store, text);
+    let (whole_score, whole) = best(&index, text);
     if whole_score >= THRESHOLD {
-        let id = spdx_id(store.name(whole), store.kind(whole), text);
+        let id = spdx_id(index.name(whole), index.kind(whole), text);
         return finish(vec![(id, whole_score)]);
     }
     let paras = paragraphs(text);
@@ -249,11 +249,11 @@ fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, String> {
                 break;
             }
             let block = paras[i..i + k].join("\n\n");
-            let Some((score, t)) = best_candidate(&store, &block) else {
+            let Some((score, t)) = best_candidate(&index, &block) else {
                 continue;
             };
             if score >= THRESHOLD && top.as_ref().is_none_or(|b| score > b.0) {
-                top = Some((score, spdx_id(store.name(t), store.kind(t), &block), k));
+                top = Some((score, spdx_id(index.name(t), index.kind(t), &block), k));
             }
             if score >= 0.98 {
                 break;
@@ -279,7 +279,7 @@ fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, String> {
         return Err(format!(
             "no SPDX license text matched (best whole-text score {whole_score:.2} for {}, threshold \
              {THRESHOLD})",
-            store.name(whole)
+            index.name(whole)
         ));
     }
     finish(found)
