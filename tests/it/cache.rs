@@ -46,8 +46,16 @@ fn outcome(o: &Output) -> (Option<i32>, String, String) {
 }
 
 fn entries(cache: &Path) -> Vec<PathBuf> {
-    let dir = cache.join(format!("layers-v{}", x1_validate::cache::SCHEMA));
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+    files_in(&cache.join(format!("layers-v{}", x1_validate::cache::SCHEMA)))
+}
+
+fn text_entries(cache: &Path) -> Vec<PathBuf> {
+    files_in(&cache.join(format!("texts-v{}", x1_validate::cache::TEXT_SCHEMA)))
+}
+
+/// The entries of one cache directory (not the temp files or the lock), sorted.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
@@ -433,22 +441,6 @@ fn a_layer_capturing_a_secret_or_a_credential_file_is_not_stored() {
     );
     let warm = check(&img, Some(cache.path()), &[]);
     assert_eq!(outcome(&cold), outcome(&warm));
-}
-
-fn text_entries(cache: &Path) -> Vec<PathBuf> {
-    let dir = cache.join(format!("texts-v{}", x1_validate::cache::TEXT_SCHEMA));
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[test]
