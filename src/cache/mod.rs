@@ -623,6 +623,42 @@ mod tests {
     }
 
     #[test]
+    fn text_results_are_keyed_checked_and_evicted_with_the_layers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = LayerCache::open(dir.path(), 1 << 20, "ctx").expect("open");
+        let key = cache.text_key("matcher", b"text");
+        assert_eq!(key.len(), 64);
+        assert_ne!(key, cache.text_key("matcher 2", b"text"));
+        assert_ne!(key, cache.text_key("matcher", b"text 2"));
+        let rec = TextRecord {
+            key: key.clone(),
+            cost: 3,
+            outcome: Ok(vec![("MIT".into(), 0.97)]),
+        };
+        assert!(cache.get_text(&key).is_none());
+        cache.put_text(&rec).expect("put");
+        assert_eq!(cache.get_text(&key), Some(rec.clone()));
+        // An entry stored under another text's name is not that text's result.
+        let other = cache.text_key("matcher", b"other");
+        let text_dir = dir.path().join(format!("texts-v{TEXT_SCHEMA}"));
+        fs::copy(text_dir.join(&key), text_dir.join(&other)).expect("copy");
+        assert!(cache.get_text(&other).is_none());
+        // Keys are names in one directory, nothing else.
+        assert!(cache.get_text("../layers-v1/x").is_none());
+        let bad = TextRecord {
+            key: "../escape".into(),
+            ..rec.clone()
+        };
+        assert!(cache.put_text(&bad).is_err());
+        // The size bound counts text results too.
+        LayerCache::open(dir.path(), 0, "ctx")
+            .expect("open")
+            .evict()
+            .expect("evict");
+        assert!(cache.get_text(&key).is_none());
+    }
+
+    #[test]
     fn a_stored_layer_comes_back_whole_and_damage_is_a_miss() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = LayerCache::open(dir.path(), 1 << 20, "ctx").expect("open");
