@@ -297,9 +297,8 @@ impl MergedTree {
         let o = self.origin(node);
         let l = &listings[o.layer];
         l.heads
-            .get(&o.entry)
-            .or_else(|| l.captured.get(&o.entry))
-            .map(Vec::as_slice)
+            .get(o.entry)
+            .or_else(|| l.captured.get(&o.entry).map(Vec::as_slice))
     }
 }
 
