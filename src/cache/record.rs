@@ -50,7 +50,7 @@ struct E {
     gid: u64,
     size: u64,
     mtime: u64,
-    ordinal: usize,
+    ordinal: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

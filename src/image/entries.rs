@@ -48,10 +48,12 @@ pub fn walk<S: ContentScanner>(
             continue;
         }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let norm = normalise(&raw);
+        let mut norm = normalise(&raw);
         let mode = hdr.mode()? & 0o7777;
+        let ordinal = u32::try_from(ordinal)
+            .map_err(|_| corrupt_io(what, "more than 2^32 tar entries in one layer"))?;
         let mut e = Entry {
-            path: norm.path.clone(),
+            path: std::mem::take(&mut norm.path),
             kind: EntryKind::File,
             mode,
             uid: hdr.uid()?,

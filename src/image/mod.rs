@@ -247,17 +247,20 @@ pub enum EntryKind {
 /// One tar entry of one layer, normalised. `path` has no leading `/`, no `.`/`..` components; the root is
 /// `""`. Whiteout markers never appear as entries (see [`LayerListing`]).
 #[derive(Debug, Clone, Serialize)]
+///
+/// Kept for every entry of every layer (a million-file image holds a million), so it is compact: the path
+/// is allocated at its exact length, the ordinal is a `u32` (the walk refuses a layer with more entries).
 pub struct Entry {
     pub path: String,
     pub kind: EntryKind,
     /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
     pub mode: u32,
+    /// Position of the entry in the layer's tar (0-based, counting every header incl. whiteouts).
+    pub ordinal: u32,
     pub uid: u64,
     pub gid: u64,
     pub size: u64,
     pub mtime: u64,
-    /// Position of the entry in the layer's tar (0-based, counting every header incl. whiteouts).
-    pub ordinal: usize,
 }
 
 impl Entry {
