@@ -76,7 +76,7 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
                 l.entries
                     .iter()
                     .enumerate()
-                    .map(|(idx, e)| (e.ordinal as usize, idx))
+                    .map(|(idx, e)| (e.ordinal(), idx))
                     .collect()
             })
             .unwrap_or_default();

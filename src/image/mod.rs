@@ -270,6 +270,10 @@ impl Entry {
     pub fn is_dir(&self) -> bool {
         matches!(self.kind, EntryKind::Dir)
     }
+    /// [`Entry::ordinal`] as an index.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal as usize
+    }
 }
 
 /// A problem in one layer that the `layer-hygiene` rule reports.
