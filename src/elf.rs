@@ -21,6 +21,21 @@ pub fn is_elf(head: &[u8]) -> bool {
 /// Parse the header of an ELF file from its first bytes. `Err` when the header itself is malformed or
 /// truncated.
 pub fn parse(head: &[u8]) -> Result<ElfInfo, String> {
+    parse_tracked(head, &std::cell::Cell::new(0))
+}
+
+/// How many leading bytes of `head` [`parse`] depends on: `parse(&head[..n]) == parse(head)` for
+/// `n = extent(head)` (the header, the program headers up to `PT_INTERP`, and the interpreter path; every
+/// read beyond `head` fails the same way on the shorter slice). Lets the walk keep a few hundred bytes
+/// of an executable instead of its whole captured head.
+pub fn extent(head: &[u8]) -> usize {
+    let hi = std::cell::Cell::new(0);
+    let _ = parse_tracked(head, &hi);
+    // The length checks of the header (52, 64) must see the same answer.
+    hi.get().max(head.len().min(64)).min(head.len())
+}
+
+fn parse_tracked(head: &[u8], hi: &std::cell::Cell<usize>) -> Result<ElfInfo, String> {
     if !is_elf(head) || head.len() < 52 {
         return Err("truncated ELF header".into());
     }
@@ -34,7 +49,7 @@ pub fn parse(head: &[u8]) -> Result<ElfInfo, String> {
         2 => false,
         d => return Err(format!("unknown ELF byte order {d}")),
     };
-    let rd = Reader { b: head, le };
+    let rd = Reader { b: head, le, hi };
     let machine = rd.u16(18).ok_or("truncated ELF header")?;
     let (phoff, phentsize, phnum) = if wide {
         if head.len() < 64 {
@@ -71,7 +86,7 @@ pub fn parse(head: &[u8]) -> Result<ElfInfo, String> {
             )
         };
         interp = Some(match (off, size) {
-            (Some(off), Some(size)) => read_interp(head, off, size),
+            (Some(off), Some(size)) => read_interp(head, off, size, hi),
             _ => Err("PT_INTERP lies beyond the captured bytes".into()),
         });
         break;
@@ -79,7 +94,12 @@ pub fn parse(head: &[u8]) -> Result<ElfInfo, String> {
     Ok(ElfInfo { machine, interp })
 }
 
-fn read_interp(head: &[u8], off: u64, size: u64) -> Result<String, String> {
+fn read_interp(
+    head: &[u8],
+    off: u64,
+    size: u64,
+    hi: &std::cell::Cell<usize>,
+) -> Result<String, String> {
     let start = usize::try_from(off).map_err(|_| "PT_INTERP offset overflows")?;
     let end = start
         .checked_add(usize::try_from(size).map_err(|_| "PT_INTERP size overflows")?)
@@ -87,6 +107,7 @@ fn read_interp(head: &[u8], off: u64, size: u64) -> Result<String, String> {
     let bytes = head
         .get(start..end)
         .ok_or("PT_INTERP lies beyond the captured bytes")?;
+    hi.set(hi.get().max(end));
     let bytes = bytes.split(|b| *b == 0).next().unwrap_or_default();
     if bytes.is_empty() {
         return Err("empty PT_INTERP".into());
@@ -97,11 +118,16 @@ fn read_interp(head: &[u8], off: u64, size: u64) -> Result<String, String> {
 struct Reader<'a> {
     b: &'a [u8],
     le: bool,
+    /// The end of the furthest successful read.
+    hi: &'a std::cell::Cell<usize>,
 }
 
 impl Reader<'_> {
     fn bytes<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
-        self.b.get(at..at.checked_add(N)?)?.try_into().ok()
+        let end = at.checked_add(N)?;
+        let b = self.b.get(at..end)?.try_into().ok()?;
+        self.hi.set(self.hi.get().max(end));
+        Some(b)
     }
     fn u16(&self, at: usize) -> Option<u16> {
         let a = self.bytes::<2>(at)?;
@@ -241,5 +267,38 @@ mod tests {
             "arm64"
         };
         assert_eq!(Some(e.machine), machine_for_arch(arch));
+    }
+
+    #[test]
+    fn extent_keeps_what_parse_reads() {
+        let bytes = std::fs::read("/proc/self/exe").expect("readable");
+        let head = &bytes[..bytes.len().min(8192)];
+        let n = extent(head);
+        assert_eq!(parse(&head[..n]), parse(head));
+        assert!(
+            n < 2048,
+            "a real ELF needs its header, phdrs and interp only: {n}"
+        );
+        let synth = synth_elf64(62, Some("/lib/ld.so"));
+        assert_eq!(extent(&synth), synth.len());
+        // Hostile heads: every prefix length and random program-header fields keep the same answer.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..2000 {
+            let mut h = synth_elf64(62, Some("/lib64/ld-linux-x86-64.so.2"));
+            h.resize(64 + 56 + 64 + (round % 300), 0);
+            for _ in 0..(round % 7) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize) % h.len();
+                h[at] = (x >> 32) as u8;
+            }
+            h[..4].copy_from_slice(b"\x7fELF");
+            let cut = &h[..h.len() - (round % 50).min(h.len())];
+            let n = extent(cut);
+            assert!(n <= cut.len());
+            assert_eq!(parse(&cut[..n]), parse(cut), "round {round}");
+        }
+        assert_eq!(extent(b"\x7fELF\x02"), 5);
     }
 }

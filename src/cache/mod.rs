@@ -50,7 +50,7 @@ use record::RecordRef;
 pub use record::{Record, TextRecord};
 
 /// Bumped whenever what a layer read derives, or its encoding, changes.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 /// Bumped whenever a text-match result ([`TextRecord`]) or its encoding changes.
 pub const TEXT_SCHEMA: u32 = 1;
 /// Default size bound of the cache directory.
@@ -461,8 +461,8 @@ fn holds_secret(
             || !scan_value(patterns, bytes).is_empty()
     }) || listing
         .heads
-        .values()
-        .any(|bytes| !scan_value(patterns, bytes).is_empty())
+        .iter()
+        .any(|(_, bytes)| !scan_value(patterns, bytes).is_empty())
 }
 
 /// What the layer reads of one image need besides the cache.
@@ -614,7 +614,7 @@ mod tests {
         };
         l.captured
             .insert(1, b"root:x:0:0::/root:/bin/sh\n".to_vec());
-        l.heads.insert(1, b"#!/bin/sh".to_vec());
+        l.heads.push(1, b"#!/bin/sh");
         l
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::{Compression, Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
+use crate::image::{Compression, Entry, EntryKind, Heads, HygieneIssue, LayerInfo, LayerListing};
 use crate::scan::ScanResult;
 
 /// A license text's stored match result (`license::textmatch::identify_bytes`): only SPDX ids,
@@ -43,7 +43,7 @@ struct Listing {
     opaque_dirs: Vec<String>,
     hygiene: Vec<Hygiene>,
     captured: BTreeMap<usize, Vec<u8>>,
-    heads: BTreeMap<usize, Vec<u8>>,
+    heads: Heads,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -62,7 +62,7 @@ struct E {
     gid: u64,
     size: u64,
     mtime: u64,
-    ordinal: usize,
+    ordinal: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ struct ListingRef<'a> {
     opaque_dirs: &'a [String],
     hygiene: Seq<'a, HygieneIssue, Hygiene>,
     captured: &'a BTreeMap<usize, Vec<u8>>,
-    heads: &'a BTreeMap<usize, Vec<u8>>,
+    heads: &'a Heads,
 }
 
 /// A slice serialised as the sequence of its items converted to `T`.

@@ -8,7 +8,7 @@
 //! history are `checks::env`'s; here those two only match secret values.
 
 use crate::rules::RuleId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -69,21 +69,14 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
     let mut notes = Vec::new();
     let mut suppressed: BTreeMap<String, u64> = BTreeMap::new();
     for (i, scan) in scans.iter().enumerate() {
-        let by_ordinal: HashMap<usize, usize> = input
-            .listings
-            .get(i)
-            .map(|l| {
-                l.entries
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, e)| (e.ordinal, idx))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // A layer's entries are in tar order: the hit's entry is found by its ordinal without a map
+        // of every entry.
+        let entries = input.listings.get(i).map_or(&[][..], |l| &l.entries[..]);
         for hit in &scan.hits {
-            let fate = by_ordinal.get(&hit.ordinal).map_or_else(
+            let at = entries.binary_search_by_key(&hit.ordinal, crate::image::Entry::ordinal);
+            let fate = at.ok().map_or_else(
                 || "visible".to_string(),
-                |&e| super::support::fate_text(input, i, e),
+                |e| super::support::fate_text(input, i, e),
             );
             let description = pattern_description(&input.rules.secrets, &hit.evidence.pattern);
             let mut f = finding(

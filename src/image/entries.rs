@@ -48,10 +48,12 @@ pub fn walk<S: ContentScanner>(
             continue;
         }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let norm = normalise(&raw);
+        let mut norm = normalise(&raw);
         let mode = hdr.mode()? & 0o7777;
+        let ordinal = u32::try_from(ordinal)
+            .map_err(|_| corrupt_io(what, "more than 2^32 tar entries in one layer"))?;
         let mut e = Entry {
-            path: norm.path.clone(),
+            path: std::mem::take(&mut norm.path),
             kind: EntryKind::File,
             mode,
             uid: hdr.uid()?,
@@ -113,6 +115,7 @@ pub fn walk<S: ContentScanner>(
         listing.entries.push(e);
     }
     listing.entries.shrink_to_fit();
+    listing.heads.shrink_to_fit();
     Ok(content_end)
 }
 
@@ -261,7 +264,7 @@ fn content<R: Read, S: ContentScanner>(
         if head_ok {
             listing
                 .heads
-                .insert(idx, v[..v.len().min(capture.head_bytes)].to_vec());
+                .push(idx, head_to_keep(&v[..v.len().min(capture.head_bytes)]));
         }
         scanner.scan(info, e, &mut &v[..])?;
         listing.captured.insert(idx, v);
@@ -274,13 +277,78 @@ fn content<R: Read, S: ContentScanner>(
         let mut chained = (&head[..]).chain(&mut *entry);
         scanner.scan(info, e, &mut chained)?;
         if keep && is_exec(e.mode, &head) {
-            listing.heads.insert(idx, head);
+            listing.heads.push(idx, head_to_keep(&head));
         }
         return Ok(());
     }
     scanner.scan(info, e, entry)
 }
 
+/// The part of an executable's head the checks read (the `entrypoint` check is the only reader): a
+/// `#!` script's first line (with its newline), the bytes [`crate::elf::parse`] depends on for an ELF
+/// file, and the first 4 bytes of anything else (enough to tell it is neither). Each check gives the
+/// same answer on the kept bytes as on the whole head.
+pub fn head_to_keep(head: &[u8]) -> &[u8] {
+    if head.starts_with(b"#!") {
+        return match head.iter().position(|&b| b == b'\n') {
+            Some(nl) => &head[..=nl],
+            None => head,
+        };
+    }
+    if crate::elf::is_elf(head) {
+        return &head[..crate::elf::extent(head)];
+    }
+    &head[..head.len().min(4)]
+}
+
 fn is_exec(mode: u32, head: &[u8]) -> bool {
     mode & 0o111 != 0 || head.starts_with(b"\x7fELF") || head.starts_with(b"#!")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Heads;
+
+    #[test]
+    fn heads_keep_what_the_checks_read() {
+        assert_eq!(
+            head_to_keep(b"#!/bin/sh -e\nrest of the script"),
+            b"#!/bin/sh -e\n"
+        );
+        assert_eq!(head_to_keep(b"#!/bin/sh"), b"#!/bin/sh");
+        assert_eq!(head_to_keep(b"plain text, mode 0755"), b"plai");
+        assert_eq!(head_to_keep(b"\x7fEL"), b"\x7fEL");
+        let mut elf = crate::elf::synth_elf64(62, Some("/lib/ld.so"));
+        let n = elf.len();
+        elf.resize(8192, 0xAA);
+        let kept = head_to_keep(&elf);
+        assert_eq!(kept.len(), n);
+        assert_eq!(crate::elf::parse(kept), crate::elf::parse(&elf));
+    }
+
+    #[test]
+    fn heads_buffer_looks_up_by_entry() {
+        let mut h = Heads::default();
+        assert!(h.push(3, b"#!/bin/sh\n"));
+        assert!(h.push(7, b""));
+        assert!(h.push(9, b"\x7fELF"));
+        assert!(!h.push(9, b"again"), "out of order is refused");
+        assert!(!h.push(2, b"before"), "out of order is refused");
+        assert_eq!(h.get(3), Some(&b"#!/bin/sh\n"[..]));
+        assert_eq!(h.get(7), Some(&b""[..]));
+        assert_eq!(h.get(9), Some(&b"\x7fELF"[..]));
+        assert_eq!(h.get(8), None);
+        assert_eq!(h.get(usize::MAX), None);
+        let all: Vec<_> = h.iter().collect();
+        assert_eq!(
+            all,
+            [
+                (3, &b"#!/bin/sh\n"[..]),
+                (7, &b""[..]),
+                (9, &b"\x7fELF"[..])
+            ]
+        );
+        assert_eq!(h.len(), 3);
+    }
 }

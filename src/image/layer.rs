@@ -25,6 +25,10 @@ pub trait ContentScanner: Send {
         entry: &Entry,
         content: &mut dyn Read,
     ) -> std::io::Result<()>;
+
+    /// The layer is read: drop working buffers (the scanner is kept with its results until every
+    /// layer is read, so a buffer kept here is held once per layer).
+    fn finish(&mut self) {}
 }
 
 /// A scanner that reads nothing (for `inspect`/`files`).
@@ -212,6 +216,7 @@ pub fn read_one<S: ContentScanner>(
             ),
         ));
     }
+    scanner.finish();
     Ok(LayerOutput {
         listing,
         scan: scanner,

@@ -247,17 +247,20 @@ pub enum EntryKind {
 /// One tar entry of one layer, normalised. `path` has no leading `/`, no `.`/`..` components; the root is
 /// `""`. Whiteout markers never appear as entries (see [`LayerListing`]).
 #[derive(Debug, Clone, Serialize)]
+///
+/// Kept for every entry of every layer (a million-file image holds a million), so it is compact: the path
+/// is allocated at its exact length, the ordinal is a `u32` (the walk refuses a layer with more entries).
 pub struct Entry {
     pub path: String,
     pub kind: EntryKind,
     /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
     pub mode: u32,
+    /// Position of the entry in the layer's tar (0-based, counting every header incl. whiteouts).
+    pub ordinal: u32,
     pub uid: u64,
     pub gid: u64,
     pub size: u64,
     pub mtime: u64,
-    /// Position of the entry in the layer's tar (0-based, counting every header incl. whiteouts).
-    pub ordinal: usize,
 }
 
 impl Entry {
@@ -266,6 +269,10 @@ impl Entry {
     }
     pub fn is_dir(&self) -> bool {
         matches!(self.kind, EntryKind::Dir)
+    }
+    /// [`Entry::ordinal`] as an index.
+    pub fn ordinal(&self) -> usize {
+        self.ordinal as usize
     }
 }
 
@@ -322,9 +329,72 @@ pub struct LayerListing {
     /// Small files captured by the [`CapturePolicy`], keyed by the entry's index in `entries`.
     #[serde(skip)]
     pub captured: BTreeMap<usize, Vec<u8>>,
-    /// Leading bytes of executable regular files (≤ [`CapturePolicy::head_bytes`]), keyed likewise.
+    /// What the checks need of the leading bytes of executable regular files (read up to
+    /// [`CapturePolicy::head_bytes`], kept as [`entries::head_to_keep`] trims them), keyed likewise.
     #[serde(skip)]
-    pub heads: BTreeMap<usize, Vec<u8>>,
+    pub heads: Heads,
+}
+
+/// Executable heads of one layer in one buffer: `(entry index, end offset)` in increasing entry order,
+/// and the bytes (a `BTreeMap<usize, Vec<u8>>` costs about 60 bytes of bookkeeping per head).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Heads {
+    index: Vec<(u32, u32)>,
+    bytes: Vec<u8>,
+}
+
+impl Heads {
+    /// Add the head of entry `entry`. Entries come in increasing order; an entry out of order, or
+    /// one past the `u32` bounds of the buffer, is not kept (`false`).
+    pub fn push(&mut self, entry: usize, head: &[u8]) -> bool {
+        let Ok(e) = u32::try_from(entry) else {
+            return false;
+        };
+        if self.index.last().is_some_and(|&(last, _)| last >= e) {
+            return false;
+        }
+        let Ok(end) = u32::try_from(self.bytes.len() + head.len()) else {
+            return false;
+        };
+        self.bytes.extend_from_slice(head);
+        self.index.push((e, end));
+        true
+    }
+
+    /// The head of entry `entry`, if kept.
+    pub fn get(&self, entry: usize) -> Option<&[u8]> {
+        let e = u32::try_from(entry).ok()?;
+        let i = self.index.binary_search_by_key(&e, |&(k, _)| k).ok()?;
+        let start = if i == 0 { 0 } else { self.index[i - 1].1 };
+        self.bytes.get(start as usize..self.index[i].1 as usize)
+    }
+
+    /// Every `(entry index, head)` in entry order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8])> + '_ {
+        let starts = std::iter::once(0).chain(self.index.iter().map(|&(_, end)| end));
+        self.index.iter().zip(starts).map(|(&(e, end), start)| {
+            (
+                e as usize,
+                self.bytes
+                    .get(start as usize..end as usize)
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Release spare capacity once the layer is read.
+    pub fn shrink_to_fit(&mut self) {
+        self.index.shrink_to_fit();
+        self.bytes.shrink_to_fit();
+    }
 }
 
 /// A `Read` of one blob whose bytes are checked against its descriptor; returned by [`Source::blob`].

@@ -26,11 +26,11 @@ pub enum Fate {
     Visible,
     /// Replaced by an entry for the same path in layer `by` (a later entry in the same layer is a
     /// duplicate: `by` equals its own layer).
-    Overwritten { by: usize },
+    Overwritten { by: u32 },
     /// Removed by a `.wh.` whiteout in layer `by`.
-    Deleted { by: usize },
+    Deleted { by: u32 },
     /// Hidden by an opaque marker in layer `by`.
-    HiddenByOpaque { by: usize },
+    HiddenByOpaque { by: u32 },
 }
 
 impl Fate {
@@ -43,6 +43,12 @@ impl Fate {
             Fate::HiddenByOpaque { by } => format!("hidden by an opaque directory in layer {by}"),
         }
     }
+}
+
+/// A layer index as a [`Fate`] holds it (8 bytes a fate, one fate per entry of every layer; an image has
+/// far fewer than 2³² layers: its manifest lists each).
+fn layer_no(layer: usize) -> u32 {
+    u32::try_from(layer).unwrap_or(u32::MAX)
 }
 
 /// Result of resolving a path inside the image root.
@@ -89,11 +95,21 @@ impl MergedTree {
             // Pass 1: opaque markers and whiteouts apply to the lower layers only, wherever they sit.
             for d in &l.opaque_dirs {
                 let d = t.place(listings, d);
-                t.remove_under(&d, Fate::HiddenByOpaque { by: layer });
+                t.remove_under(
+                    &d,
+                    Fate::HiddenByOpaque {
+                        by: layer_no(layer),
+                    },
+                );
             }
             for w in &l.whiteouts {
                 let w = t.place(listings, w);
-                t.remove(&w, Fate::Deleted { by: layer });
+                t.remove(
+                    &w,
+                    Fate::Deleted {
+                        by: layer_no(layer),
+                    },
+                );
             }
             // Pass 2: the layer's own entries, in tar order.
             for (entry, e) in l.entries.iter().enumerate() {
@@ -187,7 +203,12 @@ impl MergedTree {
     fn insert(&mut self, listings: &[LayerListing], node: NodeRef, e: &Entry) {
         if e.path.is_empty() {
             if let Some(old) = self.root.replace(node) {
-                self.set_fate(old, Fate::Overwritten { by: node.layer });
+                self.set_fate(
+                    old,
+                    Fate::Overwritten {
+                        by: layer_no(node.layer),
+                    },
+                );
             }
             return;
         }
@@ -202,9 +223,19 @@ impl MergedTree {
             }
         }
         if let Some(old) = self.nodes.insert(path.clone(), node) {
-            self.set_fate(old, Fate::Overwritten { by: node.layer });
+            self.set_fate(
+                old,
+                Fate::Overwritten {
+                    by: layer_no(node.layer),
+                },
+            );
             if Self::entry(listings, old).is_dir() && !e.is_dir() {
-                self.remove_under(&path, Fate::Overwritten { by: node.layer });
+                self.remove_under(
+                    &path,
+                    Fate::Overwritten {
+                        by: layer_no(node.layer),
+                    },
+                );
             }
         }
     }
@@ -297,9 +328,8 @@ impl MergedTree {
         let o = self.origin(node);
         let l = &listings[o.layer];
         l.heads
-            .get(&o.entry)
-            .or_else(|| l.captured.get(&o.entry))
-            .map(Vec::as_slice)
+            .get(o.entry)
+            .or_else(|| l.captured.get(&o.entry).map(Vec::as_slice))
     }
 }
 

@@ -190,7 +190,7 @@ pub fn materialise(
                 path: path.clone(),
                 node,
             };
-            plan[node.layer].entry(e.ordinal).or_default().push(dest);
+            plan[node.layer].entry(e.ordinal()).or_default().push(dest);
             continue;
         }
         match &e.kind {
@@ -392,7 +392,7 @@ fn plan_links(
         } else {
             carried.insert(origin, path.clone());
             plan[origin.layer]
-                .entry(listings[origin.layer].entries[origin.entry].ordinal)
+                .entry(listings[origin.layer].entries[origin.entry].ordinal())
                 .or_default()
                 .push(Dest { path, node: origin });
         }

@@ -288,10 +288,10 @@ impl Store {
     ) -> Result<HashMap<usize, Vec<Dest>>> {
         let mut plan: HashMap<usize, Vec<Dest>> = HashMap::new();
         for (i, e) in listing.entries.iter().enumerate() {
-            let name = entry_name(e.ordinal);
+            let name = entry_name(e.ordinal());
             let ids = self.own.ids(e.uid, e.gid);
             match &e.kind {
-                EntryKind::File => plan.entry(e.ordinal).or_default().push(Dest {
+                EntryKind::File => plan.entry(e.ordinal()).or_default().push(Dest {
                     path: name,
                     node: NodeRef {
                         layer: li,

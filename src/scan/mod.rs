@@ -303,6 +303,12 @@ impl crate::image::ContentScanner for SecretScanner {
         content: &mut dyn Read,
     ) -> std::io::Result<()> {
         let path = format!("/{}", entry.path);
-        self.scan_stream(entry.ordinal, &path, content)
+        self.scan_stream(entry.ordinal(), &path, content)
+    }
+
+    fn finish(&mut self) {
+        self.buf = Vec::new();
+        self.matches = Vec::new();
+        self.scratch = Scratch::default();
     }
 }
