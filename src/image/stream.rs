@@ -14,6 +14,10 @@ pub const CHUNK: usize = 256 * 1024;
 /// Buffers in flight between the threads (bounds memory at `DEPTH * CHUNK`).
 const DEPTH: usize = 4;
 
+/// A stream the tar parser can skip forward in (see `layer::PadAtEof`).
+pub trait ReadSeek: Read + io::Seek {}
+impl<T: Read + io::Seek> ReadSeek for T {}
+
 /// Sniff the compression of a layer from its first bytes. `Err` names an unsupported format.
 pub fn sniff(head: &[u8]) -> Result<Compression, String> {
     match head {
