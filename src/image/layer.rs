@@ -330,3 +330,28 @@ impl<R: Read> io::Seek for PadAtEof<R> {
         Ok(self.pos)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom};
+
+    #[test]
+    fn pad_at_eof_skips_forward_through_real_and_synthetic_bytes() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut p = PadAtEof::new(&data[..]);
+        assert_eq!(p.seek(SeekFrom::Current(10)).expect("forward"), 10);
+        let mut b = [0u8; 5];
+        p.read_exact(&mut b).expect("read");
+        assert_eq!(b, data[10..15]);
+        // 1000 real bytes, padded to 1024, then two zero blocks: 2048 in all
+        assert_eq!(p.seek(SeekFrom::Current(2009)).expect("forward"), 2024);
+        let mut rest = Vec::new();
+        p.read_to_end(&mut rest).expect("read");
+        assert_eq!(rest, vec![0u8; 24]);
+        assert_eq!(p.real, 1000);
+        assert!(p.seek(SeekFrom::Current(1)).is_err(), "past the end");
+        assert!(p.seek(SeekFrom::Current(-1)).is_err(), "backwards");
+        assert!(p.seek(SeekFrom::Start(0)).is_err(), "absolute");
+    }
+}
