@@ -16,7 +16,7 @@ use super::{Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
 /// Walk every tar entry of `r`, filling `listing`. Returns the stream offset where the last entry's
 /// data ends (to tell a tar that merely lacks its final padding from a truncated one).
 pub fn walk<S: ContentScanner>(
-    r: &mut dyn Read,
+    r: &mut dyn super::stream::ReadSeek,
     info: &LayerInfo,
     capture: &CapturePolicy,
     scanner: &mut S,
@@ -28,7 +28,8 @@ pub fn walk<S: ContentScanner>(
     // Where the content of the furthest entry ends, so the caller can tell missing trailing padding
     // (forgiven) from a stream cut inside content (corrupt).
     let mut content_end = 0u64;
-    for (ordinal, entry) in ar.entries()?.enumerate() {
+    // with seek: the parser skips through the stream's forward seek, not a zeroed buffer per entry
+    for (ordinal, entry) in ar.entries_with_seek()?.enumerate() {
         let mut entry = entry?;
         content_end = content_end.max(entry.raw_file_position() + entry.size());
         let hdr = entry.header();

@@ -234,10 +234,18 @@ fn fill_head<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
 /// unexpected EOF. This reader passes the real bytes through and, at their end, supplies only what is
 /// missing of the padding plus the two zero blocks. Whether the real bytes covered every entry's content
 /// is then checked by [`PadAtEof::check_complete`]: a stream cut inside content stays corrupt (exit 3).
+///
+/// It also serves the tar parser's skips (padding before each header, content a scanner left unread)
+/// as forward seeks: read and dropped through one reused buffer, where the parser's own skip zeroes a
+/// 32 KiB stack buffer per entry (2 % of the CPU on a 125,000-file image). Every byte is still read,
+/// so hashing and verification see the whole stream.
 struct PadAtEof<R> {
     inner: R,
     real: u64,
     synthetic_left: Option<u64>,
+    /// Bytes handed out so far (real and synthetic): the parser's stream position.
+    pos: u64,
+    skip_buf: Vec<u8>,
 }
 
 impl<R: Read> PadAtEof<R> {
@@ -246,6 +254,8 @@ impl<R: Read> PadAtEof<R> {
             inner,
             real: 0,
             synthetic_left: None,
+            pos: 0,
+            skip_buf: Vec::new(),
         }
     }
 
@@ -271,6 +281,7 @@ impl<R: Read> Read for PadAtEof<R> {
             let n = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
             buf[..n].fill(0);
             *left -= n as u64;
+            self.pos += n as u64;
             return Ok(n);
         }
         let n = self.inner.read(buf)?;
@@ -280,6 +291,72 @@ impl<R: Read> Read for PadAtEof<R> {
             return self.read(buf);
         }
         self.real += n as u64;
+        self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Forward only, relative only (all the tar parser asks): the skipped bytes are read and dropped.
+impl<R: Read> io::Seek for PadAtEof<R> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let mut left = match to {
+            io::SeekFrom::Current(n) if n >= 0 => n.unsigned_abs(),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a layer stream only skips forward",
+                ));
+            }
+        };
+        if left > 0 && self.skip_buf.is_empty() {
+            self.skip_buf = vec![0u8; 32 * 1024];
+        }
+        let mut buf = std::mem::take(&mut self.skip_buf);
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match self.read(&mut buf[..want]) {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "unexpected EOF during skip",
+                )),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+                Err(e) => Err(e),
+            };
+            match n {
+                Ok(n) => left -= n as u64,
+                Err(e) => {
+                    self.skip_buf = buf;
+                    return Err(e);
+                }
+            }
+        }
+        self.skip_buf = buf;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom};
+
+    #[test]
+    fn pad_at_eof_skips_forward_through_real_and_synthetic_bytes() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut p = PadAtEof::new(&data[..]);
+        assert_eq!(p.seek(SeekFrom::Current(10)).expect("forward"), 10);
+        let mut b = [0u8; 5];
+        p.read_exact(&mut b).expect("read");
+        assert_eq!(b, data[10..15]);
+        // 1000 real bytes, padded to 1024, then two zero blocks: 2048 in all
+        assert_eq!(p.seek(SeekFrom::Current(2009)).expect("forward"), 2024);
+        let mut rest = Vec::new();
+        p.read_to_end(&mut rest).expect("read");
+        assert_eq!(rest, vec![0u8; 24]);
+        assert_eq!(p.real, 1000);
+        assert!(p.seek(SeekFrom::Current(1)).is_err(), "past the end");
+        assert!(p.seek(SeekFrom::Current(-1)).is_err(), "backwards");
+        assert!(p.seek(SeekFrom::Start(0)).is_err(), "absolute");
     }
 }

@@ -381,23 +381,28 @@ fn compile(
 
 /// Minimise the keyword set (a keyword that contains another is served by the shorter one, whose
 /// hits then also trigger the longer one's patterns) and build one exact-case automaton.
+///
+/// Each keyword is first cut to its [`search_literal`]: the packed searcher's candidates come from the
+/// first bytes of each literal, and literals that start with lower-case letters fire on every line of
+/// prose and code (about half the scan time on text, before this cut).
 fn build_automaton(
     keyed: &[(String, usize)],
     patterns: &[Pattern],
 ) -> Result<(Keywords, Vec<Vec<Trigger>>)> {
-    let all: BTreeSet<&str> = keyed.iter().map(|(k, _)| k.as_str()).collect();
+    let keyed: Vec<(&str, usize)> = keyed.iter().map(|(k, p)| (search_literal(k), *p)).collect();
+    let all: BTreeSet<&str> = keyed.iter().map(|(k, _)| *k).collect();
     let minimal: Vec<&str> = all
         .iter()
         .copied()
         .filter(|k| !all.iter().any(|o| o != k && k.contains(o)))
         .collect();
     let mut triggers: Vec<Vec<Trigger>> = vec![Vec::new(); minimal.len()];
-    for (kw, p) in keyed {
+    for &(kw, p) in &keyed {
         for (mi, m) in minimal.iter().enumerate() {
-            if kw.contains(m) && !triggers[mi].iter().any(|t| t.pattern == *p) {
-                let pat = &patterns[*p];
+            if kw.contains(m) && !triggers[mi].iter().any(|t| t.pattern == p) {
+                let pat = &patterns[p];
                 triggers[mi].push(Trigger {
-                    pattern: *p,
+                    pattern: p,
                     before: pat.before,
                     after: pat.after,
                 });
@@ -423,6 +428,23 @@ fn build_automaton(
         ),
     };
     Ok((ac, triggers))
+}
+
+/// The part of keyword `k` the prefilter searches for: `k` from its first byte that is neither an ASCII
+/// lower-case letter nor `.`, when at least 4 bytes remain (`_content` stays, `service_account` →
+/// `_account`, `api-key` → `-key`, `ecretAccessKey` → `AccessKey`), else all of `k`.
+///
+/// Sound because every match contains `k`, so it contains any part of it; and the windows still cover
+/// the match: a pattern's `before` and `after` already include its longest keyword (see `compile`), so a
+/// literal starting up to `k.len()` bytes into `k` is covered just as a shorter keyword contained in a
+/// longer one is by the minimisation.
+pub(super) fn search_literal(k: &str) -> &str {
+    // ASCII only: a cut inside a multi-byte character would not be a `str`.
+    k.bytes()
+        .enumerate()
+        .take(k.len().saturating_sub(3))
+        .find(|&(_, b)| b.is_ascii() && !b.is_ascii_lowercase() && b != b'.')
+        .map_or(k, |(i, _)| &k[i..])
 }
 
 fn compile_allow(

@@ -89,6 +89,60 @@ fn the_automaton_is_small_and_exact_case() {
 }
 
 #[test]
+fn search_literals_start_at_the_first_rare_byte() {
+    use super::patterns::search_literal;
+    assert_eq!(search_literal("service_account"), "_account");
+    assert_eq!(search_literal("api-key"), "-key");
+    assert_eq!(search_literal("ecretAccessKey"), "AccessKey");
+    assert_eq!(search_literal("_content"), "_content");
+    // fewer than 4 bytes would remain, or only lower case and dots: the whole keyword
+    assert_eq!(search_literal("sig="), "sig=");
+    assert_eq!(search_literal("nvapi-"), "nvapi-");
+    assert_eq!(search_literal("azure.com"), "azure.com");
+    assert_eq!(search_literal("sk-"), "sk-");
+    // a cut only at an ASCII byte, never inside a multi-byte character
+    assert_eq!(search_literal("clé_KEY"), "_KEY");
+    assert_eq!(search_literal("éabc"), "éabc");
+}
+
+#[test]
+fn a_match_starting_before_the_search_literal_is_found() {
+    // `service_account` is searched as `_account`: the match starts 16 bytes before the literal. Put it
+    // at every offset around a window boundary, after binary filler.
+    let p = patterns();
+    let key = random(
+        r#"{"type":"service_account","project_id":"p-{num:6}","private_key_id":"{hex:40}"}"#,
+    );
+    let mut filler = vec![0u8; 2 * CHUNK];
+    rand::rng().fill(&mut filler[..]);
+    for back in [
+        0,
+        1,
+        8,
+        16,
+        17,
+        30,
+        key.len() - 1,
+        key.len(),
+        key.len() + 40,
+    ] {
+        let at = CHUNK - back;
+        let mut data = filler.clone();
+        data[at - 1] = b'\n';
+        data[at..at + key.len()].copy_from_slice(key.as_bytes());
+        data[at + key.len()] = b'\n';
+        let s = scan(&p, "/k.json", &data);
+        let ids: Vec<&str> = s.hits.iter().map(|h| h.evidence.pattern.as_str()).collect();
+        assert_eq!(ids, ["gcp-service-account"], "key at {at}");
+        assert_eq!(
+            s.hits[0].offset,
+            (at + key.len() - 42) as u64,
+            "key at {at}"
+        );
+    }
+}
+
+#[test]
 fn secret_on_every_window_boundary_is_found_once() {
     let p = patterns();
     let key = random("sk-ant-api03-{b64u:93}AA");
