@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive::TarIndex;
 use super::blob::{VerifyingReader, from_io};
+use super::digest::Algorithm;
 use super::select::{Selector, select, split_spec};
 use super::walk::{JSON_LIMIT, Walk, parse_json, walk_top};
 use super::whiteout::normalise;
@@ -44,10 +45,10 @@ impl Source {
         if self.flat {
             // containers/image `dir:`: `<hex>` for sha256 blobs, `<alg>-<hex>` for others, and
             // `<hex>.manifest.json` for the instances of a manifest list.
-            let base = if d.algorithm == "sha256" {
-                d.hex.clone()
+            let base = if d.algorithm() == Algorithm::Sha256 {
+                d.hex().to_string()
             } else {
-                format!("{}-{}", d.algorithm, d.hex)
+                format!("{}-{}", d.algorithm(), d.hex())
             };
             let manifest = format!("{base}.manifest.json");
             if self.member_size(&base).is_none() && self.member_size(&manifest).is_some() {
@@ -55,7 +56,7 @@ impl Source {
             }
             return base;
         }
-        format!("blobs/{}/{}", d.algorithm, d.hex)
+        format!("blobs/{}/{}", d.algorithm(), d.hex())
     }
 
     /// Open a member (tar) or file (dir) by relative name; `None` when absent.
@@ -515,7 +516,7 @@ fn add_repo_tags(walk: &mut Walk, manifest_json: &[u8]) -> Result<()> {
             })
             .unwrap_or_default();
         for (_, img) in &mut walk.images {
-            if cfg.ends_with(&img.config_descriptor.digest.hex) {
+            if cfg.ends_with(img.config_descriptor.digest.hex()) {
                 for t in &tags {
                     if !img.ref_names.contains(t) {
                         img.ref_names.push(t.clone());
