@@ -173,12 +173,12 @@ fn read_index(doc: &Value, name: &str, prefix: &str) -> Result<Index> {
         Some(Value::Null) | None => Vec::new(),
         Some(_) => return Err(Error::corrupt(name, "`manifests` is not an array")),
     };
-    let wheres: Vec<String> = (0..list.len())
+    let places: Vec<String> = (0..list.len())
         .map(|i| format!("{prefix} manifests[{i}]"))
         .collect();
     let lenient = list
         .iter()
-        .zip(&wheres)
+        .zip(&places)
         .map(|(v, w)| lenient_descriptor(v, w))
         .collect::<Result<Vec<_>>>()?;
     o.insert("manifests".into(), Value::Array(lenient));
@@ -188,7 +188,7 @@ fn read_index(doc: &Value, name: &str, prefix: &str) -> Result<Index> {
         .manifests()
         .iter()
         .zip(&list)
-        .zip(wheres)
+        .zip(places)
         .map(|((d, raw), w)| Ok((w.clone(), convert(d, raw, &w)?)))
         .collect::<Result<Vec<_>>>()?;
     Ok(Index {
@@ -222,12 +222,12 @@ fn read_manifest(doc: &Value, where_: &str) -> Result<Manifest> {
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| Error::corrupt(where_, "`layers` is not an array"))?;
-    let wheres: Vec<String> = (0..layers_raw.len())
+    let places: Vec<String> = (0..layers_raw.len())
         .map(|i| format!("{where_} layers[{i}]"))
         .collect();
     let lenient = layers_raw
         .iter()
-        .zip(&wheres)
+        .zip(&places)
         .map(|(v, w)| lenient_descriptor(v, w))
         .collect::<Result<Vec<_>>>()?;
     o.insert("layers".into(), Value::Array(lenient));
@@ -237,7 +237,7 @@ fn read_manifest(doc: &Value, where_: &str) -> Result<Manifest> {
         .layers()
         .iter()
         .zip(&layers_raw)
-        .zip(&wheres)
+        .zip(&places)
         .map(|((d, raw), w)| convert(d, raw, w))
         .collect::<Result<Vec<_>>>()?;
     Ok(Manifest {
