@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive::TarIndex;
@@ -16,6 +17,7 @@ use super::walk::{JSON_LIMIT, Walk, parse_json, walk_top};
 use super::whiteout::normalise;
 use super::{Attestation, BlobReader, Descriptor, Digest, Image, Platform, docker};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 #[derive(Debug)]
 enum Store {
@@ -35,6 +37,8 @@ pub struct Source {
     flat: bool,
     /// The stdin spill file, removed when the source is dropped.
     _spill: Option<tempfile::TempPath>,
+    /// The bar that counts the blob bytes read, once one is shown ([`Source::show_progress`]).
+    progress: OnceLock<Progress>,
 }
 
 impl Source {
@@ -183,7 +187,7 @@ impl Source {
         );
         if let Store::Registry(remote) = &self.store {
             let r = remote.open(desc, &what)?;
-            return Ok(Box::new(VerifyingReader::new(
+            return Ok(self.counted(VerifyingReader::new(
                 r,
                 desc.digest.clone(),
                 desc.size,
@@ -210,12 +214,25 @@ impl Source {
                 ),
             ));
         }
-        Ok(Box::new(VerifyingReader::new(
+        Ok(self.counted(VerifyingReader::new(
             r,
             desc.digest.clone(),
             desc.size,
             what,
         )))
+    }
+
+    /// Count the blob bytes read from now on on `progress` (the first bar given stays).
+    pub fn show_progress(&self, progress: Progress) {
+        let _ = self.progress.set(progress);
+    }
+
+    /// `r`, counted on the progress bar when one is shown.
+    fn counted<R: Read + Send + 'static>(&self, r: R) -> BlobReader {
+        match self.progress.get() {
+            Some(p) => Box::new(p.wrap(r)),
+            None => Box::new(r),
+        }
     }
 
     /// Read a whole small blob (JSON documents), verified, with a size limit.
@@ -282,6 +299,7 @@ pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
         paths: HashMap::new(),
         flat: false,
         _spill: spill,
+        progress: OnceLock::new(),
     };
     let (kind, walk) = discover(&mut source, &path)?;
     let (images, attestations, annotations, notes) = select(walk, &selector, platform, &path)?;
@@ -304,6 +322,7 @@ fn open_registry(spec: &str, rest: &str, platform: Option<&Platform>) -> Result<
         paths: HashMap::new(),
         flat: false,
         _spill: None,
+        progress: OnceLock::new(),
     };
     let (_, walk) = discover(&mut source, spec)?;
     let (images, attestations, annotations, notes) = select(walk, &Selector::None, platform, spec)?;
