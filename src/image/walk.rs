@@ -173,26 +173,12 @@ fn read_index(doc: &Value, name: &str, prefix: &str) -> Result<Index> {
         Some(Value::Null) | None => Vec::new(),
         Some(_) => return Err(Error::corrupt(name, "`manifests` is not an array")),
     };
-    let places: Vec<String> = (0..list.len())
-        .map(|i| format!("{prefix} manifests[{i}]"))
-        .collect();
-    let lenient = list
-        .iter()
-        .zip(&places)
-        .map(|(v, w)| lenient_descriptor(v, w))
-        .collect::<Result<Vec<_>>>()?;
-    o.insert("manifests".into(), Value::Array(lenient));
+    let places = lenient_list(&mut o, "manifests", &list, prefix)?;
     default_schema_version(&mut o);
     let index: ImageIndex = typed(Value::Object(o), name)?;
-    let manifests = index
-        .manifests()
-        .iter()
-        .zip(&list)
-        .zip(places)
-        .map(|((d, raw), w)| Ok((w.clone(), convert(d, raw, &w)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let descriptors = converted(index.manifests(), &list, &places)?;
     Ok(Index {
-        manifests,
+        manifests: places.into_iter().zip(descriptors).collect(),
         annotations: sorted(index.annotations().as_ref()),
     })
 }
@@ -222,30 +208,50 @@ fn read_manifest(doc: &Value, where_: &str) -> Result<Manifest> {
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| Error::corrupt(where_, "`layers` is not an array"))?;
-    let places: Vec<String> = (0..layers_raw.len())
-        .map(|i| format!("{where_} layers[{i}]"))
-        .collect();
-    let lenient = layers_raw
-        .iter()
-        .zip(&places)
-        .map(|(v, w)| lenient_descriptor(v, w))
-        .collect::<Result<Vec<_>>>()?;
-    o.insert("layers".into(), Value::Array(lenient));
+    let places = lenient_list(&mut o, "layers", &layers_raw, where_)?;
     default_schema_version(&mut o);
     let m: ImageManifest = typed(Value::Object(o), where_)?;
-    let layers = m
-        .layers()
-        .iter()
-        .zip(&layers_raw)
-        .zip(&places)
-        .map(|((d, raw), w)| convert(d, raw, w))
-        .collect::<Result<Vec<_>>>()?;
+    let layers = converted(m.layers(), &layers_raw, &places)?;
     Ok(Manifest {
         media_type: m.media_type().as_ref().map(ToString::to_string),
         config: convert(m.config(), &config_raw, &config_where)?,
         layers,
         annotations: sorted(m.annotations().as_ref()),
     })
+}
+
+/// Put the lenient form of each descriptor of `list` under `key` in `o`; returns where each one is
+/// (`{prefix} {key}[i]`).
+fn lenient_list(
+    o: &mut serde_json::Map<String, Value>,
+    key: &str,
+    list: &[Value],
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let places: Vec<String> = (0..list.len())
+        .map(|i| format!("{prefix} {key}[{i}]"))
+        .collect();
+    let lenient = list
+        .iter()
+        .zip(&places)
+        .map(|(v, w)| lenient_descriptor(v, w))
+        .collect::<Result<Vec<_>>>()?;
+    o.insert(key.into(), Value::Array(lenient));
+    Ok(places)
+}
+
+/// Our descriptors of the oci-spec ones a [`lenient_list`] gave, each with its raw object and place.
+fn converted(
+    typed: &[oci::Descriptor],
+    raw: &[Value],
+    places: &[String],
+) -> Result<Vec<Descriptor>> {
+    typed
+        .iter()
+        .zip(raw)
+        .zip(places)
+        .map(|((d, raw), w)| convert(d, raw, w))
+        .collect()
 }
 
 /// `schemaVersion` is 2 when a document leaves it out (Go reads a missing number as 0 and goes on).
