@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 pub use write::OutFormat;
 
 use crate::error::{Error, Result};
-use crate::image::{self, Platform};
+use crate::image::{self, Digest, Platform};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -45,10 +45,10 @@ pub struct BuildSpec {
 /// What was built.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Built {
-    pub manifest_digest: String,
-    pub config_digest: String,
-    pub overlay_layer_digest: String,
-    pub overlay_diff_id: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub overlay_layer_digest: Digest,
+    pub overlay_diff_id: Digest,
     pub out: PathBuf,
 }
 
@@ -128,7 +128,7 @@ pub fn canonical(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("a Value always serialises")
 }
 
-fn new_config(base: &Value, spec: &BuildSpec, diff_id: &str) -> Result<Value> {
+fn new_config(base: &Value, spec: &BuildSpec, diff_id: &Digest) -> Result<Value> {
     let mut cfg = base.clone();
     let Some(obj) = cfg.as_object_mut() else {
         return Err(Error::corrupt("base image config", "is not a JSON object"));
@@ -173,7 +173,7 @@ fn new_config(base: &Value, spec: &BuildSpec, diff_id: &str) -> Result<Value> {
         .entry("rootfs")
         .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
     match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-        Some(ids) => ids.push(json!(diff_id)),
+        Some(ids) => ids.push(json!(diff_id.to_string())),
         None => {
             return Err(Error::corrupt(
                 "base image config",

@@ -16,7 +16,7 @@ use super::canonical;
 use super::layer::{BuiltLayer, copy_hashed, reopen};
 use crate::error::{Error, Result};
 use crate::image::walk::CONTAINERD_IMAGE_NAME;
-use crate::image::{Descriptor, Opened};
+use crate::image::{Descriptor, Digest, Opened};
 
 /// `--format` of `build`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -159,10 +159,6 @@ impl Sink for TarSink {
     }
 }
 
-fn hex_of(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
 /// Reads the first bytes that pass, to sniff compression of base blobs with a Docker media type.
 struct Peek<R> {
     inner: R,
@@ -188,9 +184,9 @@ fn sniffed_layer_type(head: &[u8]) -> MediaType {
     }
 }
 
-/// An oci-spec descriptor of a blob this build writes (`digest` is `sha256:<hex>` from our hasher).
-fn oci_descriptor(media_type: MediaType, digest: &str, size: u64) -> Result<oci::Descriptor> {
-    let digest = oci::Digest::from_str(digest)
+/// An oci-spec descriptor of a blob this build writes.
+fn oci_descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Result<oci::Descriptor> {
+    let digest = oci::Digest::from_str(&digest.to_string())
         .map_err(|e| Error::corrupt(format!("blob {digest}"), e.to_string()))?;
     Ok(oci::Descriptor::new(media_type, size, digest))
 }
@@ -206,7 +202,7 @@ fn built<T>(r: std::result::Result<T, oci_spec::OciSpecError>) -> T {
 }
 
 /// Write blobs and index files; returns (manifest digest, config digest).
-pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(String, String)> {
+pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(Digest, Digest)> {
     match format {
         OutFormat::Oci => {
             let existed = out.exists();
@@ -234,35 +230,35 @@ pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(Str
     }
 }
 
-fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(String, String)> {
+fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(Digest, Digest)> {
     sink.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut written = BTreeSet::new();
-    let mut sniffed: BTreeMap<String, MediaType> = BTreeMap::new();
+    let mut sniffed: BTreeMap<Digest, MediaType> = BTreeMap::new();
     let mut layer_descs = Vec::new();
     for l in a.layers {
         match l {
             BlobSource::Base(desc) => {
-                let digest = desc.digest.to_string();
+                let digest = &desc.digest;
                 if written.insert(digest.clone()) {
                     let mut r = Peek {
                         inner: a.opened.source.blob(desc)?,
                         head: Vec::new(),
                     };
-                    sink.blob(hex_of(&digest), desc.size, &mut r)?;
+                    sink.blob(digest.hex(), desc.size, &mut r)?;
                     sniffed.insert(digest.clone(), sniffed_layer_type(&r.head));
                 }
                 // Media types lie (containerd: "may have been compressed but failed to use the correct
                 // media type"); the bytes decide.
                 let media_type = sniffed
-                    .get(&digest)
+                    .get(digest)
                     .cloned()
                     .unwrap_or_else(|| MediaType::from(desc.media_type.as_str()));
-                layer_descs.push(oci_descriptor(media_type, &digest, desc.size)?);
+                layer_descs.push(oci_descriptor(media_type, digest, desc.size)?);
             }
             BlobSource::Built(b) => {
                 if written.insert(b.digest.clone()) {
                     let mut f = reopen(b).map_err(|e| Error::output(b.file.path(), e))?;
-                    sink.blob(hex_of(&b.digest), b.size, &mut f)?;
+                    sink.blob(b.digest.hex(), b.size, &mut f)?;
                 }
                 layer_descs.push(oci_descriptor(
                     MediaType::ImageLayerGzip,
@@ -275,7 +271,7 @@ fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(Str
     let (config_digest, _) =
         copy_hashed(&mut &a.config[..], &mut io::sink()).map_err(|e| Error::output("config", e))?;
     sink.blob(
-        hex_of(&config_digest),
+        config_digest.hex(),
         a.config.len() as u64,
         &mut &a.config[..],
     )?;
@@ -298,11 +294,7 @@ fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(Str
     let mbytes = canonical_doc(&manifest);
     let (manifest_digest, _) =
         copy_hashed(&mut &mbytes[..], &mut io::sink()).map_err(|e| Error::output("manifest", e))?;
-    sink.blob(
-        hex_of(&manifest_digest),
-        mbytes.len() as u64,
-        &mut &mbytes[..],
-    )?;
+    sink.blob(manifest_digest.hex(), mbytes.len() as u64, &mut &mbytes[..])?;
 
     let mut desc = oci_descriptor(
         MediaType::ImageManifest,
@@ -325,14 +317,14 @@ fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(Str
     sink.file("index.json", &canonical_doc(&index))?;
     if docker {
         let tags = a.tag.map_or(Value::Null, |t| json!([t]));
-        sink.file("manifest.json", &canonical(&json!([{"Config": format!("blobs/sha256/{}", hex_of(&config_digest)), "RepoTags": tags, "Layers": docker_layers}])))?;
+        sink.file("manifest.json", &canonical(&json!([{"Config": format!("blobs/sha256/{}", config_digest.hex()), "RepoTags": tags, "Layers": docker_layers}])))?;
         if let Some(tag) = a.tag {
             let name = tag
                 .strip_suffix(&format!(":{}", tag_part(tag)))
                 .unwrap_or(tag);
             sink.file(
                 "repositories",
-                &canonical(&json!({name: {tag_part(tag): hex_of(&config_digest)}})),
+                &canonical(&json!({name: {tag_part(tag): config_digest.hex()}})),
             )?;
         }
     }
