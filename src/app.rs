@@ -4,7 +4,7 @@
 //! sort findings, render the report, and compute the exit code of contract.md.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use crate::checks::{self, CheckInput, CheckOptions, CheckOutcome, ExecMode};
@@ -56,9 +56,45 @@ pub fn check(rules: &RuleSet, plan: &CheckPlan, partial: &mut Vec<ImageReport>) 
                 .unwrap_or_default()
         )));
     }
+    let progress = layer_progress(plan, &opened);
+    let exit = check_images(rules, plan, &opened, partial);
+    if let Some(p) = progress {
+        p.finish();
+    }
+    exit
+}
+
+/// A bar of layer bytes read when [`crate::progress::wanted`] says so, counting on `opened`'s source.
+fn layer_progress(plan: &CheckPlan, opened: &Opened) -> Option<crate::progress::Progress> {
+    let bytes = opened
+        .images
+        .iter()
+        .flat_map(|i| &i.layers)
+        .map(|l| l.descriptor.size)
+        .sum();
+    let show = crate::progress::wanted(
+        std::io::stderr().is_terminal(),
+        plan.format,
+        crate::progress::in_ci(std::env::var_os("CI").as_deref()),
+        bytes,
+    );
+    show.then(|| {
+        let p = crate::progress::Progress::stderr(bytes, "reading layers");
+        opened.source.show_progress(p.clone());
+        p
+    })
+}
+
+/// [`check`]'s loop over the platform images of `opened`.
+fn check_images(
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    opened: &Opened,
+    partial: &mut Vec<ImageReport>,
+) -> Result<u8> {
     let mut exit = 0u8;
     for image in &opened.images {
-        let (report, not_run_required) = check_image(rules, plan, &opened, image)?;
+        let (report, not_run_required) = check_image(rules, plan, opened, image)?;
         if not_run_required {
             exit = 4;
         } else if exit == 0 && report.findings.iter().any(|f| f.severity <= plan.fail_on) {

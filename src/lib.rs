@@ -15,6 +15,7 @@ pub mod elf;
 pub mod error;
 pub mod image;
 pub mod license;
+pub mod progress;
 pub mod render;
 pub mod report;
 pub mod rules;

@@ -11,6 +11,8 @@ use flate2::GzBuilder;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
+use crate::image::Digest;
+use crate::image::digest::Algorithm;
 
 /// The most bytes a layer built from a directory may have (uncompressed), as a guard against a wrong
 /// `--overlay` argument pointing at a huge tree.
@@ -21,10 +23,10 @@ pub const MAX_LAYER_BYTES: u64 = 4 << 30;
 pub struct BuiltLayer {
     /// The gzip blob.
     pub file: tempfile::NamedTempFile,
-    /// `sha256:<hex>` of the gzip blob.
-    pub digest: String,
-    /// `sha256:<hex>` of the uncompressed tar.
-    pub diff_id: String,
+    /// The digest of the gzip blob.
+    pub digest: Digest,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
     pub size: u64,
 }
 
@@ -43,10 +45,10 @@ impl<W: Write> HashWriter<W> {
             count: 0,
         }
     }
-    pub(crate) fn finish(self) -> (W, String, u64) {
+    pub(crate) fn finish(self) -> (W, Digest, u64) {
         (
             self.inner,
-            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+            Digest::from_hash(Algorithm::Sha256, &self.hasher.finalize()),
             self.count,
         )
     }
@@ -225,8 +227,8 @@ fn walk<W: Write>(
     Ok(())
 }
 
-/// Copy `r` into `w` while hashing; returns (`sha256:<hex>`, bytes).
-pub fn copy_hashed(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<(String, u64)> {
+/// Copy `r` into `w` while hashing; returns (sha256 digest, bytes).
+pub fn copy_hashed(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<(Digest, u64)> {
     let mut hw = HashWriter::new(w);
     io::copy(r, &mut hw)?;
     let (_, d, n) = hw.finish();
@@ -304,11 +306,11 @@ mod tests {
         let a = tree();
         let l = layer_from_dir(a.path(), "x1", 1_700_000_000).unwrap();
         assert_eq!(
-            l.diff_id,
+            l.diff_id.to_string(),
             "sha256:c69535941582f92526508d5c9c0eef27913b9d03974a1849b8aa091fa924767b"
         );
         assert_eq!(
-            l.digest,
+            l.digest.to_string(),
             "sha256:d36dc8c86353cc9ebdbfa3d91cfc87c9bc2d5d6fd9bb2b1403b6913bc318d4f5"
         );
     }

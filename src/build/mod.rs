@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 pub use write::OutFormat;
 
 use crate::error::{Error, Result};
-use crate::image::{self, Descriptor, Platform};
+use crate::image::{self, Digest, Platform};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -45,27 +45,11 @@ pub struct BuildSpec {
 /// What was built.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Built {
-    pub manifest_digest: String,
-    pub config_digest: String,
-    pub overlay_layer_digest: String,
-    pub overlay_diff_id: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    pub overlay_layer_digest: Digest,
+    pub overlay_diff_id: Digest,
     pub out: PathBuf,
-}
-
-/// OCI media type for a base layer, whatever its original (Docker) media type was.
-fn oci_layer_type(desc: &Descriptor) -> String {
-    use image::Compression as C;
-    let from_name = match desc.media_type.as_str() {
-        t if t.starts_with("application/vnd.oci.image.layer.") => return t.to_string(),
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(C::Gzip),
-        "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(C::Zstd),
-        _ => None,
-    };
-    match from_name {
-        Some(C::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-        Some(C::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd".into(),
-        _ => "application/vnd.oci.image.layer.v1.tar".into(),
-    }
 }
 
 /// RFC 3339 UTC for a Unix time (no external time crate needed for whole seconds).
@@ -113,13 +97,10 @@ pub fn build(spec: &BuildSpec) -> Result<Built> {
     };
     let overlay = layer::layer_from_dir_with_links(&spec.overlay, "x1", &spec.links, spec.epoch)?;
 
-    // Base layers: verbatim blobs, OCI media types.
+    // Base layers: verbatim blobs; their OCI media type is sniffed from the bytes as they are written.
     let mut layers = Vec::new();
     for l in &base.layers {
-        layers.push(write::BlobSource::Base(Descriptor {
-            media_type: oci_layer_type(&l.descriptor),
-            ..l.descriptor.clone()
-        }));
+        layers.push(write::BlobSource::Base(l.descriptor.clone()));
     }
     layers.push(write::BlobSource::Built(&overlay));
 
@@ -147,7 +128,7 @@ pub fn canonical(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("a Value always serialises")
 }
 
-fn new_config(base: &Value, spec: &BuildSpec, diff_id: &str) -> Result<Value> {
+fn new_config(base: &Value, spec: &BuildSpec, diff_id: &Digest) -> Result<Value> {
     let mut cfg = base.clone();
     let Some(obj) = cfg.as_object_mut() else {
         return Err(Error::corrupt("base image config", "is not a JSON object"));
@@ -192,7 +173,7 @@ fn new_config(base: &Value, spec: &BuildSpec, diff_id: &str) -> Result<Value> {
         .entry("rootfs")
         .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
     match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-        Some(ids) => ids.push(json!(diff_id)),
+        Some(ids) => ids.push(json!(diff_id.to_string())),
         None => {
             return Err(Error::corrupt(
                 "base image config",
@@ -220,31 +201,5 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_763_683_199), "2025-11-20T23:59:59Z");
-    }
-
-    #[test]
-    fn docker_layer_types_become_oci() {
-        let d = |t: &str| Descriptor {
-            media_type: t.into(),
-            digest: image::Digest {
-                algorithm: "sha256".into(),
-                hex: "00".into(),
-            },
-            size: 1,
-            annotations: BTreeMap::new(),
-            platform: None,
-        };
-        assert_eq!(
-            oci_layer_type(&d("application/vnd.docker.image.rootfs.diff.tar.gzip")),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        );
-        assert_eq!(
-            oci_layer_type(&d("application/vnd.oci.image.layer.v1.tar+zstd")),
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-        );
-        assert_eq!(
-            oci_layer_type(&d("application/vnd.docker.image.rootfs.diff.tar")),
-            "application/vnd.oci.image.layer.v1.tar"
-        );
     }
 }

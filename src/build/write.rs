@@ -2,17 +2,21 @@
 //! docker-archive that is also an OCI layout (the Docker 25+ shape: `manifest.json` + `index.json` +
 //! `blobs/`). Tar outputs use fixed headers, so the same blobs give the same archive bytes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::str::FromStr;
+
+use oci_spec::image::{self as oci, ANNOTATION_REF_NAME, MediaType};
 use serde_json::{Value, json};
 
 use super::canonical;
 use super::layer::{BuiltLayer, copy_hashed, reopen};
 use crate::error::{Error, Result};
-use crate::image::{Descriptor, Opened};
+use crate::image::walk::CONTAINERD_IMAGE_NAME;
+use crate::image::{Descriptor, Digest, Opened};
 
 /// `--format` of `build`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -155,10 +159,6 @@ impl Sink for TarSink {
     }
 }
 
-fn hex_of(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
 /// Reads the first bytes that pass, to sniff compression of base blobs with a Docker media type.
 struct Peek<R> {
     inner: R,
@@ -174,18 +174,35 @@ impl<R: Read> Read for Peek<R> {
     }
 }
 
-fn sniffed_layer_type(head: &[u8]) -> &'static str {
+fn sniffed_layer_type(head: &[u8]) -> MediaType {
     if head.starts_with(&[0x1f, 0x8b]) {
-        "application/vnd.oci.image.layer.v1.tar+gzip"
+        MediaType::ImageLayerGzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "application/vnd.oci.image.layer.v1.tar+zstd"
+        MediaType::ImageLayerZstd
     } else {
-        "application/vnd.oci.image.layer.v1.tar"
+        MediaType::ImageLayer
     }
 }
 
+/// An oci-spec descriptor of a blob this build writes.
+fn oci_descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Result<oci::Descriptor> {
+    let digest = oci::Digest::from_str(&digest.to_string())
+        .map_err(|e| Error::corrupt(format!("blob {digest}"), e.to_string()))?;
+    Ok(oci::Descriptor::new(media_type, size, digest))
+}
+
+/// A document as canonical JSON (sorted keys, compact): the same document gives the same bytes.
+fn canonical_doc<T: serde::Serialize>(doc: &T) -> Vec<u8> {
+    canonical(&serde_json::to_value(doc).expect("oci-spec documents serialise"))
+}
+
+/// An oci-spec builder's error (a required field left out: a bug here, not bad input).
+fn built<T>(r: std::result::Result<T, oci_spec::OciSpecError>) -> T {
+    r.expect("every required field is set")
+}
+
 /// Write blobs and index files; returns (manifest digest, config digest).
-pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(String, String)> {
+pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(Digest, Digest)> {
     match format {
         OutFormat::Oci => {
             let existed = out.exists();
@@ -213,89 +230,101 @@ pub fn write_out(a: &Assembly<'_>, format: OutFormat, out: &Path) -> Result<(Str
     }
 }
 
-fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(String, String)> {
+fn write_all(a: &Assembly<'_>, sink: &mut dyn Sink, docker: bool) -> Result<(Digest, Digest)> {
     sink.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut written = BTreeSet::new();
-    let mut sniffed: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut sniffed: BTreeMap<Digest, MediaType> = BTreeMap::new();
     let mut layer_descs = Vec::new();
     for l in a.layers {
         match l {
             BlobSource::Base(desc) => {
-                let digest = desc.digest.to_string();
-                let mut media_type = desc.media_type.clone();
+                let digest = &desc.digest;
                 if written.insert(digest.clone()) {
                     let mut r = Peek {
                         inner: a.opened.source.blob(desc)?,
                         head: Vec::new(),
                     };
-                    sink.blob(hex_of(&digest), desc.size, &mut r)?;
-                    sniffed.insert(digest.clone(), sniffed_layer_type(&r.head).into());
+                    sink.blob(digest.hex(), desc.size, &mut r)?;
+                    sniffed.insert(digest.clone(), sniffed_layer_type(&r.head));
                 }
                 // Media types lie (containerd: "may have been compressed but failed to use the correct
                 // media type"); the bytes decide.
-                if let Some(t) = sniffed.get(&digest) {
-                    media_type.clone_from(t);
-                }
-                layer_descs
-                    .push(json!({"mediaType": media_type, "digest": digest, "size": desc.size}));
+                let media_type = sniffed
+                    .get(digest)
+                    .cloned()
+                    .unwrap_or_else(|| MediaType::from(desc.media_type.as_str()));
+                layer_descs.push(oci_descriptor(media_type, digest, desc.size)?);
             }
             BlobSource::Built(b) => {
                 if written.insert(b.digest.clone()) {
                     let mut f = reopen(b).map_err(|e| Error::output(b.file.path(), e))?;
-                    sink.blob(hex_of(&b.digest), b.size, &mut f)?;
+                    sink.blob(b.digest.hex(), b.size, &mut f)?;
                 }
-                layer_descs.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": b.digest, "size": b.size}));
+                layer_descs.push(oci_descriptor(
+                    MediaType::ImageLayerGzip,
+                    &b.digest,
+                    b.size,
+                )?);
             }
         }
     }
     let (config_digest, _) =
         copy_hashed(&mut &a.config[..], &mut io::sink()).map_err(|e| Error::output("config", e))?;
     sink.blob(
-        hex_of(&config_digest),
+        config_digest.hex(),
         a.config.len() as u64,
         &mut &a.config[..],
     )?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": a.config.len()},
-        "layers": layer_descs,
-    });
-    let mbytes = canonical(&manifest);
+    let docker_layers: Vec<Value> = layer_descs
+        .iter()
+        .map(|d| json!(format!("blobs/sha256/{}", d.digest().digest())))
+        .collect();
+    let manifest = built(
+        oci::ImageManifestBuilder::default()
+            .schema_version(oci::SCHEMA_VERSION)
+            .media_type(MediaType::ImageManifest)
+            .config(oci_descriptor(
+                MediaType::ImageConfig,
+                &config_digest,
+                a.config.len() as u64,
+            )?)
+            .layers(layer_descs)
+            .build(),
+    );
+    let mbytes = canonical_doc(&manifest);
     let (manifest_digest, _) =
         copy_hashed(&mut &mbytes[..], &mut io::sink()).map_err(|e| Error::output("manifest", e))?;
-    sink.blob(
-        hex_of(&manifest_digest),
-        mbytes.len() as u64,
-        &mut &mbytes[..],
-    )?;
+    sink.blob(manifest_digest.hex(), mbytes.len() as u64, &mut &mbytes[..])?;
 
-    let mut desc = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": mbytes.len()});
+    let mut desc = oci_descriptor(
+        MediaType::ImageManifest,
+        &manifest_digest,
+        mbytes.len() as u64,
+    )?;
     if let Some(tag) = a.tag {
-        let short = tag_part(tag);
-        desc["annotations"] =
-            json!({"io.containerd.image.name": tag, "org.opencontainers.image.ref.name": short});
+        desc.set_annotations(Some(HashMap::from([
+            (CONTAINERD_IMAGE_NAME.to_string(), tag.to_string()),
+            (ANNOTATION_REF_NAME.to_string(), tag_part(tag).to_string()),
+        ])));
     }
-    sink.file("index.json", &canonical(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [desc]})))?;
+    let index = built(
+        oci::ImageIndexBuilder::default()
+            .schema_version(oci::SCHEMA_VERSION)
+            .media_type(MediaType::ImageIndex)
+            .manifests(vec![desc])
+            .build(),
+    );
+    sink.file("index.json", &canonical_doc(&index))?;
     if docker {
-        let layers: Vec<Value> = layer_descs
-            .iter()
-            .map(|d| {
-                json!(format!(
-                    "blobs/sha256/{}",
-                    hex_of(d["digest"].as_str().unwrap_or_default())
-                ))
-            })
-            .collect();
         let tags = a.tag.map_or(Value::Null, |t| json!([t]));
-        sink.file("manifest.json", &canonical(&json!([{"Config": format!("blobs/sha256/{}", hex_of(&config_digest)), "RepoTags": tags, "Layers": layers}])))?;
+        sink.file("manifest.json", &canonical(&json!([{"Config": format!("blobs/sha256/{}", config_digest.hex()), "RepoTags": tags, "Layers": docker_layers}])))?;
         if let Some(tag) = a.tag {
             let name = tag
                 .strip_suffix(&format!(":{}", tag_part(tag)))
                 .unwrap_or(tag);
             sink.file(
                 "repositories",
-                &canonical(&json!({name: {tag_part(tag): hex_of(&config_digest)}})),
+                &canonical(&json!({name: {tag_part(tag): config_digest.hex()}})),
             )?;
         }
     }
@@ -321,10 +350,16 @@ mod tests {
 
     #[test]
     fn sniffing() {
-        assert!(sniffed_layer_type(&[0x1f, 0x8b, 8, 0]).ends_with("+gzip"));
-        assert!(sniffed_layer_type(&[0x28, 0xb5, 0x2f, 0xfd]).ends_with("+zstd"));
         assert_eq!(
-            sniffed_layer_type(b"usta"),
+            sniffed_layer_type(&[0x1f, 0x8b, 8, 0]).as_ref(),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(
+            sniffed_layer_type(&[0x28, 0xb5, 0x2f, 0xfd]).as_ref(),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        assert_eq!(
+            sniffed_layer_type(b"usta").as_ref(),
             "application/vnd.oci.image.layer.v1.tar"
         );
     }

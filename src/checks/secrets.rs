@@ -381,15 +381,13 @@ fn referenced(manifest: &[u8]) -> Vec<Descriptor> {
         let media_type = d.get("mediaType").and_then(|v| v.as_str()).unwrap_or("");
         let digest = d.get("digest").and_then(|v| v.as_str()).unwrap_or("");
         let size = d.get("size").and_then(serde_json::Value::as_u64);
-        let (Some((algorithm, hex)), Some(size)) = (digest.split_once(':'), size) else {
+        // A digest that is not one x1-validate verifies names no blob it can read.
+        let (Ok(digest), Some(size)) = (digest.parse::<Digest>(), size) else {
             continue;
         };
         out.push(Descriptor {
             media_type: media_type.to_string(),
-            digest: Digest {
-                algorithm: algorithm.to_string(),
-                hex: hex.to_string(),
-            },
+            digest,
             size,
             annotations: BTreeMap::new(),
             platform: None,
@@ -409,11 +407,15 @@ mod tests {
 
     #[test]
     fn attestation_manifest_references() {
-        let m = br#"{"config":{"mediaType":"x","digest":"sha256:aa","size":2},
-            "layers":[{"mediaType":"application/vnd.in-toto+json","digest":"sha256:bb","size":7}]}"#;
-        let d = referenced(m);
-        assert_eq!(d.len(), 2);
-        assert_eq!(d[1].digest.hex, "bb");
+        let (aa, bb) = ("a".repeat(64), "b".repeat(64));
+        let m = format!(
+            r#"{{"config":{{"mediaType":"x","digest":"sha256:{aa}","size":2}},
+            "layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"sha256:{bb}","size":7}},
+                      {{"mediaType":"x","digest":"sha256:../../etc/passwd","size":7}}]}}"#
+        );
+        let d = referenced(m.as_bytes());
+        assert_eq!(d.len(), 2, "the malformed digest is skipped");
+        assert_eq!(d[1].digest.hex(), bb);
         assert_eq!(d[1].size, 7);
         assert!(referenced(b"not json").is_empty());
     }

@@ -5,6 +5,7 @@ use super::support::{config_location, finding, inode, node_location, resolve, sk
 use super::{CheckInput, CheckOutcome};
 use crate::image::{EntryKind, Resolved};
 use crate::rules::RuleId;
+use crate::rules::preset::PresetUser;
 
 /// One `/etc/passwd` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,86 +183,60 @@ pub fn image_user(input: &CheckInput<'_>) -> CheckOutcome {
         "RUN useradd --create-home --uid {} --user-group {} && USER {}",
         want.uid, want.name, want.name
     ));
-    let mut findings = Vec::new();
     let name_part = user.split(':').next().unwrap_or_default();
-    if user.is_empty() {
-        findings.push(finding(
-            id,
-            "config User is empty: the image runs as root".into(),
-            help,
-            loc(),
-        ));
-        return CheckOutcome::from_findings(id, findings);
-    }
-    if name_part == "root" || name_part.parse::<u64>() == Ok(0) {
-        findings.push(finding(
-            id,
-            format!("config User is `{user}`: the image runs as root"),
-            help,
-            loc(),
-        ));
-        return CheckOutcome::from_findings(id, findings);
-    }
-    match config_identity(input) {
-        Err(why) => findings.push(finding(
-            id,
-            format!("config User `{user}`: {why}"),
-            help,
-            loc(),
-        )),
-        Ok(ident) => {
-            if ident.uid == 0 {
-                findings.push(finding(
-                    id,
-                    format!("config User `{user}` resolves to uid 0"),
-                    help.clone(),
-                    loc(),
-                ));
-            } else if ident.uid != want.uid
-                || ident.passwd.as_ref().is_some_and(|p| p.name != want.name)
-            {
-                findings.push(finding(
-                    id,
-                    format!(
-                        "config User `{user}` is uid {} (`{}`), not the preset's `{}` (uid {})",
-                        ident.uid,
-                        ident
-                            .passwd
-                            .as_ref()
-                            .map_or("not in /etc/passwd", |p| p.name.as_str()),
-                        want.name,
-                        want.uid
-                    ),
-                    help.clone(),
-                    loc(),
-                ));
-            }
-            if let Some(g) = want.gid.filter(|g| *g != ident.gid) {
-                findings.push(finding(
-                    id,
-                    format!(
-                        "config User `{user}` has primary gid {}, the preset wants {g}",
-                        ident.gid
-                    ),
-                    help.clone(),
-                    loc(),
-                ));
-            }
-            if let Some(p) = ident.passwd.as_ref().filter(|p| p.home != want.home) {
-                findings.push(finding(
-                    id,
-                    format!(
-                        "/etc/passwd gives `{}` the home `{}`, the preset wants `{}`",
-                        p.name, p.home, want.home
-                    ),
-                    help.clone(),
-                    config_location("/config/User"),
-                ));
-            }
+    let runs_as_root = user.is_empty() || name_part == "root" || name_part.parse::<u64>() == Ok(0);
+    let problems = if user.is_empty() {
+        vec!["config User is empty: the image runs as root".to_string()]
+    } else if runs_as_root {
+        vec![format!("config User is `{user}`: the image runs as root")]
+    } else {
+        match config_identity(input) {
+            Err(why) => vec![format!("config User `{user}`: {why}")],
+            Ok(ident) => identity_problems(user, &ident, want),
         }
+    };
+    let mut findings: Vec<_> = problems
+        .into_iter()
+        .map(|message| finding(id, message, help.clone(), loc()))
+        .collect();
+    // Running as root is reported alone: the preset user's home is moot then.
+    if !runs_as_root {
+        findings.extend(home_findings(input, preset));
     }
-    findings.extend(home_findings(input, preset));
     CheckOutcome::from_findings(id, findings)
+}
+
+/// How the identity `user` resolved to differs from the preset's user: uid 0, another uid or name,
+/// another primary gid, another home in /etc/passwd.
+fn identity_problems(user: &str, ident: &Identity, want: &PresetUser) -> Vec<String> {
+    let mut problems = Vec::new();
+    if ident.uid == 0 {
+        problems.push(format!("config User `{user}` resolves to uid 0"));
+    } else if ident.uid != want.uid || ident.passwd.as_ref().is_some_and(|p| p.name != want.name) {
+        problems.push(format!(
+            "config User `{user}` is uid {} (`{}`), not the preset's `{}` (uid {})",
+            ident.uid,
+            ident
+                .passwd
+                .as_ref()
+                .map_or("not in /etc/passwd", |p| p.name.as_str()),
+            want.name,
+            want.uid
+        ));
+    }
+    if let Some(g) = want.gid.filter(|g| *g != ident.gid) {
+        problems.push(format!(
+            "config User `{user}` has primary gid {}, the preset wants {g}",
+            ident.gid
+        ));
+    }
+    if let Some(p) = ident.passwd.as_ref().filter(|p| p.home != want.home) {
+        problems.push(format!(
+            "/etc/passwd gives `{}` the home `{}`, the preset wants `{}`",
+            p.name, p.home, want.home
+        ));
+    }
+    problems
 }
 
 fn home_findings(

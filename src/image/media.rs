@@ -1,11 +1,13 @@
 //! Media types (OCI and Docker v2 schema 2) and what each kind means to the reader. Layer compression is
 //! never taken from the media type; it is sniffed from the bytes.
+//!
+//! The OCI media types are oci-spec's [`MediaType`]; Docker's v2 schema 2 spellings, which oci-spec
+//! does not model as types, are the constants here.
+
+use oci_spec::image::MediaType;
 
 use super::Compression;
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -48,17 +50,17 @@ pub fn compression_words(c: Compression) -> &'static str {
 
 /// An image index or Docker manifest list.
 pub fn is_index(mt: &str) -> bool {
-    mt == OCI_INDEX || mt == DOCKER_LIST
+    MediaType::from(mt) == MediaType::ImageIndex || mt == DOCKER_LIST
 }
 
 /// An image manifest (OCI or Docker v2 schema 2).
 pub fn is_manifest(mt: &str) -> bool {
-    mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
+    MediaType::from(mt) == MediaType::ImageManifest || mt == DOCKER_MANIFEST
 }
 
 /// A runnable image's config (an empty media type is accepted: some writers omit it).
 pub fn is_image_config(mt: &str) -> bool {
-    mt == OCI_CONFIG || mt == DOCKER_CONFIG || mt.is_empty()
+    MediaType::from(mt) == MediaType::ImageConfig || mt == DOCKER_CONFIG || mt.is_empty()
 }
 
 /// A filesystem layer x1-validate reads as tar (compression sniffed separately).
@@ -79,6 +81,15 @@ pub fn is_unsupported_layer(mt: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classifies_documents() {
+        assert!(is_index("application/vnd.oci.image.index.v1+json") && is_index(DOCKER_LIST));
+        assert!(is_manifest("application/vnd.oci.image.manifest.v1+json"));
+        assert!(is_manifest(DOCKER_MANIFEST) && !is_manifest(DOCKER_LIST));
+        assert!(is_image_config("application/vnd.oci.image.config.v1+json"));
+        assert!(is_image_config("") && !is_image_config("application/vnd.oci.empty.v1+json"));
+    }
 
     #[test]
     fn classifies_layers() {

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod blob;
+pub mod digest;
 pub mod docker;
 pub mod entries;
 pub mod json;
@@ -29,29 +30,10 @@ use std::io::Read;
 
 use serde::Serialize;
 
+pub use digest::Digest;
 pub use layer::{CapturePolicy, ContentScanner, LayerOutput, read_layers};
 pub use source::{Opened, Source, open};
 pub use tree::{MergedTree, Resolved};
-
-/// A content digest `algorithm:hex`. Only sha256 (and sha512) are verified; others are corrupt input.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
-pub struct Digest {
-    pub algorithm: String,
-    pub hex: String,
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.algorithm, self.hex)
-    }
-}
-
-impl From<Digest> for String {
-    fn from(d: Digest) -> String {
-        d.to_string()
-    }
-}
 
 /// An OCI content descriptor (also used for Docker v2 descriptors).
 #[derive(Debug, Clone, Serialize)]

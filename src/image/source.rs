@@ -6,15 +6,18 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive::TarIndex;
 use super::blob::{VerifyingReader, from_io};
+use super::digest::Algorithm;
 use super::select::{Selector, select, split_spec};
 use super::walk::{JSON_LIMIT, Walk, parse_json, walk_top};
 use super::whiteout::normalise;
 use super::{Attestation, BlobReader, Descriptor, Digest, Image, Platform, docker};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 #[derive(Debug)]
 enum Store {
@@ -34,6 +37,8 @@ pub struct Source {
     flat: bool,
     /// The stdin spill file, removed when the source is dropped.
     _spill: Option<tempfile::TempPath>,
+    /// The bar that counts the blob bytes read, once one is shown ([`Source::show_progress`]).
+    progress: OnceLock<Progress>,
 }
 
 impl Source {
@@ -44,10 +49,10 @@ impl Source {
         if self.flat {
             // containers/image `dir:`: `<hex>` for sha256 blobs, `<alg>-<hex>` for others, and
             // `<hex>.manifest.json` for the instances of a manifest list.
-            let base = if d.algorithm == "sha256" {
-                d.hex.clone()
+            let base = if d.algorithm() == Algorithm::Sha256 {
+                d.hex().to_string()
             } else {
-                format!("{}-{}", d.algorithm, d.hex)
+                format!("{}-{}", d.algorithm(), d.hex())
             };
             let manifest = format!("{base}.manifest.json");
             if self.member_size(&base).is_none() && self.member_size(&manifest).is_some() {
@@ -55,7 +60,7 @@ impl Source {
             }
             return base;
         }
-        format!("blobs/{}/{}", d.algorithm, d.hex)
+        format!("blobs/{}/{}", d.algorithm(), d.hex())
     }
 
     /// Open a member (tar) or file (dir) by relative name; `None` when absent.
@@ -182,7 +187,7 @@ impl Source {
         );
         if let Store::Registry(remote) = &self.store {
             let r = remote.open(desc, &what)?;
-            return Ok(Box::new(VerifyingReader::new(
+            return Ok(self.counted(VerifyingReader::new(
                 r,
                 desc.digest.clone(),
                 desc.size,
@@ -209,12 +214,25 @@ impl Source {
                 ),
             ));
         }
-        Ok(Box::new(VerifyingReader::new(
+        Ok(self.counted(VerifyingReader::new(
             r,
             desc.digest.clone(),
             desc.size,
             what,
         )))
+    }
+
+    /// Count the blob bytes read from now on on `progress` (the first bar given stays).
+    pub fn show_progress(&self, progress: Progress) {
+        let _ = self.progress.set(progress);
+    }
+
+    /// `r`, counted on the progress bar when one is shown.
+    fn counted<R: Read + Send + 'static>(&self, r: R) -> BlobReader {
+        match self.progress.get() {
+            Some(p) => Box::new(p.wrap(r)),
+            None => Box::new(r),
+        }
     }
 
     /// Read a whole small blob (JSON documents), verified, with a size limit.
@@ -281,6 +299,7 @@ pub fn open(spec: &str, platform: Option<&Platform>) -> Result<Opened> {
         paths: HashMap::new(),
         flat: false,
         _spill: spill,
+        progress: OnceLock::new(),
     };
     let (kind, walk) = discover(&mut source, &path)?;
     let (images, attestations, annotations, notes) = select(walk, &selector, platform, &path)?;
@@ -303,6 +322,7 @@ fn open_registry(spec: &str, rest: &str, platform: Option<&Platform>) -> Result<
         paths: HashMap::new(),
         flat: false,
         _spill: None,
+        progress: OnceLock::new(),
     };
     let (_, walk) = discover(&mut source, spec)?;
     let (images, attestations, annotations, notes) = select(walk, &Selector::None, platform, spec)?;
@@ -515,7 +535,7 @@ fn add_repo_tags(walk: &mut Walk, manifest_json: &[u8]) -> Result<()> {
             })
             .unwrap_or_default();
         for (_, img) in &mut walk.images {
-            if cfg.ends_with(&img.config_descriptor.digest.hex) {
+            if cfg.ends_with(img.config_descriptor.digest.hex()) {
                 for t in &tags {
                     if !img.ref_names.contains(t) {
                         img.ref_names.push(t.clone());

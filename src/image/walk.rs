@@ -1,8 +1,11 @@
 //! Walking an OCI `index.json`: nested indexes and Docker manifest lists, media-type sniffing for
 //! descriptors that do not say what they are, image vs artifact vs attestation, and config parsing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use oci_spec::image::{self as oci, ANNOTATION_REF_NAME, ImageIndex, ImageManifest};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::json::{self, Doc};
@@ -11,6 +14,9 @@ use super::{
 };
 use super::{Source, media};
 use crate::error::{Error, Result};
+
+/// The annotation containerd (and `docker save` 25+) gives the full image name in.
+pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 
 /// Largest JSON document (index, manifest, config) read into memory.
 pub const JSON_LIMIT: u64 = 16 * 1024 * 1024;
@@ -84,8 +90,17 @@ struct Path<'a> {
     budget: &'a mut Budget,
 }
 
-/// Parse a descriptor object; `where_` names it in errors.
+/// Parse a descriptor object through oci-spec's `Descriptor`; `where_` names it in errors.
 pub fn descriptor(v: &Value, where_: &str) -> Result<Descriptor> {
+    let typed_d: oci::Descriptor = typed(lenient_descriptor(v, where_)?, where_)?;
+    convert(&typed_d, v, where_)
+}
+
+/// A descriptor object as oci-spec reads it, with the tolerances real producers need: a descriptor
+/// that does not say its media type (sniffed later; a missing or null `mediaType` reads as `""`) and a
+/// `platform` without a string `os` and `architecture` (ignored). Everything else is read the way the
+/// runtimes' Go structs read it: a value of the wrong type is corrupt input.
+fn lenient_descriptor(v: &Value, where_: &str) -> Result<Value> {
     let bad = |d: &str| Error::corrupt(where_, d.to_string());
     let o = v
         .as_object()
@@ -94,44 +109,168 @@ pub fn descriptor(v: &Value, where_: &str) -> Result<Descriptor> {
         .get("digest")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("descriptor has no digest"))?;
-    let digest = Digest::parse(digest).map_err(|_| bad(&format!("malformed digest {digest:?}")))?;
-    let size = o
-        .get("size")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| bad("descriptor has no valid size"))?;
-    let annotations = o
-        .get("annotations")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let platform = o.get("platform").and_then(platform);
+    Digest::parse(digest).map_err(|_| bad(&format!("malformed digest {digest:?}")))?;
+    if !o.get("size").is_some_and(Value::is_u64) {
+        return Err(bad("descriptor has no valid size"));
+    }
+    let mut lenient = o.clone();
+    if lenient.get("mediaType").is_none_or(Value::is_null) {
+        lenient.insert("mediaType".into(), Value::String(String::new()));
+    }
+    let whole = |p: &Value| {
+        p.get("os").is_some_and(Value::is_string)
+            && p.get("architecture").is_some_and(Value::is_string)
+    };
+    if lenient.get("platform").is_some_and(|p| !whole(p)) {
+        lenient.remove("platform");
+    }
+    Ok(Value::Object(lenient))
+}
+
+/// Our [`Descriptor`] of an oci-spec one; `raw` is the object it was read from.
+fn convert(d: &oci::Descriptor, raw: &Value, where_: &str) -> Result<Descriptor> {
+    let digest = Digest::parse(d.digest().as_ref()).map_err(|_| {
+        Error::corrupt(
+            where_,
+            format!("malformed digest {:?}", d.digest().as_ref()),
+        )
+    })?;
+    let platform = d.platform().as_ref().map(|p| Platform {
+        os: p.os().to_string(),
+        // oci-spec reads the Go architecture `armbe` as `arm64be`: keep the spelling the image has.
+        architecture: match raw["platform"]["architecture"].as_str() {
+            Some(a @ "armbe") => a.to_string(),
+            _ => p.architecture().to_string(),
+        },
+        variant: p.variant().clone().filter(|s| !s.is_empty()),
+    });
     Ok(Descriptor {
-        media_type: o
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        media_type: d.media_type().to_string(),
         digest,
-        size,
-        annotations,
+        size: d.size(),
+        annotations: sorted(d.annotations().as_ref()),
         platform,
     })
 }
 
-fn platform(v: &Value) -> Option<Platform> {
-    Some(Platform {
-        os: v.get("os")?.as_str()?.to_string(),
-        architecture: v.get("architecture")?.as_str()?.to_string(),
-        variant: v
-            .get("variant")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from),
+/// An image index (OCI) or manifest list (Docker) read through oci-spec's `ImageIndex`.
+struct Index {
+    /// Each entry of `manifests`, with where it is (for errors and annotation scans).
+    manifests: Vec<(String, Descriptor)>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// Read the index `doc`, named `name` in errors; `prefix` names its entries (`{prefix} manifests[i]`).
+/// A missing or null `manifests` is an empty index and a missing `schemaVersion` is 2, as the runtimes
+/// read them.
+fn read_index(doc: &Value, name: &str, prefix: &str) -> Result<Index> {
+    let mut o = doc
+        .as_object()
+        .cloned()
+        .ok_or_else(|| Error::corrupt(name, "the index is not a JSON object"))?;
+    let list = match o.get("manifests") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => return Err(Error::corrupt(name, "`manifests` is not an array")),
+    };
+    let places = lenient_list(&mut o, "manifests", &list, prefix)?;
+    default_schema_version(&mut o);
+    let index: ImageIndex = typed(Value::Object(o), name)?;
+    let descriptors = converted(index.manifests(), &list, &places)?;
+    Ok(Index {
+        manifests: places.into_iter().zip(descriptors).collect(),
+        annotations: sorted(index.annotations().as_ref()),
     })
+}
+
+/// An image manifest (OCI or Docker v2 schema 2) read through oci-spec's `ImageManifest`.
+struct Manifest {
+    media_type: Option<String>,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// Read the manifest `doc`, named `where_` in errors.
+fn read_manifest(doc: &Value, where_: &str) -> Result<Manifest> {
+    let mut o = doc
+        .as_object()
+        .cloned()
+        .ok_or_else(|| Error::corrupt(where_, "the manifest is not a JSON object"))?;
+    let config_where = format!("{where_} config");
+    let config_raw = o.get("config").cloned().unwrap_or(Value::Null);
+    o.insert(
+        "config".into(),
+        lenient_descriptor(&config_raw, &config_where)?,
+    );
+    let layers_raw = o
+        .get("layers")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| Error::corrupt(where_, "`layers` is not an array"))?;
+    let places = lenient_list(&mut o, "layers", &layers_raw, where_)?;
+    default_schema_version(&mut o);
+    let m: ImageManifest = typed(Value::Object(o), where_)?;
+    let layers = converted(m.layers(), &layers_raw, &places)?;
+    Ok(Manifest {
+        media_type: m.media_type().as_ref().map(ToString::to_string),
+        config: convert(m.config(), &config_raw, &config_where)?,
+        layers,
+        annotations: sorted(m.annotations().as_ref()),
+    })
+}
+
+/// Put the lenient form of each descriptor of `list` under `key` in `o`; returns where each one is
+/// (`{prefix} {key}[i]`).
+fn lenient_list(
+    o: &mut serde_json::Map<String, Value>,
+    key: &str,
+    list: &[Value],
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let places: Vec<String> = (0..list.len())
+        .map(|i| format!("{prefix} {key}[{i}]"))
+        .collect();
+    let lenient = list
+        .iter()
+        .zip(&places)
+        .map(|(v, w)| lenient_descriptor(v, w))
+        .collect::<Result<Vec<_>>>()?;
+    o.insert(key.into(), Value::Array(lenient));
+    Ok(places)
+}
+
+/// Our descriptors of the oci-spec ones a [`lenient_list`] gave, each with its raw object and place.
+fn converted(
+    typed: &[oci::Descriptor],
+    raw: &[Value],
+    places: &[String],
+) -> Result<Vec<Descriptor>> {
+    typed
+        .iter()
+        .zip(raw)
+        .zip(places)
+        .map(|((d, raw), w)| convert(d, raw, w))
+        .collect()
+}
+
+/// `schemaVersion` is 2 when a document leaves it out (Go reads a missing number as 0 and goes on).
+fn default_schema_version(o: &mut serde_json::Map<String, Value>) {
+    if o.get("schemaVersion").is_none_or(Value::is_null) {
+        o.insert("schemaVersion".into(), Value::from(2));
+    }
+}
+
+/// Deserialise a document (or part of one) that [`json::parse`] has read, so with no ambiguous keys
+/// and its field names in their canonical spelling, into its oci-spec type; `what` names it in errors.
+fn typed<T: DeserializeOwned>(v: Value, what: &str) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| Error::corrupt(what, format!("malformed: {e}")))
+}
+
+/// An annotation or label map in a stable order.
+fn sorted(m: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 /// Parse an index or manifest the way the runtimes read it, naming the document in errors
@@ -146,30 +285,21 @@ fn blob_name(d: &Descriptor) -> String {
 
 /// Walk the descriptors of a top-level index (`index.json`).
 pub fn walk_top(source: &Source, index: &Value, walk: &mut Walk) -> Result<()> {
-    let list = match index.get("manifests") {
-        Some(Value::Array(a)) => a.clone(),
-        Some(Value::Null) | None => Vec::new(),
-        Some(_) => return Err(Error::corrupt("index.json", "`manifests` is not an array")),
-    };
+    let index = read_index(index, "index.json", "index.json")?;
     // The index's own annotations are metadata that ships too (secret-in-metadata scans them).
-    for (k, val) in string_map(index.get("annotations")) {
+    for (k, val) in index.annotations {
         walk.annotations.push(("index.json".into(), k, val));
     }
     let mut budget = Budget::default();
-    for (i, v) in list.iter().enumerate() {
-        let where_ = format!("index.json manifests[{i}]");
-        let d = descriptor(v, &where_)?;
+    for (i, (where_, d)) in index.manifests.into_iter().enumerate() {
         for (k, val) in &d.annotations {
             walk.annotations
                 .push((where_.clone(), k.clone(), val.clone()));
         }
-        let refs: Vec<String> = [
-            "org.opencontainers.image.ref.name",
-            "io.containerd.image.name",
-        ]
-        .iter()
-        .filter_map(|k| d.annotations.get(*k).cloned())
-        .collect();
+        let refs: Vec<String> = [ANNOTATION_REF_NAME, CONTAINERD_IMAGE_NAME]
+            .iter()
+            .filter_map(|k| d.annotations.get(*k).cloned())
+            .collect();
         walk.tops.push((d.digest.clone(), refs.clone()));
         let mut path = Path {
             top: i,
@@ -239,18 +369,15 @@ fn visit(source: &Source, d: &Descriptor, path: &mut Path, walk: &mut Walk) -> R
     drop(bytes);
     let is_index = media::is_index(mt) || (!known && doc.get("manifests").is_some());
     if is_index {
-        for (k, val) in string_map(doc.get("annotations")) {
+        let index = read_index(&doc, &name, &blob_name(d))?;
+        drop(doc);
+        for (k, val) in index.annotations {
             walk.annotations.push((blob_name(d), k, val));
         }
-        let list = doc.get("manifests").and_then(Value::as_array).cloned();
-        for (i, v) in list.unwrap_or_default().iter().enumerate() {
-            let child = descriptor(v, &format!("{} manifests[{i}]", blob_name(d)))?;
+        for (where_, child) in index.manifests {
             for (k, val) in &child.annotations {
-                walk.annotations.push((
-                    format!("{} manifests[{i}]", blob_name(d)),
-                    k.clone(),
-                    val.clone(),
-                ));
+                walk.annotations
+                    .push((where_.clone(), k.clone(), val.clone()));
             }
             path.ancestors.push(d.digest.clone());
             let r = visit(source, &child, path, walk);
@@ -300,14 +427,12 @@ pub fn manifest_image(
     refs: &[String],
 ) -> Result<Option<Image>> {
     let where_ = format!("manifest {}", d.digest);
-    let config_descriptor = descriptor(&doc["config"], &format!("{where_} config"))?;
-    let layer_descs = doc["layers"]
-        .as_array()
-        .ok_or_else(|| Error::corrupt(&where_, "`layers` is not an array"))?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| descriptor(v, &format!("{where_} layers[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
+    let Manifest {
+        media_type,
+        config: config_descriptor,
+        layers: layer_descs,
+        annotations,
+    } = read_manifest(doc, &where_)?;
     if !media::is_image_config(&config_descriptor.media_type) {
         return Ok(None);
     }
@@ -334,7 +459,7 @@ pub fn manifest_image(
         .unwrap_or_else(|| config_platform(&config));
     let mut manifest = d.clone();
     if manifest.media_type.is_empty() {
-        manifest.media_type = doc["mediaType"].as_str().unwrap_or_default().to_string();
+        manifest.media_type = media_type.unwrap_or_default();
     }
     Ok(Some(Image {
         platform,
@@ -343,7 +468,7 @@ pub fn manifest_image(
         config,
         layers,
         ref_names: refs.to_vec(),
-        annotations: string_map(doc.get("annotations")),
+        annotations,
         manifest_synthesised: false,
     }))
 }
@@ -387,28 +512,33 @@ pub fn layer_infos(
         .collect())
 }
 
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The image config document: oci-spec's `Config` (the runtime config: `User`, `Env`, …) and `History`,
+/// around a top level read here rather than as oci-spec's `ImageConfiguration`, which requires `rootfs`
+/// (configs without one exist: they have no layers) and reads the architecture `armbe` as `arm64be`.
+#[derive(Deserialize)]
+struct ConfigDoc {
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    architecture: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
+    #[serde(default)]
+    config: Option<oci::Config>,
+    /// Docker's config of the build container: what old `docker save` configs without `config` have.
+    #[serde(default)]
+    container_config: Option<oci::Config>,
+    #[serde(default)]
+    rootfs: Option<RootFs>,
+    #[serde(default)]
+    history: Option<Vec<oci::History>>,
 }
 
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn text(v: Option<&Value>) -> String {
-    v.and_then(Value::as_str).unwrap_or_default().to_string()
+/// `rootfs` (its `type` is not checked: the runtimes only read `diff_ids`).
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Option<Vec<String>>,
 }
 
 /// Parse an image config (OCI or Docker).
@@ -417,64 +547,92 @@ pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
     if !raw.is_object() {
         return Err(Error::corrupt(what, "the config is not a JSON object"));
     }
-    let c = raw.get("config").or_else(|| raw.get("container_config"));
-    let get = |k: &str| c.and_then(|c| c.get(k));
-    let diff_ids = raw
-        .get("rootfs")
-        .and_then(|r| r.get("diff_ids"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|d| {
-                    d.as_str()
-                        .ok_or_else(|| Error::corrupt(what, "a diff_id is not a string"))
-                        .and_then(|s| {
-                            Digest::parse(s).map_err(|_| {
-                                Error::corrupt(what, format!("malformed diff_id {s:?}"))
-                            })
-                        })
-                })
-                .collect::<Result<Vec<_>>>()
+    let doc: ConfigDoc = typed(raw.clone(), what)?;
+    // A `config` key, even null, is the config; only without one is `container_config` read.
+    let c = if raw.get("config").is_some() {
+        doc.config
+    } else {
+        doc.container_config
+    }
+    .unwrap_or_default();
+    let diff_ids = doc
+        .rootfs
+        .and_then(|r| r.diff_ids)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            Digest::parse(s).map_err(|_| Error::corrupt(what, format!("malformed diff_id {s:?}")))
         })
-        .transpose()?
-        .unwrap_or_default();
-    let history = raw
-        .get("history")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|h| HistoryEntry {
-                    created: h.get("created").and_then(Value::as_str).map(String::from),
-                    created_by: h
-                        .get("created_by")
-                        .and_then(Value::as_str)
-                        .map(String::from),
-                    comment: h.get("comment").and_then(Value::as_str).map(String::from),
-                    author: h.get("author").and_then(Value::as_str).map(String::from),
-                    empty_layer: h
-                        .get("empty_layer")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                })
-                .collect()
+        .collect::<Result<Vec<_>>>()?;
+    let history = doc
+        .history
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| HistoryEntry {
+            created: h.created().clone(),
+            created_by: h.created_by().clone(),
+            comment: h.comment().clone(),
+            author: h.author().clone(),
+            empty_layer: h.empty_layer().unwrap_or(false),
         })
-        .unwrap_or_default();
+        .collect();
     Ok(ImageConfig {
-        os: text(raw.get("os")),
-        architecture: text(raw.get("architecture")),
-        variant: raw
-            .get("variant")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from),
-        user: text(get("User")),
-        env: strings(get("Env")),
-        entrypoint: strings(get("Entrypoint")),
-        cmd: strings(get("Cmd")),
-        working_dir: text(get("WorkingDir")),
-        labels: string_map(get("Labels")),
+        os: doc.os.unwrap_or_default(),
+        architecture: doc.architecture.unwrap_or_default(),
+        variant: doc.variant.filter(|s| !s.is_empty()),
+        user: c.user().clone().unwrap_or_default(),
+        env: c.env().clone().unwrap_or_default(),
+        entrypoint: c.entrypoint().clone().unwrap_or_default(),
+        cmd: c.cmd().clone().unwrap_or_default(),
+        working_dir: c.working_dir().clone().unwrap_or_default(),
+        labels: sorted(c.labels().as_ref()),
         history,
         diff_ids,
         raw,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(v: &str) -> Result<Descriptor> {
+        descriptor(&parse_json(v.as_bytes(), "d")?, "d")
+    }
+
+    const DIGEST: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn descriptors_keep_the_tolerances_real_producers_need() {
+        // No media type: read as "" and sniffed later.
+        let d = read(&format!(r#"{{"digest":"{DIGEST}","size":5}}"#)).expect("tolerated");
+        assert_eq!((d.media_type.as_str(), d.size), ("", 5));
+        // A platform without an os is ignored; a whole one is read, `armbe` kept as written.
+        let d = read(&format!(
+            r#"{{"mediaType":"x","digest":"{DIGEST}","size":5,"platform":{{"architecture":"amd64"}}}}"#
+        ))
+        .expect("tolerated");
+        assert_eq!(d.platform, None);
+        let d = read(&format!(
+            r#"{{"digest":"{DIGEST}","size":5,"platform":{{"os":"linux","architecture":"armbe","variant":""}},
+               "annotations":{{"b":"2","a":"1"}}}}"#
+        ))
+        .expect("valid");
+        assert_eq!(d.platform.expect("read").to_string(), "linux/armbe");
+        assert_eq!(d.annotations.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn descriptors_of_the_wrong_shape_are_corrupt() {
+        for bad in [
+            format!(r#"{{"digest":"{DIGEST}"}}"#),
+            format!(r#"{{"digest":"{DIGEST}","size":-1}}"#),
+            r#"{"digest":"sha256:abc","size":1}"#.to_string(),
+            format!(r#"{{"digest":"{DIGEST}","size":1,"annotations":{{"a":1}}}}"#),
+            format!(r#"{{"digest":"{DIGEST}","size":1,"mediaType":7}}"#),
+        ] {
+            let e = read(&bad).expect_err(&bad);
+            assert_eq!(e.exit_code(), 3, "{bad}: {e}");
+        }
+    }
 }

@@ -190,7 +190,7 @@ impl Client {
         }
         let digest = Digest::sha256_of(&bytes);
         if let Ok(want) = Digest::parse(reference)
-            && want.algorithm == "sha256"
+            && want.algorithm() == crate::image::digest::Algorithm::Sha256
             && want != digest
         {
             return Err(Error::corrupt(

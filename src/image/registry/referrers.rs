@@ -265,7 +265,7 @@ impl Client {
 
 /// `sha256-<hex>`: the referrers tag schema's tag for `subject`.
 pub fn fallback_tag(subject: &Digest) -> String {
-    format!("{}-{}", subject.algorithm, subject.hex)
+    format!("{}-{}", subject.algorithm(), subject.hex())
 }
 
 fn read_json(resp: super::client::Resp, limit: u64, what: &str) -> Result<Value> {
