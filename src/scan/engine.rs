@@ -154,9 +154,49 @@ fn accept(c: &Compiled, pat: &Pattern, secret: &[u8]) -> bool {
     if pat.reject.as_ref().is_some_and(|re| re.is_match(secret)) {
         return false;
     }
-    !c.placeholders
-        .as_ref()
-        .is_some_and(|re| re.is_match(secret))
+    !c.placeholders.as_ref().is_some_and(|re| {
+        re.find_iter(secret)
+            .any(|m| is_placeholder(secret, m.range()))
+    })
+}
+
+/// Placeholder matches shorter than this must stand as a word to count.
+const SHORT_PLACEHOLDER: usize = 6;
+
+/// Whether a placeholder match at `at` in `value` makes the value a placeholder.
+///
+/// A long match (`example`, `xxxxxx`, `your_api_key`) always does. A short one (`fake`, `dummy`) only
+/// when it stands as a word: its letters in one case style (`fake`, `FAKE`, `Fake`) and set apart on
+/// both sides (the value's edge, a non-alphanumeric byte, or a change of character class such as
+/// `AIzaSyFakeKey…`). A random key body holds `fake` in some case about once in 10⁴ keys; counting
+/// those would let a real key through as a placeholder.
+fn is_placeholder(value: &[u8], at: std::ops::Range<usize>) -> bool {
+    if at.len() >= SHORT_PLACEHOLDER {
+        return true;
+    }
+    let word = &value[at.clone()];
+    let class = |b: u8| match b {
+        b'a'..=b'z' => 1,
+        b'A'..=b'Z' => 2,
+        b'0'..=b'9' => 3,
+        _ => 0,
+    };
+    let one_style = word.iter().all(u8::is_ascii_lowercase)
+        || word.iter().all(|b| !b.is_ascii_lowercase())
+        || word.split_first().is_some_and(|(first, rest)| {
+            first.is_ascii_uppercase() && rest.iter().all(|b| !b.is_ascii_uppercase())
+        });
+    let apart = |outside: Option<&u8>, edge: Option<&u8>| match (outside, edge) {
+        (None, _) | (_, None) => true,
+        (Some(&o), Some(&e)) => class(o) == 0 || class(e) == 0 || class(o) != class(e),
+    };
+    // Left: a Capitalized word after lower case is a camel-case boundary; lower after upper is not.
+    let left_outside = at.start.checked_sub(1).map(|i| &value[i]);
+    let left = apart(left_outside, word.first())
+        && !(left_outside.is_some_and(u8::is_ascii_uppercase)
+            && word.first().is_some_and(u8::is_ascii_lowercase));
+    let right = apart(value.get(at.end), word.last());
+    one_style && left && right
 }
 
 /// Shannon entropy in bits per byte.

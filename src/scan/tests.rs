@@ -509,3 +509,39 @@ fn utf16_text_is_decoded_and_offsets_map_back() {
     s.scan_stream(0, "/app/.env", &mut r).unwrap();
     assert_eq!(s.hits.len(), 1, "{:?}", s.hits);
 }
+
+#[test]
+fn a_short_placeholder_word_counts_only_when_it_stands_as_a_word() {
+    let p = patterns();
+    let found = |v: &str| {
+        scan_value(&p, v.as_bytes())
+            .iter()
+            .any(|e| e.pattern == "anthropic-api-key")
+    };
+    // Inside a random body, in any case and between letters of its own class: a real key's chance
+    // spelling, never a placeholder.
+    for word in ["qfakeq", "QFAKEQ", "zfAkEz", "AdummyB", "7fAKe7"] {
+        let key = random(&format!(
+            "sk-ant-api03-{{b64u:40}}{word}{{b64u:{}}}AA",
+            53 - word.len()
+        ));
+        assert!(
+            found(&key),
+            "{word}: a key with it by chance was taken as a placeholder"
+        );
+    }
+    // Set apart (edge, punctuation, camel case): written by a person as a placeholder.
+    for word in ["-fake-", "_FAKE_", "xFakeKey", "-dummy-"] {
+        let key = random(&format!(
+            "sk-ant-api03-{{b64u:40}}{word}{{b64u:{}}}AA",
+            53 - word.len()
+        ));
+        assert!(
+            !found(&key),
+            "{word}: a placeholder word set apart must count"
+        );
+    }
+    // Long placeholders count wherever they sit.
+    let key = random("sk-ant-api03-{b64u:40}qexampleq{b64u:45}AA");
+    assert!(!found(&key));
+}
