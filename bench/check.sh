@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of the full `x1-validate check --exec never` (every layer read, verified, secret-scanned,
+# Benchmark of the cold `x1-validate check --exec never --no-cache` (every layer read, verified, secret-scanned,
 # nested archives opened, every check run) against the issue-4 targets:
 #   (a) corpus image.docker.tar:  x1-validate ≤ 0.35 × trivy's cold secret scan of the same file
 #   (b) corpus oci/ layout:       x1-validate ≤ 0.6  × `pigz -dc` of its layer blobs to /dev/null
@@ -63,12 +63,12 @@ export -f pigz_blobs
 
 echo "x1-validate $($BIN --version 2>/dev/null | head -1); trivy $($TRIVY --version | head -1); $RUNS runs each, alternating"
 for _ in $(seq "$RUNS"); do
-  timed x1-docker "$BIN" check --exec never --format json "$CORPUS/image.docker.tar"
+  timed x1-docker "$BIN" check --exec never --no-cache --format json "$CORPUS/image.docker.tar"
   timed trivy "$TRIVY" image --input "$CORPUS/image.docker.tar" --scanners secret --cache-backend memory \
     --quiet --format json
 done
 for _ in $(seq "$RUNS"); do
-  timed x1-oci "$BIN" check --exec never --format json "$CORPUS/oci"
+  timed x1-oci "$BIN" check --exec never --no-cache --format json "$CORPUS/oci"
   timed pigz bash -c 'pigz_blobs "$0"' "$CORPUS/oci"
 done
 for f in x1-docker x1-oci; do
@@ -120,7 +120,7 @@ m = put(json.dumps(man).encode()) | {"mediaType": "application/vnd.oci.image.man
 json.dump({"schemaVersion": 2, "manifests": [m]}, open(f"{big}/oci/index.json", "w"))
 json.dump({"imageLayoutVersion": "1.0.0"}, open(f"{big}/oci/oci-layout", "w"))
 EOF
-timed x1-big "$BIN" check --exec never --format json "$big/oci"
+timed x1-big "$BIN" check --exec never --no-cache --format json "$big/oci"
 python3 - "$WORK/x1-big.out" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
