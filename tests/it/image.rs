@@ -45,7 +45,7 @@ fn fate_of(l: &[LayerListing], t: &MergedTree, layer: usize, path: &str) -> Vec<
         .entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.path == path)
+        .filter(|(_, e)| *e.path == *path)
         .map(|(i, _)| t.fates[layer][i])
         .collect()
 }
@@ -378,7 +378,7 @@ fn scanner_sees_every_file_including_deleted_and_overwritten_ones() {
             let mut v = Vec::new();
             c.read_to_end(&mut v)?;
             assert_eq!(v.len() as u64, e.size);
-            self.0.lock().unwrap().push((l.index, e.path.clone(), v));
+            self.0.lock().unwrap().push((l.index, e.path.to_string(), v));
             Ok(())
         }
     }
