@@ -118,7 +118,7 @@ fn opaque_root_hides_everything_below() {
         Layer::new().file("x", b"x").dir("d").file("d/y", b"y"),
         Layer::new().opaque("").file("z", b"z"),
     ));
-    assert_eq!(t.nodes.keys().collect::<Vec<_>>(), ["z"]);
+    assert_eq!(t.nodes.keys().map(|k| &**k).collect::<Vec<_>>(), ["z"]);
 }
 
 #[test]
@@ -378,7 +378,10 @@ fn scanner_sees_every_file_including_deleted_and_overwritten_ones() {
             let mut v = Vec::new();
             c.read_to_end(&mut v)?;
             assert_eq!(v.len() as u64, e.size);
-            self.0.lock().unwrap().push((l.index, e.path.to_string(), v));
+            self.0
+                .lock()
+                .unwrap()
+                .push((l.index, e.path.to_string(), v));
             Ok(())
         }
     }

@@ -124,7 +124,7 @@ fn check_merged(name: &str, m: &Value, l: &[LayerListing]) {
         }
     }
     if m["complete"] == Value::Bool(true) {
-        let ours: BTreeSet<String> = tree.nodes.keys().map(|k| k.to_string()).collect();
+        let ours: BTreeSet<String> = tree.nodes.keys().map(ToString::to_string).collect();
         assert_eq!(ours, want, "{name}: merged paths");
     }
     for a in m["absent"].as_array().into_iter().flatten() {
