@@ -234,6 +234,27 @@ fn symlink_hop_limit_is_forty() {
 }
 
 #[test]
+fn tree_keys_share_the_entry_paths_unless_a_symlinked_parent_moved_them() {
+    let (l, t) = merged(&two(
+        Layer::new()
+            .dir("usr")
+            .dir("usr/bin")
+            .symlink("bin", "usr/bin"),
+        Layer::new().file_mode("bin/tool", b"x", 0o755),
+    ));
+    // No second copy of a path: the key is the supplying entry's own allocation…
+    let (key, &n) = t.nodes.get_key_value("usr/bin").unwrap();
+    assert!(std::sync::Arc::ptr_eq(key, &MergedTree::entry(&l, n).path));
+    // …except where the write landed elsewhere: `bin/tool` is keyed at `usr/bin/tool`.
+    let (key, &n) = t.nodes.get_key_value("usr/bin/tool").unwrap();
+    assert_eq!(&*MergedTree::entry(&l, n).path, "bin/tool");
+    assert!(!std::sync::Arc::ptr_eq(key, &MergedTree::entry(&l, n).path));
+    // Keys iterate in byte order of the paths, as before.
+    let keys: Vec<&str> = t.nodes.keys().map(|k| &**k).collect();
+    assert_eq!(keys, ["bin", "usr", "usr/bin", "usr/bin/tool"]);
+}
+
+#[test]
 fn writes_through_a_symlinked_parent_land_inside_the_root() {
     let (l, t) = merged(&two(
         Layer::new()
