@@ -179,7 +179,7 @@ impl Record {
 impl From<&Entry> for E {
     fn from(e: &Entry) -> E {
         E {
-            path: e.path.clone(),
+            path: e.path.to_string(),
             kind: match &e.kind {
                 EntryKind::File => Kind::File,
                 EntryKind::Dir => Kind::Dir,
@@ -202,7 +202,7 @@ impl From<&Entry> for E {
 impl From<E> for Entry {
     fn from(e: E) -> Entry {
         Entry {
-            path: e.path,
+            path: e.path.into(),
             kind: match e.kind {
                 Kind::File => EntryKind::File,
                 Kind::Dir => EntryKind::Dir,

@@ -67,7 +67,7 @@ pub fn entry_location(input: &CheckInput<'_>, layer: usize, entry: usize) -> Loc
         .listings
         .get(layer)
         .and_then(|l| l.entries.get(entry))
-        .map(|e| e.path.as_str())
+        .map(|e| &*e.path)
         .unwrap_or_default();
     Location::Entry {
         layer: layer_ref(input, layer),

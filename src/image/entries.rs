@@ -54,7 +54,7 @@ pub fn walk<S: ContentScanner>(
         let ordinal = u32::try_from(ordinal)
             .map_err(|_| corrupt_io(what, "more than 2^32 tar entries in one layer"))?;
         let mut e = Entry {
-            path: std::mem::take(&mut norm.path),
+            path: std::mem::take(&mut norm.path).into(),
             kind: EntryKind::File,
             mode,
             uid: hdr.uid()?,
@@ -91,7 +91,7 @@ pub fn walk<S: ContentScanner>(
             }
             if mode & 0o6000 != 0 {
                 listing.hygiene.push(HygieneIssue::Setuid {
-                    path: e.path.clone(),
+                    path: e.path.to_string(),
                     mode,
                 });
             }
@@ -110,7 +110,7 @@ pub fn walk<S: ContentScanner>(
         }
         if !seen.first(&e.path, &listing.entries) {
             listing.hygiene.push(HygieneIssue::DuplicatePath {
-                path: e.path.clone(),
+                path: e.path.to_string(),
             });
         }
         listing.entries.push(e);
@@ -139,7 +139,7 @@ impl Seen {
                 self.first.insert(h, entries.len());
                 true
             }
-            Some(&i) if entries.get(i).is_some_and(|e| e.path == path) => false,
+            Some(&i) if entries.get(i).is_some_and(|e| *e.path == *path) => false,
             Some(_) => self.collided.insert(path.to_string()),
         }
     }
@@ -258,7 +258,7 @@ fn content<R: Read, S: ContentScanner>(
     idx: usize,
     keep: bool,
 ) -> io::Result<()> {
-    if keep && e.size <= capture.max_size && capture.globs.is_match(&e.path) {
+    if keep && e.size <= capture.max_size && capture.globs.is_match(&*e.path) {
         let mut v = Vec::with_capacity(e.size as usize);
         entry.read_to_end(&mut v)?;
         let head_ok = capture.head_bytes > 0 && is_exec(e.mode, &v);

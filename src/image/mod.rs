@@ -27,6 +27,7 @@ pub mod whiteout;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -231,9 +232,10 @@ pub enum EntryKind {
 #[derive(Debug, Clone, Serialize)]
 ///
 /// Kept for every entry of every layer (a million-file image holds a million), so it is compact: the path
-/// is allocated at its exact length, the ordinal is a `u32` (the walk refuses a layer with more entries).
+/// is allocated at its exact length and shared (not copied) by the merged tree's key for it, the ordinal is
+/// a `u32` (the walk refuses a layer with more entries).
 pub struct Entry {
-    pub path: String,
+    pub path: Arc<str>,
     pub kind: EntryKind,
     /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
     pub mode: u32,

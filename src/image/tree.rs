@@ -4,6 +4,8 @@
 //! supplied it, for every entry of every layer its [`Fate`]. Symlinks resolve inside the image root.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -67,8 +69,9 @@ pub enum Resolved {
 /// The final filesystem of one image.
 #[derive(Debug, Clone, Default)]
 pub struct MergedTree {
-    /// Final path → node that supplies it. The root `""` is always present conceptually, not stored.
-    pub nodes: BTreeMap<String, NodeRef>,
+    /// Final path → node that supplies it. The root `""` is always present conceptually, not stored. A key
+    /// is the supplying entry's own [`Entry::path`] (shared, not copied) unless a symlinked parent moved it.
+    pub nodes: BTreeMap<Arc<str>, NodeRef>,
     /// `fates[layer][entry]`.
     pub fates: Vec<Vec<Fate>>,
     /// Hardlink entry → the regular-file entry whose content it shares.
@@ -122,7 +125,7 @@ impl MergedTree {
             if let Some(&o) = t.link_origin.get(n)
                 && t.fates[o.layer][o.entry] != Fate::Visible
             {
-                t.ships_as.entry(o).or_insert_with(|| path.clone());
+                t.ships_as.entry(o).or_insert_with(|| path.to_string());
             }
         }
         t
@@ -152,15 +155,11 @@ impl MergedTree {
 
     /// Remove everything strictly below `dir` (`""` = the root).
     fn remove_under(&mut self, dir: &str, fate: Fate) {
-        let gone: Vec<String> = if dir.is_empty() {
+        let gone: Vec<Arc<str>> = if dir.is_empty() {
             self.nodes.keys().cloned().collect()
         } else {
             let prefix = format!("{dir}/");
-            self.nodes
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .collect()
+            self.below(&prefix).map(|(k, _)| k.clone()).collect()
         };
         for k in gone {
             if let Some(n) = self.nodes.remove(&k) {
@@ -180,9 +179,22 @@ impl MergedTree {
         self.remove_under(path, fate);
     }
 
+    /// The nodes strictly below `prefix` (which ends in `/`), in byte order.
+    fn below<'s>(&'s self, prefix: &'s str) -> impl Iterator<Item = (&'s Arc<str>, &'s NodeRef)> {
+        self.nodes
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
     /// Where a write to `path` lands: its parent is resolved through symlinks inside the root, as an
     /// extracting runtime would (`bin/x` with `bin -> usr/bin` lands at `usr/bin/x`).
     fn place(&self, listings: &[LayerListing], path: &str) -> String {
+        self.moved(listings, path)
+            .unwrap_or_else(|| path.to_string())
+    }
+
+    /// [`MergedTree::place`], `None` when the write lands at `path` itself (the common case: no copy).
+    fn moved(&self, listings: &[LayerListing], path: &str) -> Option<String> {
         let (parent, base) = split(path);
         if parent.is_empty()
             || self
@@ -190,13 +202,13 @@ impl MergedTree {
                 .get(parent)
                 .is_some_and(|n| Self::entry(listings, *n).is_dir())
         {
-            return path.to_string();
+            return None;
         }
         match self.resolve(listings, parent) {
             Resolved::Found { path: p, node } if Self::entry(listings, node).is_dir() => {
-                join(&p, base)
+                Some(join(&p, base)).filter(|moved| moved != path)
             }
-            _ => path.to_string(),
+            _ => None,
         }
     }
 
@@ -212,17 +224,20 @@ impl MergedTree {
             }
             return;
         }
-        let path = self.place(listings, &e.path);
+        let path: Arc<str> = match self.moved(listings, &e.path) {
+            Some(moved) => moved.into(),
+            None => Arc::clone(&e.path),
+        };
         if let Hardlink { target } = &e.kind {
             let tp = self.place(listings, target);
-            if let Some(&t) = self.nodes.get(&tp) {
+            if let Some(&t) = self.nodes.get(tp.as_str()) {
                 let origin = self.link_origin.get(&t).copied().unwrap_or(t);
                 if Self::entry(listings, origin).is_file() {
                     self.link_origin.insert(node, origin);
                 }
             }
         }
-        if let Some(old) = self.nodes.insert(path.clone(), node) {
+        if let Some(old) = self.nodes.insert(Arc::clone(&path), node) {
             self.set_fate(
                 old,
                 Fate::Overwritten {
@@ -252,10 +267,7 @@ impl MergedTree {
 
     fn has_children(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
-        self.nodes
-            .range(prefix.clone()..)
-            .next()
-            .is_some_and(|(k, _)| k.starts_with(&prefix))
+        self.below(&prefix).next().is_some()
     }
 
     /// Resolve `path` (absolute or relative to `/`) inside the root, following symlinks in every
@@ -271,7 +283,7 @@ impl MergedTree {
                 continue;
             }
             let cand = join(&cur, &c);
-            let Some(&n) = self.nodes.get(&cand) else {
+            let Some(&n) = self.nodes.get(cand.as_str()) else {
                 if self.has_children(&cand) {
                     cur = cand;
                     continue;
@@ -305,7 +317,7 @@ impl MergedTree {
                 None => Resolved::Missing { path: cur },
             };
         }
-        match self.nodes.get(&cur) {
+        match self.nodes.get(cur.as_str()) {
             Some(&node) => Resolved::Found { path: cur, node },
             None => Resolved::Missing { path: cur },
         }

@@ -45,7 +45,7 @@ pub fn captured_files<'a>(
         for (i, e) in l.entries.iter().enumerate() {
             if e.is_file()
                 && e.size > 0
-                && (e.path == "package.json" || e.path.ends_with("/package.json"))
+                && (&*e.path == "package.json" || e.path.ends_with("/package.json"))
                 && !l.captured.contains_key(&i)
             {
                 out.push(CapturedFile {

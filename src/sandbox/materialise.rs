@@ -182,12 +182,13 @@ pub fn materialise(
     let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); listings.len()];
     let mut links: Vec<(String, NodeRef)> = Vec::new();
     for (path, &node) in &tree.nodes {
+        let path: &str = path;
         let e = entry(node);
         // Contents come from the blobs; with a store, symlinks and FIFOs are linked from it too.
         let linked = matches!(e.kind, EntryKind::Symlink { .. } | EntryKind::Fifo);
         if e.is_file() || (linked && store.is_some()) {
             let dest = Dest {
-                path: path.clone(),
+                path: path.to_string(),
                 node,
             };
             plan[node.layer].entry(e.ordinal()).or_default().push(dest);
@@ -216,7 +217,7 @@ pub fn materialise(
                 .map_err(|err| local(&root.join(path), err))?;
                 finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
             }
-            EntryKind::Hardlink { .. } => links.push((path.clone(), node)),
+            EntryKind::Hardlink { .. } => links.push((path.to_string(), node)),
             EntryKind::Char { .. } | EntryKind::Block { .. } => stats.skipped += 1,
         }
     }
@@ -386,7 +387,7 @@ fn plan_links(
         };
         let origin_path = &listings[origin.layer].entries[origin.entry].path;
         if tree.nodes.get(origin_path) == Some(&origin) {
-            link_plan.push((path, origin_path.clone()));
+            link_plan.push((path, origin_path.to_string()));
         } else if let Some(first) = carried.get(&origin) {
             link_plan.push((path, first.clone()));
         } else {
@@ -408,7 +409,7 @@ fn link_origin(tree: &MergedTree, listings: &[LayerListing], node: NodeRef) -> O
     let EntryKind::Hardlink { target } = &listings[node.layer].entries[node.entry].kind else {
         return None;
     };
-    let &o = tree.nodes.get(&normalise(target))?;
+    let &o = tree.nodes.get(normalise(target).as_str())?;
     listings[o.layer].entries[o.entry].is_file().then_some(o)
 }
 

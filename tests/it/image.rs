@@ -45,7 +45,7 @@ fn fate_of(l: &[LayerListing], t: &MergedTree, layer: usize, path: &str) -> Vec<
         .entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.path == path)
+        .filter(|(_, e)| *e.path == *path)
         .map(|(i, _)| t.fates[layer][i])
         .collect()
 }
@@ -118,7 +118,7 @@ fn opaque_root_hides_everything_below() {
         Layer::new().file("x", b"x").dir("d").file("d/y", b"y"),
         Layer::new().opaque("").file("z", b"z"),
     ));
-    assert_eq!(t.nodes.keys().collect::<Vec<_>>(), ["z"]);
+    assert_eq!(t.nodes.keys().map(|k| &**k).collect::<Vec<_>>(), ["z"]);
 }
 
 #[test]
@@ -231,6 +231,27 @@ fn symlink_hop_limit_is_forty() {
         matches!(t.resolve(&l, "s40"), Resolved::Loop { .. }),
         "41 hops do not"
     );
+}
+
+#[test]
+fn tree_keys_share_the_entry_paths_unless_a_symlinked_parent_moved_them() {
+    let (l, t) = merged(&two(
+        Layer::new()
+            .dir("usr")
+            .dir("usr/bin")
+            .symlink("bin", "usr/bin"),
+        Layer::new().file_mode("bin/tool", b"x", 0o755),
+    ));
+    // No second copy of a path: the key is the supplying entry's own allocation…
+    let (key, &n) = t.nodes.get_key_value("usr/bin").unwrap();
+    assert!(std::sync::Arc::ptr_eq(key, &MergedTree::entry(&l, n).path));
+    // …except where the write landed elsewhere: `bin/tool` is keyed at `usr/bin/tool`.
+    let (key, &n) = t.nodes.get_key_value("usr/bin/tool").unwrap();
+    assert_eq!(&*MergedTree::entry(&l, n).path, "bin/tool");
+    assert!(!std::sync::Arc::ptr_eq(key, &MergedTree::entry(&l, n).path));
+    // Keys iterate in byte order of the paths, as before.
+    let keys: Vec<&str> = t.nodes.keys().map(|k| &**k).collect();
+    assert_eq!(keys, ["bin", "usr", "usr/bin", "usr/bin/tool"]);
 }
 
 #[test]
@@ -378,7 +399,10 @@ fn scanner_sees_every_file_including_deleted_and_overwritten_ones() {
             let mut v = Vec::new();
             c.read_to_end(&mut v)?;
             assert_eq!(v.len() as u64, e.size);
-            self.0.lock().unwrap().push((l.index, e.path.clone(), v));
+            self.0
+                .lock()
+                .unwrap()
+                .push((l.index, e.path.to_string(), v));
             Ok(())
         }
     }

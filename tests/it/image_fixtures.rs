@@ -73,7 +73,7 @@ fn check_layers(name: &str, exp: &Value, l: &[LayerListing], diff_ids: &[String]
                 paths.push(p.to_string());
             }
         }
-        let ours: Vec<String> = got.entries.iter().map(|e| e.path.clone()).collect();
+        let ours: Vec<String> = got.entries.iter().map(|e| e.path.to_string()).collect();
         assert_eq!(ours, paths, "{name}: layer {i} entries");
         assert_eq!(
             got.whiteouts.len() + got.opaque_dirs.len(),
@@ -124,7 +124,7 @@ fn check_merged(name: &str, m: &Value, l: &[LayerListing]) {
         }
     }
     if m["complete"] == Value::Bool(true) {
-        let ours: BTreeSet<String> = tree.nodes.keys().cloned().collect();
+        let ours: BTreeSet<String> = tree.nodes.keys().map(ToString::to_string).collect();
         assert_eq!(ours, want, "{name}: merged paths");
     }
     for a in m["absent"].as_array().into_iter().flatten() {
