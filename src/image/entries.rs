@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use tar::EntryType;
 
 use super::blob::corrupt_io;
-use super::layer::{CapturePolicy, ContentScanner};
+use super::capture::{CapturePolicy, ContentScanner};
 use super::whiteout::{Marker, classify, normalise, symlink_escapes};
 use super::{Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
 

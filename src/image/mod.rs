@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod blob;
+pub mod capture;
 pub mod digest;
 pub mod docker;
 pub mod entries;
