@@ -33,7 +33,7 @@ fn listing(index: usize, data: &[u8]) -> LayerListing {
         index,
         ..LayerListing::default()
     };
-    let mut r: &[u8] = data;
+    let mut r = std::io::Cursor::new(data);
     let _ = x1_validate::image::entries::walk(
         &mut r,
         &info(index),
