@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus="${1:-${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}}"
 oci="$corpus/oci"
-[ -d "$oci" ] || { echo "corpus layout $oci is absent (build it with ../shared/corpus/build-runtime-image.sh)" >&2; exit 2; }
+[ -d "$oci" ] || { echo "corpus layout $oci is absent (build it with scripts/corpus.sh)" >&2; exit 2; }
 command -v pigz >/dev/null || { echo "pigz is not installed (apt-get install pigz)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is not installed (apt-get install time)" >&2; exit 2; }
 

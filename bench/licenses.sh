@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 CORPUS=${X1_CORPUS_DIR:-$HOME/x1-corpus/runtime-opencode}
 IMAGE=${1:-$CORPUS/oci}
 N=${2:-5}
-[ -e "$IMAGE" ] || { echo "no image at $IMAGE (build the corpus: ../shared/corpus/build-runtime-image.sh)" >&2; exit 2; }
+[ -e "$IMAGE" ] || { echo "no image at $IMAGE (build the corpus: scripts/corpus.sh)" >&2; exit 2; }
 cargo build --release --quiet
 BIN=target/release/x1-validate
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
