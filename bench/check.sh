@@ -21,7 +21,7 @@ SKIP_BIG=0
 [[ ${1:-} == --skip-big ]] && SKIP_BIG=1
 
 [[ -d $CORPUS/oci && -f $CORPUS/image.docker.tar ]] || {
-  echo "SKIP: corpus not found at $CORPUS (build it with shared/corpus/build-runtime-image.sh)"
+  echo "SKIP: corpus not found at $CORPUS (build it with scripts/corpus.sh)"
   exit 0
 }
 command -v pigz >/dev/null || { echo "pigz missing: apt-get install -y pigz" >&2; exit 2; }
