@@ -9,7 +9,7 @@
 #   trivy    trivy's secret scan of the same docker-archive       target cold ≤ 0.35 × trivy
 # The modes alternate within each round (cold warm newtop trivy, RUNS rounds), and every x1-validate
 # run must find every planted key (their fingerprints are in IMAGE.keys.json). Linearity: cold(×N) is
-# compared with N × cold(×1) (target within ±15 %). Peak RSS targets: ≤ 192 MiB at 1,000,000 files.
+# compared with N × cold(×1), by wall and by CPU (target within ±15 %; wall drifts with the load). Peak RSS targets: ≤ 192 MiB at 1,000,000 files.
 #
 # usage: bench/scale.sh            env: SIZES="1 2 4 8" RUNS=3 BENCH_DIR=/var/tmp/x1-bench X1_BIN X1_TOOLS
 #        KEEP=1 keeps the generated images (deleted after each size by default).
@@ -59,8 +59,8 @@ EOF
 echo "x1-validate $($BIN --version | head -1); trivy $($TRIVY --version | head -1); $RUNS rounds per size; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-5s %8s %9s | %-26s | %-26s | %-26s | %-19s | %s\n' size GiB files \
   "cold wall/cpu/RSS" "warm wall/cpu/RSS" "newtop wall/cpu/RSS" "trivy wall/RSS" \
-  "warm/cold newtop/cold cold/trivy linear keys"
-base_cold=
+  "warm/cold newtop/cold cold/trivy linear(wall cpu) keys"
+base_cold='' base_cpu=''
 for n in $SIZES; do
   img=$DIR/x$n.tar top=$DIR/x$n-top.tar
   if [[ ! -f $img || ! -f $top ]]; then
@@ -84,15 +84,18 @@ for n in $SIZES; do
     timed trivy "$TRIVY" image --input "$img" --scanners secret --cache-backend memory --quiet --format json
   done
   cw=$(col cold 1) ww=$(col warm 1) nw=$(col newtop 1) tw=$(col trivy 1)
+  cc=$(col cold 2)
   [[ -n $base_cold ]] || base_cold=$(awk -v c="$cw" -v n="$n" 'BEGIN {print c / n}')
-  printf '%-5s %8s %9s | %6.2fs %6.2fs %7.1fMiB | %6.2fs %6.2fs %7.1fMiB | %6.2fs %6.2fs %7.1fMiB | %6.2fs %7.1fMiB | %.3f %.3f %.3f %.2f all\n' \
+  [[ -n $base_cpu ]] || base_cpu=$(awk -v c="$cc" -v n="$n" 'BEGIN {print c / n}')
+  printf '%-5s %8s %9s | %6.2fs %6.2fs %7.1fMiB | %6.2fs %6.2fs %7.1fMiB | %6.2fs %6.2fs %7.1fMiB | %6.2fs %7.1fMiB | %.3f %.3f %.3f %.2f %.2f all\n' \
     "x$n" "$gib" "${files:-?}" \
-    "$cw" "$(col cold 2)" "$(awk -v k="$(col cold 3)" 'BEGIN {print k / 1024}')" \
+    "$cw" "$cc" "$(awk -v k="$(col cold 3)" 'BEGIN {print k / 1024}')" \
     "$ww" "$(col warm 2)" "$(awk -v k="$(col warm 3)" 'BEGIN {print k / 1024}')" \
     "$nw" "$(col newtop 2)" "$(awk -v k="$(col newtop 3)" 'BEGIN {print k / 1024}')" \
     "$tw" "$(awk -v k="$(col trivy 3)" 'BEGIN {print k / 1024}')" \
     "$(awk -v a="$ww" -v b="$cw" 'BEGIN {print a / b}')" "$(awk -v a="$nw" -v b="$cw" 'BEGIN {print a / b}')" \
-    "$(awk -v a="$cw" -v b="$tw" 'BEGIN {print a / b}')" "$(awk -v a="$cw" -v b="$base_cold" -v n="$n" 'BEGIN {print a / (b * n)}')"
+    "$(awk -v a="$cw" -v b="$tw" 'BEGIN {print a / b}')" "$(awk -v a="$cw" -v b="$base_cold" -v n="$n" 'BEGIN {print a / (b * n)}')" \
+    "$(awk -v a="$cc" -v b="$base_cpu" -v n="$n" 'BEGIN {print a / (b * n)}')"
   rm -rf "$primed" "$WORK/c" "$WORK/t"
   [[ ${KEEP:-0} == 1 ]] || rm -f "$img" "$top" "$img.keys.json" "$DIR/gen-$n.log"
 done
