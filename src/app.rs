@@ -166,7 +166,7 @@ fn check_image(
         image.layers.iter().map(|l| l.descriptor.size).sum(),
     );
     let cache = layer_cache(rules, plan, preset);
-    let credential_file = |p: &str| rules.credentials.files.iter().any(|k| k.matches_path(p));
+    let credential_file = |p: &str| rules.credentials.file_kind(p).is_some();
     let outputs = crate::cache::read_layers(
         cache.as_ref(),
         &crate::cache::Reader {
