@@ -217,18 +217,17 @@ fn check_image(
         opts: &plan.opts,
         cache: cache.as_ref(),
     };
-    let mut outcomes = match memoised {
-        Some(stored) => stored,
-        None => {
-            let fresh = checks::run_some(&input, true);
-            if let (Some(c), Some(k)) = (&cache, &memo_key)
-                && !nested.was_exceeded()
-                && c.put_memo(k, &fresh, &patterns).unwrap_or(false)
-            {
-                let _ = c.evict();
-            }
-            fresh
+    let mut outcomes = if let Some(stored) = memoised {
+        stored
+    } else {
+        let fresh = checks::run_some(&input, true);
+        if let (Some(c), Some(k)) = (&cache, &memo_key)
+            && !nested.was_exceeded()
+            && c.put_memo(k, &fresh, &patterns).unwrap_or(false)
+        {
+            let _ = c.evict();
         }
+        fresh
     };
     outcomes.extend(checks::run_some(&input, false));
     let (mut report, not_run) = assemble(rules, plan, outcomes);
@@ -256,7 +255,7 @@ fn check_image(
 /// cache's own configuration (version, schema, secret patterns, capture policy), everything the
 /// memoisable checks read — the rule set's files, the preset in force, the options that change
 /// outcomes (`--ref`, `--preset`), the image as opened (platform, manifest and config descriptors,
-/// the parsed config and its whole document, layer descriptors, diff_ids and history, ref names,
+/// the parsed config and its whole document, layer descriptors, `diff_ids` and history, ref names,
 /// manifest annotations), the input's index annotations and kind, and the ordered layer keys.
 /// Severity overrides, `--fail-on`, the format and `--exec` apply after the checks (`assemble`) or
 /// to the healthcheck only, so they are not in it. `None` (no memo) when the input holds

@@ -28,7 +28,7 @@
 //!   whole image, so that an unchanged image is neither merged nor checked again. Key: this cache's
 //!   configuration (above), [`MEMO_SCHEMA`], and what [`crate::app`] lists (the rule set's files, the
 //!   preset, `--ref`/`--preset`, the image as opened — descriptors, parsed config and its whole
-//!   document, diff_ids, history, annotations — and the ordered layer keys). A hit still needs every
+//!   document, `diff_ids`, history, annotations — and the ordered layer keys). A hit still needs every
 //!   layer blob present with its size; the healthcheck still runs on the layers whenever `--exec`
 //!   is not `never`. Stored as JSON (the outcomes' serde shape has internally tagged enums) in the
 //!   same checksummed entry, and not stored when any string in it holds anything a secret pattern

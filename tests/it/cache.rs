@@ -187,6 +187,7 @@ fn corpus_report_is_identical_cold_and_warm() {
         return;
     };
     let cache = tempfile::tempdir().unwrap();
+    let timings = regex::Regex::new(r"in [0-9.]+ m?s; ran [0-9.]+ m?s").unwrap();
     for input in [corpus.join("oci"), corpus.join("image.docker.tar")] {
         let uncached = check(&input, None, &[]);
         let cold = check(&input, Some(cache.path()), &[]);
@@ -200,7 +201,6 @@ fn corpus_report_is_identical_cold_and_warm() {
         // memoised.
         // (but for the healthcheck's own timings)
         let auto = ["--exec", "auto", "--format", "json"];
-        let timings = regex::Regex::new(r"in [0-9.]+ m?s; ran [0-9.]+ m?s").unwrap();
         let untimed = |o: &Output| {
             let (code, out, err) = outcome(o);
             (code, timings.replace_all(&out, "").into_owned(), err)
