@@ -166,18 +166,43 @@ fn check_image(
         image.layers.iter().map(|l| l.descriptor.size).sum(),
     );
     let cache = layer_cache(rules, plan, preset);
-    let credential_file = |p: &str| rules.credentials.files.iter().any(|k| k.matches_path(p));
-    let outputs = crate::cache::read_layers(
-        cache.as_ref(),
-        &crate::cache::Reader {
-            source: &opened.source,
-            image,
-            capture: &capture,
-            patterns: &patterns,
-            nested: &nested,
-            secret_file: &credential_file,
-        },
-    )?;
+    let memo_key = cache
+        .as_ref()
+        .and_then(|c| memo_key(c, rules, plan, preset, opened, image));
+    // A memo counts only while every layer blob is still in the input with its size (as a layer
+    // entry does); the diff_ids were checked when it was stored (they are in its key).
+    let memoised = match (&cache, &memo_key) {
+        (Some(c), Some(k))
+            if image
+                .layers
+                .iter()
+                .all(|l| opened.source.has_blob_sized(&l.descriptor)) =>
+        {
+            let hit = c.get_memo(k);
+            if hit.is_some() {
+                c.touch_layers(&image.layers);
+            }
+            hit
+        }
+        _ => None,
+    };
+    // The healthcheck reads what it materialises: the layers are needed unless it does not run.
+    let outputs = if memoised.is_none() || plan.opts.exec != ExecMode::Never {
+        let credential_file = |p: &str| rules.credentials.file_kind(p).is_some();
+        crate::cache::read_layers(
+            cache.as_ref(),
+            &crate::cache::Reader {
+                source: &opened.source,
+                image,
+                capture: &capture,
+                patterns: &patterns,
+                nested: &nested,
+                secret_file: &credential_file,
+            },
+        )?
+    } else {
+        Vec::new()
+    };
     let (listings, scans): (Vec<_>, Vec<_>) =
         outputs.into_iter().map(|o| (o.listing, o.scan)).unzip();
     let tree = MergedTree::merge(&listings);
@@ -192,7 +217,20 @@ fn check_image(
         opts: &plan.opts,
         cache: cache.as_ref(),
     };
-    let (mut report, not_run) = assemble(rules, plan, checks::run_all(&input));
+    let mut outcomes = if let Some(stored) = memoised {
+        stored
+    } else {
+        let fresh = checks::run_some(&input, true);
+        if let (Some(c), Some(k)) = (&cache, &memo_key)
+            && !nested.was_exceeded()
+            && c.put_memo(k, &fresh, &patterns).unwrap_or(false)
+        {
+            let _ = c.evict();
+        }
+        fresh
+    };
+    outcomes.extend(checks::run_some(&input, false));
+    let (mut report, not_run) = assemble(rules, plan, outcomes);
     report.input.clone_from(&plan.image);
     report.platform = image.platform.to_string();
     report.manifest_digest = image.manifest.digest.to_string();
@@ -211,6 +249,47 @@ fn check_image(
     report.config_digest = image.config_descriptor.digest.to_string();
     report.preset = preset.map(|p| p.name.clone());
     Ok((report, not_run && plan.opts.exec == ExecMode::Always))
+}
+
+/// The image memo's key for `image` (see [`crate::cache::LayerCache::memo_key`]): besides the
+/// cache's own configuration (version, schema, secret patterns, capture policy), everything the
+/// memoisable checks read — the rule set's files, the preset in force, the options that change
+/// outcomes (`--ref`, `--preset`), the image as opened (platform, manifest and config descriptors,
+/// the parsed config and its whole document, layer descriptors, `diff_ids` and history, ref names,
+/// manifest annotations), the input's index annotations and kind, and the ordered layer keys.
+/// Severity overrides, `--fail-on`, the format and `--exec` apply after the checks (`assemble`) or
+/// to the healthcheck only, so they are not in it. `None` (no memo) when the input holds
+/// attestations: the secret check reads their blobs, which a memo could not vouch for.
+fn memo_key(
+    cache: &crate::cache::LayerCache,
+    rules: &RuleSet,
+    plan: &CheckPlan,
+    preset: Option<&Preset>,
+    opened: &Opened,
+    image: &Image,
+) -> Option<String> {
+    if !opened.attestations.is_empty() {
+        return None;
+    }
+    let opt = |o: Option<&str>| o.map_or_else(|| vec![0u8], |s| [b"=", s.as_bytes()].concat());
+    let image_json = serde_json::to_vec(image).ok()?;
+    let config_json = serde_json::to_vec(&image.config.raw).ok()?;
+    let annotations = serde_json::to_vec(&opened.annotations).ok()?;
+    let layer_keys: Vec<String> = image.layers.iter().map(|l| cache.key(l)).collect();
+    let skip_licenses =
+        std::env::var_os(checks::licenses::BENCH_SKIP_ENV).is_some_and(|v| v == "1");
+    Some(cache.memo_key(&[
+        rules.digest.as_bytes(),
+        &opt(preset.map(|p| p.name.as_str())),
+        &opt(plan.opts.reference.as_deref()),
+        &opt(plan.opts.preset_flag.as_deref()),
+        &[u8::from(skip_licenses)],
+        opened.kind.as_bytes(),
+        &image_json,
+        &config_json,
+        &annotations,
+        layer_keys.join(",").as_bytes(),
+    ]))
 }
 
 /// Merge outcomes per rule id (catalogue order), apply severities and overrides, sort findings.

@@ -23,6 +23,16 @@
 //!   truncated or foreign entry fails the checksum or decoding and is a miss (then rewritten).
 //! - **Writes** are atomic (a private temp file in the same directory, then `rename`), so concurrent
 //!   runs see a whole entry or none; two runs writing one key write the same bytes.
+//! - **Image memo** (`images-v<MEMO_SCHEMA>/<key>`), on top of the layer entries (as trivy keeps an
+//!   artifact cache beside its blob cache): the outcomes of every check but the healthcheck for one
+//!   whole image, so that an unchanged image is neither merged nor checked again. Key: this cache's
+//!   configuration (above), [`MEMO_SCHEMA`], and what [`crate::app`] lists (the rule set's files, the
+//!   preset, `--ref`/`--preset`, the image as opened — descriptors, parsed config and its whole
+//!   document, `diff_ids`, history, annotations — and the ordered layer keys). A hit still needs every
+//!   layer blob present with its size; the healthcheck still runs on the layers whenever `--exec`
+//!   is not `never`. Stored as JSON (the outcomes' serde shape has internally tagged enums) in the
+//!   same checksummed entry, and not stored when any string in it holds anything a secret pattern
+//!   matches.
 //! - **Bound**: [`DEFAULT_MAX_BYTES`] (1 GiB; `X1_VALIDATE_CACHE_MAX`, e.g. `4GiB`), least recently
 //!   used first out: a hit refreshes the entry's mtime; after a run that wrote, the oldest entries are
 //!   removed until the total fits (one evicting run at a time, by an advisory lock).
@@ -39,6 +49,7 @@ use std::time::{Duration, SystemTime};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
+use crate::checks::CheckOutcome;
 use crate::error::{Error, Result};
 use crate::image::layer::read_some;
 use crate::image::stream::layer_name;
@@ -53,6 +64,8 @@ pub use record::{Record, TextRecord};
 pub const SCHEMA: u32 = 2;
 /// Bumped whenever a text-match result ([`TextRecord`]) or its encoding changes.
 pub const TEXT_SCHEMA: u32 = 1;
+/// Bumped whenever an image memo (the check outcomes of a whole image) or its encoding changes.
+pub const MEMO_SCHEMA: u32 = 1;
 /// Default size bound of the cache directory.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// The environment variable naming the cache directory.
@@ -62,6 +75,7 @@ pub const MAX_ENV: &str = "X1_VALIDATE_CACHE_MAX";
 
 const MAGIC: &[u8; 8] = b"X1VLAYER";
 const TEXT_MAGIC: &[u8; 8] = b"X1VLTEXT";
+const MEMO_MAGIC: &[u8; 8] = b"X1VIMAGE";
 const HEADER: usize = 8 + 4;
 const TRAILER: usize = 8 + 8 + 32;
 /// Largest decoded record accepted (a million-entry listing is ≈ 100 MB).
@@ -98,6 +112,8 @@ pub struct LayerCache {
     dir: PathBuf,
     /// License text-match results, by text (`texts-v<TEXT_SCHEMA>`).
     text_dir: PathBuf,
+    /// Image memos: the check outcomes of whole images (`images-v<MEMO_SCHEMA>`).
+    memo_dir: PathBuf,
     max_bytes: u64,
     /// Hash of everything but the blob that decides a layer's result.
     salt: [u8; 32],
@@ -109,7 +125,8 @@ impl LayerCache {
     pub fn open(root: &Path, max_bytes: u64, context: &str) -> io::Result<LayerCache> {
         let dir = root.join(format!("layers-v{SCHEMA}"));
         let text_dir = root.join(format!("texts-v{TEXT_SCHEMA}"));
-        for d in [root, &dir, &text_dir] {
+        let memo_dir = root.join(format!("images-v{MEMO_SCHEMA}"));
+        for d in [root, &dir, &text_dir, &memo_dir] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -134,6 +151,7 @@ impl LayerCache {
         Ok(LayerCache {
             dir,
             text_dir,
+            memo_dir,
             max_bytes,
             salt: h.finalize().into(),
         })
@@ -234,6 +252,77 @@ impl LayerCache {
         )
     }
 
+    /// The key of an image memo: this cache's configuration (see [`LayerCache::open`]),
+    /// [`MEMO_SCHEMA`], and `parts` — everything else the memoised outcomes depend on (the caller's
+    /// list: [`crate::app`]'s `memo_parts`), each length-prefixed.
+    pub fn memo_key(&self, parts: &[&[u8]]) -> String {
+        let mut h = Sha256::new();
+        h.update(b"x1-validate image memo\0");
+        h.update(self.salt);
+        h.update(MEMO_SCHEMA.to_le_bytes());
+        for part in parts {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// The memoised outcomes under `key` ([`LayerCache::memo_key`]); `None` when absent, damaged
+    /// or another key's. A hit refreshes the entry's age (LRU).
+    pub fn get_memo(&self, key: &str) -> Option<Vec<CheckOutcome>> {
+        if !is_key(key) {
+            return None;
+        }
+        let path = self.memo_dir.join(key);
+        let bytes = read_bounded(&path).ok()??;
+        let rec: MemoRecord = decode_entry(&bytes, *MEMO_MAGIC, MEMO_SCHEMA)?;
+        if rec.key != key {
+            return None;
+        }
+        let outcomes = serde_json::from_slice(&rec.outcomes).ok()?;
+        touch(&path);
+        Some(outcomes)
+    }
+
+    /// Store `outcomes` under `key` (atomically), unless a string in them holds anything a secret
+    /// pattern matches (the policy of layer entries: nothing unmasked on disk). `Ok(false)` when
+    /// not stored for that reason.
+    pub fn put_memo(
+        &self,
+        key: &str,
+        outcomes: &[CheckOutcome],
+        patterns: &Patterns,
+    ) -> io::Result<bool> {
+        if !is_key(key) {
+            return Err(io::Error::other("not a memo key"));
+        }
+        let value = serde_json::to_value(outcomes).map_err(io::Error::other)?;
+        if value_holds_secret(&value, patterns) {
+            return Ok(false);
+        }
+        let rec = MemoRecord {
+            key: key.to_string(),
+            outcomes: serde_json::to_vec(&value).map_err(io::Error::other)?,
+        };
+        write_entry(
+            &self.memo_dir,
+            key,
+            *MEMO_MAGIC,
+            MEMO_SCHEMA,
+            &rec,
+            self.max_bytes / 2,
+        )?;
+        Ok(true)
+    }
+
+    /// Refresh the age (LRU) of `layers`' entries, where present: an image memo hit reads none of
+    /// them, and they must outlive the memo for the next image that shares them (a new top layer).
+    pub fn touch_layers(&self, layers: &[LayerInfo]) {
+        for l in layers {
+            touch(&self.path(&self.key(l)));
+        }
+    }
+
     /// Remove the least recently used entries until the total fits the bound (and temp files left
     /// by killed runs). One run evicts at a time; a run that finds the lock taken skips eviction.
     pub fn evict(&self) -> io::Result<()> {
@@ -248,7 +337,7 @@ impl LayerCache {
         let now = SystemTime::now();
         let mut entries = Vec::new();
         let mut total = 0u64;
-        for dir in [&self.dir, &self.text_dir] {
+        for dir in [&self.dir, &self.text_dir, &self.memo_dir] {
             let Ok(rd) = fs::read_dir(dir) else { continue };
             for e in rd {
                 let e = e?;
@@ -447,6 +536,34 @@ fn decode_entry<T: serde::de::DeserializeOwned>(
         return None;
     }
     postcard::from_bytes(&plain).ok()
+}
+
+/// A key as the cache makes them: 64 hex digits (a name in one directory, nothing else).
+fn is_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An image memo as stored: the outcomes as JSON (their serde shape has internally tagged enums
+/// and skipped fields, which postcard cannot decode), inside the usual checksummed entry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemoRecord {
+    /// The key it was stored under (checked on read).
+    key: String,
+    outcomes: Vec<u8>,
+}
+
+/// Whether any string (or object key) in `v` holds anything a secret pattern matches.
+fn value_holds_secret(v: &serde_json::Value, patterns: &Patterns) -> bool {
+    use serde_json::Value;
+    let hit = |s: &str| !scan_value(patterns, s.as_bytes()).is_empty();
+    match v {
+        Value::String(s) => hit(s),
+        Value::Array(a) => a.iter().any(|x| value_holds_secret(x, patterns)),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, x)| hit(k) || value_holds_secret(x, patterns)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// Whether storing this layer's result could put a secret on disk: a captured file or executable head
@@ -656,6 +773,108 @@ mod tests {
             .evict()
             .expect("evict");
         assert!(cache.get_text(&key).is_none());
+    }
+
+    #[test]
+    fn a_memo_comes_back_whole_damage_is_a_miss_and_secrets_are_not_stored() {
+        use crate::report::{Evidence, Finding, Location, RuleStatus, Severity};
+        use crate::rules::RuleId;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = LayerCache::open(dir.path(), 1 << 20, "ctx").expect("open");
+        let patterns = crate::rules::RuleSet::embedded()
+            .expect("embedded rules")
+            .secrets;
+        let key = cache.memo_key(&[b"a", b"bc"]);
+        assert_eq!(key.len(), 64);
+        // Parts are length-prefixed: moving a byte between two parts is another key.
+        assert_ne!(key, cache.memo_key(&[b"ab", b"c"]));
+        assert_ne!(
+            key,
+            LayerCache::open(dir.path(), 1 << 20, "ctx2")
+                .expect("open")
+                .memo_key(&[b"a", b"bc"])
+        );
+        let mut o = CheckOutcome::from_findings(
+            RuleId::SecretInLayer,
+            vec![Finding {
+                rule_id: RuleId::SecretInLayer,
+                severity: Severity::Error,
+                message: "a key".into(),
+                help: None,
+                location: Location::Entry {
+                    layer: crate::report::LayerRef {
+                        index: 2,
+                        digest: "sha256:ab".into(),
+                        diff_id: "sha256:cd".into(),
+                        created_by: None,
+                    },
+                    path: "/srv/x".into(),
+                    fate: "visible".into(),
+                    offset: Some(7),
+                    line: None,
+                },
+                evidence: Some(Evidence {
+                    prefix: "ghp_".into(),
+                    length: 40,
+                    fingerprint: "sha256:00".into(),
+                    pattern: "github-pat".into(),
+                }),
+            }],
+        );
+        o.notes.push("a note".into());
+        o.suppressed.insert("allow-1".into(), 3);
+        let mut skipped = CheckOutcome::from_findings(RuleId::Healthcheck, Vec::new());
+        skipped.status = RuleStatus::Skipped;
+        skipped.detail = Some("why".into());
+        let outcomes = vec![o, skipped];
+        assert!(cache.get_memo(&key).is_none());
+        assert!(cache.put_memo(&key, &outcomes, &patterns).expect("put"));
+        assert_eq!(cache.get_memo(&key), Some(outcomes.clone()));
+        // Another key's entry under this name is not this key's memo; names are keys only.
+        let other = cache.memo_key(&[b"other"]);
+        let memo_dir = dir.path().join(format!("images-v{MEMO_SCHEMA}"));
+        fs::copy(memo_dir.join(&key), memo_dir.join(&other)).expect("copy");
+        assert!(cache.get_memo(&other).is_none());
+        assert!(cache.get_memo("../layers-v2/x").is_none());
+        assert!(cache.put_memo("../x", &outcomes, &patterns).is_err());
+        // Every single flipped byte makes the entry a miss.
+        let path = memo_dir.join(&key);
+        let good = fs::read(&path).expect("read");
+        for at in (0..good.len()).step_by(5) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x04;
+            fs::write(&path, &bad).expect("write");
+            assert!(
+                cache.get_memo(&key).is_none(),
+                "damage at byte {at} was trusted"
+            );
+        }
+        // A string anywhere in the outcomes that a secret pattern matches: not stored.
+        let mut rng = rand::rng();
+        let mut pick = |a: &[u8]| a[rand::Rng::random_range(&mut rng, 0..a.len())];
+        let secret = crate::scan::template::expand("ghp_{alnum:36}", &mut pick).expect("classes");
+        assert!(!scan_value(&patterns, secret.as_bytes()).is_empty());
+        for place in 0..3 {
+            let mut leaky = outcomes.clone();
+            match place {
+                0 => leaky[0].findings[0].message = format!("path /opt/{secret}/x"),
+                1 => leaky[1].notes.push(format!("x{secret}")),
+                _ => {
+                    leaky[0].suppressed.insert(secret.clone(), 1);
+                }
+            }
+            let k = cache.memo_key(&[&[place]]);
+            assert!(!cache.put_memo(&k, &leaky, &patterns).expect("put"));
+            assert!(!memo_dir.join(&k).exists());
+        }
+        // The size bound counts memos too.
+        fs::write(&path, &good).expect("write");
+        assert!(cache.get_memo(&key).is_some());
+        LayerCache::open(dir.path(), 0, "ctx")
+            .expect("open")
+            .evict()
+            .expect("evict");
+        assert!(cache.get_memo(&key).is_none());
     }
 
     #[test]

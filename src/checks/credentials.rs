@@ -12,14 +12,14 @@ const ID: RuleId = RuleId::CredentialFile;
 
 /// `credential-file`.
 pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
-    let kinds = &input.rules.credentials.files;
+    let kinds = &input.rules.credentials;
     let mut findings = Vec::new();
     for listing in input.listings {
         for (idx, entry) in listing.entries.iter().enumerate() {
             if matches!(entry.kind, EntryKind::Dir | EntryKind::Symlink { .. }) {
                 continue;
             }
-            let Some(kind) = kinds.iter().find(|k| k.matches_path(&entry.path)) else {
+            let Some(kind) = kinds.file_kind(&entry.path) else {
                 continue;
             };
             let node = NodeRef {

@@ -66,8 +66,9 @@ pub struct CheckInput<'a> {
     pub cache: Option<&'a crate::cache::LayerCache>,
 }
 
-/// The decision of one check kind about one rule id.
-#[derive(Debug, Clone)]
+/// The decision of one check kind about one rule id. (Serde: the image memo stores them, see
+/// `crate::cache`.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckOutcome {
     pub rule_id: RuleId,
     pub status: RuleStatus,
@@ -184,6 +185,25 @@ pub fn run_all(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
     all().iter().flat_map(|c| (c.run)(input)).collect()
 }
 
+impl Check {
+    /// Whether its outcomes are a function of the image's metadata, its layers' contents and the
+    /// configuration alone, so that the image memo may store them: every kind but the healthcheck,
+    /// which runs the image on this machine.
+    pub fn memoisable(&self) -> bool {
+        !self.decides.contains(&RuleId::Healthcheck)
+    }
+}
+
+/// Run the registered check kinds for which `memoisable() == memoisable`, in registry order.
+/// `run_some(i, true)` followed by `run_some(i, false)` is [`run_all`] (the healthcheck is last).
+pub fn run_some(input: &CheckInput<'_>, memoisable: bool) -> Vec<CheckOutcome> {
+    all()
+        .iter()
+        .filter(|c| c.memoisable() == memoisable)
+        .flat_map(|c| (c.run)(input))
+        .collect()
+}
+
 /// Paths (globs, no leading `/`) whose content the structural checks read.
 pub fn capture_globs(rules: &RuleSet, preset: Option<&Preset>) -> Vec<String> {
     let mut globs: Vec<String> = [
@@ -210,4 +230,25 @@ pub fn capture_globs(rules: &RuleSet, preset: Option<&Preset>) -> Vec<String> {
         }
     }
     globs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_healthcheck_is_not_memoised_and_it_runs_last() {
+        let kinds = all();
+        let not: Vec<usize> = (0..kinds.len())
+            .filter(|&i| !kinds[i].memoisable())
+            .collect();
+        // run_some(true) then run_some(false) must be run_all's order.
+        assert_eq!(not, [kinds.len() - 1]);
+        assert_eq!(kinds[kinds.len() - 1].decides, [RuleId::Healthcheck]);
+        assert!(
+            kinds[..kinds.len() - 1]
+                .iter()
+                .all(|c| !c.decides.contains(&RuleId::Healthcheck))
+        );
+    }
 }

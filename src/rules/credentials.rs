@@ -62,6 +62,10 @@ pub struct Credentials {
     /// Provider-credential variable names, upper-cased.
     pub env_names: BTreeSet<String>,
     pub files: Vec<CredentialFile>,
+    /// Every kind's globs in one set (one match per path instead of one per kind), and the kind
+    /// (index in `files`) each of its globs belongs to.
+    any: GlobSet,
+    owner: Vec<usize>,
 }
 
 impl Credentials {
@@ -118,7 +122,47 @@ impl Credentials {
                 content,
             });
         }
-        Ok(Credentials { env_names, files })
+        let mut any = GlobSetBuilder::new();
+        let mut owner = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            for g in &f.globs {
+                any.add(glob(g).map_err(|e| {
+                    src.error_at(&format!("\"{g}\""), 0, format!("invalid glob `{g}`: {e}"))
+                })?);
+                owner.push(i);
+            }
+        }
+        let any = any
+            .build()
+            .map_err(|e| src.error_at("globs", 0, format!("invalid globs: {e}")))?;
+        Ok(Credentials {
+            env_names,
+            files,
+            any,
+            owner,
+        })
+    }
+
+    /// The first credential-file kind (in file order) whose globs match the normalised path `path`
+    /// (no leading `/`) and whose `except` globs do not: the same answer as trying
+    /// [`CredentialFile::matches_path`] on each kind in turn, with one glob match for most paths.
+    pub fn file_kind(&self, path: &str) -> Option<&CredentialFile> {
+        let candidate = globset::Candidate::new(path);
+        if !self.any.is_match_candidate(&candidate) {
+            return None;
+        }
+        let mut kinds: Vec<usize> = self
+            .any
+            .matches_candidate(&candidate)
+            .into_iter()
+            .filter_map(|g| self.owner.get(g).copied())
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+            .into_iter()
+            .filter_map(|k| self.files.get(k))
+            .find(|f| !f.except.is_match_candidate(&candidate))
     }
 
     /// Whether `name` is a provider-credential variable (ASCII case-insensitive).
@@ -189,6 +233,66 @@ mod tests {
             .expect("has content rule");
         assert!(npm.is_match(b"//registry.npmjs.org/:_authToken=abc123\n"));
         assert!(!npm.is_match(b"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n"));
+    }
+
+    /// The kind each kind's own matcher, tried in file order, gives.
+    fn one_by_one<'c>(c: &'c Credentials, path: &str) -> Option<&'c str> {
+        c.files
+            .iter()
+            .find(|k| k.matches_path(path))
+            .map(|k| k.id.as_str())
+    }
+
+    #[test]
+    fn one_glob_set_gives_the_first_kind_in_file_order() {
+        let shipped = load(include_str!("../../rules/credentials.toml")).expect("shipped file");
+        let own = load(concat!(
+            "schema_version = 1\n[env]\nnames = [\"A_KEY\"]\n",
+            "[[file]]\nid = \"a\"\ndescription = \"a\"\nglobs = [\"**/x/*\"]\nexcept = [\"**/*.pub\"]\n",
+            "[[file]]\nid = \"b\"\ndescription = \"b\"\nglobs = [\"**/*.pub\", \"**/x/k*\"]\n",
+        ))
+        .expect("loads");
+        let paths = [
+            "",
+            "home/agent/.local/share/opencode/auth.json",
+            "home/agent/.local/share/opencode/log/x.txt",
+            "root/.ssh/npmrc",
+            "root/.ssh/id_ed25519",
+            "root/.ssh/id_ed25519.pub",
+            "root/.ssh/known_hosts",
+            "etc/ssh/ssh_host_rsa_key",
+            "etc/ssh/ssh_host_rsa_key.pub",
+            "usr/lib/node_modules/x/npmrc.js",
+            ".git-credentials",
+            "srv/.docker/config.json",
+            "x/k.pub",
+            "x/kk",
+            "x/m",
+            "y/x/m.pub",
+            "usr/bin/env",
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for c in [&shipped, &own] {
+            for p in paths {
+                let got = c.file_kind(p).map(|k| k.id.as_str());
+                assert_eq!(got, one_by_one(c, p), "{p}");
+                seen.insert(got);
+            }
+        }
+        // The overlaps above decide something: the earlier kind, and the next kind after an except.
+        assert_eq!(
+            shipped
+                .file_kind("home/agent/.local/share/opencode/auth.json")
+                .map(|k| k.id.as_str()),
+            Some("opencode-auth")
+        );
+        assert_eq!(
+            shipped.file_kind("root/.ssh/npmrc").map(|k| k.id.as_str()),
+            Some("npmrc-token")
+        );
+        assert_eq!(own.file_kind("x/k.pub").map(|k| k.id.as_str()), Some("b"));
+        assert_eq!(own.file_kind("x/kk").map(|k| k.id.as_str()), Some("a"));
+        assert!(seen.contains(&None) && seen.len() > 6);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
 pub use credentials::{CredentialFile, Credentials};
 pub use id::RuleId;
@@ -51,6 +52,9 @@ pub struct RuleSet {
     pub licenses: crate::license::Policy,
     /// Provider-credential variable names and credential-file kinds (`rules/credentials.toml`).
     pub credentials: Credentials,
+    /// SHA-256 (hex) of every file this set was loaded from (rule files and presets, by name, as
+    /// read): what a result derived from the whole rule set is keyed by (the image memo).
+    pub digest: String,
 }
 
 /// One contract rule.
@@ -123,13 +127,23 @@ impl RuleSet {
             Some(f) => load_license_policy(f)?,
             None => crate::license::Policy::default(),
         };
-        let presets = load_presets(sources.presets_dir)?;
+        let mut h = Sha256::new();
+        for (label, file) in [
+            ("rules.toml", Some(&rules_file)),
+            ("credentials.toml", Some(&cred_file)),
+            ("secrets.toml", secrets_file.as_ref()),
+            ("licenses.toml", licenses_file.as_ref()),
+        ] {
+            digest_part(&mut h, label, file.map(|f| f.text.as_str()));
+        }
+        let presets = load_presets(sources.presets_dir, &mut h)?;
         Ok(RuleSet {
             rules,
             presets,
             secrets,
             licenses,
             credentials,
+            digest: hex::encode(h.finalize()),
         })
     }
 
@@ -279,10 +293,24 @@ fn parse_rules(src: &SourceFile<'_>) -> Result<Vec<RuleDef>> {
     Ok(rules)
 }
 
-fn load_presets(dir: Option<&Path>) -> Result<BTreeMap<String, Preset>> {
+/// Feed one loaded file (or its absence) to a [`RuleSet::digest`], length-prefixed.
+fn digest_part(h: &mut Sha256, label: &str, text: Option<&str>) {
+    for part in [Some(label), text] {
+        match part {
+            Some(p) => {
+                h.update((p.len() as u64).to_le_bytes());
+                h.update(p.as_bytes());
+            }
+            None => h.update(u64::MAX.to_le_bytes()),
+        }
+    }
+}
+
+fn load_presets(dir: Option<&Path>, h: &mut Sha256) -> Result<BTreeMap<String, Preset>> {
     let mut presets = BTreeMap::new();
     let Some(dir) = dir else {
         for (name, text) in embedded::PRESETS {
+            digest_part(h, &format!("presets/{name}"), Some(text));
             let file_name = format!("presets/{name}/preset.toml (built in)");
             let src = SourceFile {
                 name: &file_name,
@@ -293,6 +321,7 @@ fn load_presets(dir: Option<&Path>) -> Result<BTreeMap<String, Preset>> {
         return Ok(presets);
     };
     let entries = std::fs::read_dir(dir).map_err(|e| config_io(dir, &e))?;
+    let mut texts = BTreeMap::new();
     for entry in entries {
         let entry = entry.map_err(|e| config_io(dir, &e))?;
         let path = entry.path().join("preset.toml");
@@ -301,18 +330,23 @@ fn load_presets(dir: Option<&Path>) -> Result<BTreeMap<String, Preset>> {
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| config_io(&path, &e))?;
+        // read_dir's order is the file system's: the digest takes the presets by name below.
         let file_name = path.display().to_string();
         let src = SourceFile {
             name: &file_name,
             text: &text,
         };
         presets.insert(name.clone(), Preset::load(&src, &name)?);
+        texts.insert(name, text);
     }
     if presets.is_empty() {
         return Err(Error::Usage(format!(
             "{}: no presets (expected <runtime>/preset.toml)",
             dir.display()
         )));
+    }
+    for (name, text) in &texts {
+        digest_part(h, &format!("presets/{name}"), Some(text));
     }
     Ok(presets)
 }

@@ -17,8 +17,24 @@ fn key(template: &str) -> String {
 
 /// `check --exec never --format json IMAGE` with the cache in `cache` (`None`: `--no-cache`).
 fn check(image: &Path, cache: Option<&Path>, extra_env: &[(&str, &str)]) -> Output {
+    check_with(
+        image,
+        cache,
+        extra_env,
+        &["--exec", "never", "--format", "json"],
+    )
+}
+
+/// `check ARGS… IMAGE` with the cache in `cache` (`None`: `--no-cache`).
+fn check_with(
+    image: &Path,
+    cache: Option<&Path>,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> Output {
     let mut c = Command::new(bin());
-    c.args(["check", "--exec", "never", "--format", "json"])
+    c.arg("check")
+        .args(args)
         .arg(image)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100");
@@ -47,6 +63,17 @@ fn outcome(o: &Output) -> (Option<i32>, String, String) {
 
 fn entries(cache: &Path) -> Vec<PathBuf> {
     files_in(&cache.join(format!("layers-v{}", x1_validate::cache::SCHEMA)))
+}
+
+fn memo_entries(cache: &Path) -> Vec<PathBuf> {
+    files_in(&cache.join(format!("images-v{}", x1_validate::cache::MEMO_SCHEMA)))
+}
+
+/// Remove every image memo, so that the next run reads the layer entries.
+fn forget_memos(cache: &Path) {
+    for m in memo_entries(cache) {
+        std::fs::remove_file(m).unwrap();
+    }
 }
 
 fn text_entries(cache: &Path) -> Vec<PathBuf> {
@@ -104,11 +131,13 @@ fn reports_are_identical_cold_warm_and_uncached_on_every_test_image() {
     );
     let cache = tempfile::tempdir().unwrap();
     let mut stored_any = false;
+    let mut memo_any = false;
     for img in &images {
         let uncached = check(img, None, &[]);
         let cold = check(img, Some(cache.path()), &[]);
         let before = entries(cache.path()).len();
         let texts_before = text_entries(cache.path()).len();
+        let memos_before = memo_entries(cache.path()).len();
         let warm = check(img, Some(cache.path()), &[]);
         let name = img.display();
         assert_eq!(
@@ -131,9 +160,24 @@ fn reports_are_identical_cold_warm_and_uncached_on_every_test_image() {
             text_entries(cache.path()).len(),
             "{name}: a warm run stored new text-match results"
         );
+        assert_eq!(
+            memos_before,
+            memo_entries(cache.path()).len(),
+            "{name}: a warm run stored a new image memo"
+        );
+        // Without the image memo (the layer entries alone): the same report again.
+        forget_memos(cache.path());
+        let layers_only = check(img, Some(cache.path()), &[]);
+        assert_eq!(
+            outcome(&cold),
+            outcome(&layers_only),
+            "{name}: a run from the layer entries differs from cold"
+        );
         stored_any |= before > 0;
+        memo_any |= memos_before > 0;
     }
     assert!(stored_any, "no test image was cached");
+    assert!(memo_any, "no test image was memoised");
 }
 
 #[test]
@@ -143,6 +187,7 @@ fn corpus_report_is_identical_cold_and_warm() {
         return;
     };
     let cache = tempfile::tempdir().unwrap();
+    let timings = regex::Regex::new(r"in [0-9.]+ m?s; ran [0-9.]+ m?s").unwrap();
     for input in [corpus.join("oci"), corpus.join("image.docker.tar")] {
         let uncached = check(&input, None, &[]);
         let cold = check(&input, Some(cache.path()), &[]);
@@ -150,6 +195,22 @@ fn corpus_report_is_identical_cold_and_warm() {
         let warm = check(&input, Some(cache.path()), &[]);
         assert_eq!(outcome(&uncached), outcome(&cold), "{}", input.display());
         assert_eq!(outcome(&cold), outcome(&warm), "{}", input.display());
+        let memos = memo_entries(cache.path());
+        assert!(!memos.is_empty(), "{}: no image memo", input.display());
+        // The healthcheck's path on a memo hit: layers read (from their entries), the rest
+        // memoised.
+        // (but for the healthcheck's own timings)
+        let auto = ["--exec", "auto", "--format", "json"];
+        let untimed = |o: &Output| {
+            let (code, out, err) = outcome(o);
+            (code, timings.replace_all(&out, "").into_owned(), err)
+        };
+        let (uncached, warm) = (
+            untimed(&check_with(&input, None, &[], &auto)),
+            untimed(&check_with(&input, Some(cache.path()), &[], &auto)),
+        );
+        assert_eq!(uncached, warm, "{}", input.display());
+        assert_eq!(memo_entries(cache.path()), memos);
         // The license texts (Debian copyright files, LICENSE files) were matched once and read
         // back warm.
         assert!(texts.len() >= 10, "{} text-match results", texts.len());
@@ -209,6 +270,8 @@ fn a_hit_reads_no_blob_a_miss_stores_and_a_new_top_layer_is_the_only_miss() {
         let len = std::fs::metadata(b).unwrap().len();
         std::fs::write(b, vec![0u8; len as usize]).unwrap();
     }
+    // (the image memo would answer alone: this is about the layer entries)
+    forget_memos(cache.path());
     let warm = check(&img, Some(cache.path()), &[]);
     assert_eq!(outcome(&cold), outcome(&warm));
     assert_eq!(check(&img, None, &[]).status.code(), Some(3));
@@ -300,6 +363,8 @@ fn a_damaged_entry_is_ignored_and_rewritten() {
     bad[last] ^= 0x55;
     std::fs::write(&stored[0], &bad).unwrap();
     std::fs::write(&stored[1], &good[1][..good[1].len() / 2]).unwrap();
+    // (the image memo would answer alone: this is about the layer entries)
+    forget_memos(cache.path());
     let warm = check(&img, Some(cache.path()), &[]);
     assert_eq!(outcome(&cold), outcome(&warm));
     for (p, g) in stored.iter().zip(&good) {
@@ -385,15 +450,18 @@ fn two_runs_at_once_share_one_cache() {
         assert_eq!(outcome(&b), reference);
     }
     assert_eq!(entries(cache.path()).len(), 3);
-    let dir = cache
-        .path()
-        .join(format!("layers-v{}", x1_validate::cache::SCHEMA));
-    let temps = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-        .count();
-    assert_eq!(temps, 0, "temp files left behind");
+    assert_eq!(memo_entries(cache.path()).len(), 1);
+    for sub in [
+        format!("layers-v{}", x1_validate::cache::SCHEMA),
+        format!("images-v{}", x1_validate::cache::MEMO_SCHEMA),
+    ] {
+        let temps = std::fs::read_dir(cache.path().join(sub))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .count();
+        assert_eq!(temps, 0, "temp files left behind");
+    }
 }
 
 #[test]
@@ -407,11 +475,13 @@ fn the_cache_directory_is_private() {
     for d in [
         root.clone(),
         root.join(format!("layers-v{}", x1_validate::cache::SCHEMA)),
+        root.join(format!("images-v{}", x1_validate::cache::MEMO_SCHEMA)),
     ] {
         let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", d.display());
     }
-    for e in entries(&root) {
+    assert_eq!(memo_entries(&root).len(), 1);
+    for e in entries(&root).into_iter().chain(memo_entries(&root)) {
         let mode = std::fs::metadata(&e).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", e.display());
     }
@@ -489,6 +559,8 @@ fn license_text_matches_are_cached_by_text_and_reports_stay_identical() {
             .set_modified(old)
             .unwrap();
     }
+    // (the image memo would answer alone: this is about the layer entries)
+    forget_memos(cache.path());
     let warm = check(&img, Some(cache.path()), &[]);
     assert_eq!(outcome(&uncached), outcome(&cold));
     assert_eq!(outcome(&cold), outcome(&warm));
@@ -502,6 +574,7 @@ fn license_text_matches_are_cached_by_text_and_reports_stay_identical() {
     let mut flipped = good[1].clone();
     flipped[20] ^= 0x01;
     std::fs::write(&stored[1], &flipped).unwrap();
+    forget_memos(cache.path());
     let again = check(&img, Some(cache.path()), &[]);
     assert_eq!(outcome(&cold), outcome(&again));
     for (p, g) in stored.iter().zip(&good) {
@@ -512,4 +585,173 @@ fn license_text_matches_are_cached_by_text_and_reports_stay_identical() {
             p.display()
         );
     }
+}
+
+#[test]
+fn an_image_memo_hit_reads_no_layer_but_needs_every_blob() {
+    let k = key("ghp_{alnum:36}");
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image(&k).write_oci_dir(&work.path().join("a"));
+    let cold = check(&img, Some(cache.path()), &[]);
+    assert_eq!(cold.status.code(), Some(1));
+    let memos = memo_entries(cache.path());
+    assert_eq!(memos.len(), 1, "one memo per image");
+    for m in &memos {
+        let raw = std::fs::read(m).unwrap();
+        assert!(!raw.windows(k.len()).any(|w| w == k.as_bytes()));
+    }
+    // No layer entry and every blob zeroed (same sizes): the memo answers alone.
+    for e in entries(cache.path()) {
+        std::fs::remove_file(e).unwrap();
+    }
+    let blobs = layer_blobs(&img);
+    for b in &blobs {
+        let len = std::fs::metadata(b).unwrap().len();
+        std::fs::write(b, vec![0u8; len as usize]).unwrap();
+    }
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&warm));
+    assert!(entries(cache.path()).is_empty(), "a layer was read");
+    assert_eq!(check(&img, None, &[]).status.code(), Some(3));
+    // A blob of another size, or gone: exit 3 as without the cache.
+    std::fs::write(&blobs[0], b"short").unwrap();
+    let (warm, cold) = (check(&img, Some(cache.path()), &[]), check(&img, None, &[]));
+    assert_eq!(warm.status.code(), Some(3));
+    assert_eq!(outcome(&cold), outcome(&warm));
+    std::fs::remove_file(&blobs[0]).unwrap();
+    let (warm, cold) = (check(&img, Some(cache.path()), &[]), check(&img, None, &[]));
+    assert_eq!(warm.status.code(), Some(3));
+    assert_eq!(outcome(&cold), outcome(&warm));
+}
+
+#[test]
+fn a_damaged_image_memo_is_ignored_and_rewritten() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image(&key("ghp_{alnum:36}")).write_oci_dir(work.path());
+    let cold = check(&img, Some(cache.path()), &[]);
+    let memos = memo_entries(cache.path());
+    assert_eq!(memos.len(), 1);
+    let good = std::fs::read(&memos[0]).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x10;
+    for bad in [flipped, good[..good.len() - 3].to_vec(), Vec::new()] {
+        std::fs::write(&memos[0], &bad).unwrap();
+        let warm = check(&img, Some(cache.path()), &[]);
+        assert_eq!(outcome(&cold), outcome(&warm));
+        assert_eq!(
+            std::fs::read(&memos[0]).unwrap(),
+            good,
+            "the memo was not rewritten"
+        );
+    }
+}
+
+#[test]
+fn what_changes_outcomes_changes_the_memo_and_what_applies_after_does_not() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = keyed_image(&key("ghp_{alnum:36}")).write_oci_dir(&work.path().join("img"));
+    let c = Some(cache.path());
+    let same = |args: &[&str], env: &[(&str, &str)]| {
+        let cached = check_with(&img, c, env, args);
+        assert_eq!(
+            outcome(&check_with(&img, None, env, args)),
+            outcome(&cached),
+            "{args:?}"
+        );
+        outcome(&cached)
+    };
+    let base = ["--exec", "never", "--format", "json"];
+    let default = same(&base, &[]);
+    assert_eq!(memo_entries(cache.path()).len(), 1);
+    // --ref decides tag-policy: another memo.
+    let with_ref = same(
+        &[&base[..], &["--ref", "x1agent/runtime-opencode:edge"]].concat(),
+        &[],
+    );
+    assert_ne!(with_ref, default);
+    assert_eq!(memo_entries(cache.path()).len(), 2);
+    // Another rule set (one more credential-file kind, no content condition: the capture policy
+    // and secret patterns are unchanged, only the rule files' digest tells): another memo.
+    let rules = work.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let creds = format!(
+        "{}\n[[file]]\nid = \"readme\"\ndescription = \"a readme\"\nglobs = [\"srv/readme.txt\"]\n",
+        include_str!("../../rules/credentials.toml")
+    );
+    std::fs::write(rules.join("credentials.toml"), creds).unwrap();
+    let rules_arg = rules.to_str().unwrap();
+    let with_rules = same(&[&base[..], &["--rules", rules_arg]].concat(), &[]);
+    assert_ne!(with_rules, default);
+    assert!(with_rules.1.contains("readme.txt"), "{}", with_rules.1);
+    assert_eq!(memo_entries(cache.path()).len(), 3);
+    // Applied after the checks: severities, --fail-on, the format, --exec (the healthcheck still
+    // runs on a hit). The same memos serve them all.
+    let memos = memo_entries(cache.path());
+    let allowed = same(&[&base[..], &["--allow", "secret-in-layer"]].concat(), &[]);
+    assert_ne!(allowed, default, "--allow changed nothing: a weak test");
+    same(
+        &[
+            &base[..],
+            &["--deny", "layer-hygiene", "--warn", "credential-file"],
+        ]
+        .concat(),
+        &[],
+    );
+    same(&[&base[..], &["--fail-on", "warning"]].concat(), &[]);
+    same(&["--exec", "never", "--format", "human"], &[]);
+    same(&["--exec", "never", "--format", "sarif"], &[]);
+    same(&["--exec", "auto", "--format", "json"], &[]);
+    same(&["--exec", "always", "--format", "json"], &[]);
+    assert_eq!(memo_entries(cache.path()), memos);
+}
+
+#[test]
+fn an_input_with_attestations_is_not_memoised_and_each_platform_is() {
+    let work = tempfile::tempdir().unwrap();
+    for (attested, memos) in [(true, 0), (false, 2)] {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = work.path().join(format!("l{attested}"));
+        crate::common::layout::amd64_arm64(&dir, attested);
+        let uncached = check(&dir, None, &[]);
+        let cold = check(&dir, Some(cache.path()), &[]);
+        let warm = check(&dir, Some(cache.path()), &[]);
+        assert_eq!(outcome(&uncached), outcome(&cold));
+        assert_eq!(outcome(&cold), outcome(&warm));
+        assert_eq!(
+            memo_entries(cache.path()).len(),
+            memos,
+            "attested: {attested}"
+        );
+        assert!(!entries(cache.path()).is_empty());
+    }
+}
+
+#[test]
+fn outcomes_that_would_put_a_secret_on_disk_are_not_memoised() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let k = key("ghp_{alnum:36}");
+    // A setuid file whose name is a key: the layer-hygiene finding names it (masked in the report,
+    // whole in the outcome).
+    let img = ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .dir("usr/local/bin")
+                .setuid(&format!("usr/local/bin/{k}"), b"x"),
+        )
+        .env("PATH=/usr/bin")
+        .write_oci_dir(work.path());
+    let cold = check(&img, Some(cache.path()), &[]);
+    assert!(
+        String::from_utf8_lossy(&cold.stdout).contains("setuid"),
+        "{}",
+        String::from_utf8_lossy(&cold.stdout)
+    );
+    assert!(memo_entries(cache.path()).is_empty(), "memoised a secret");
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&warm));
+    assert_eq!(outcome(&check(&img, None, &[])), outcome(&warm));
 }
