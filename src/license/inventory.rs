@@ -5,86 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use rayon::prelude::*;
 
 use super::dpkg::{self, Copyright};
 use super::expr::SpdxExpr;
+use super::model::{CapturedFile, FinalFiles, Inventory, Package};
 use super::npm::{self, Declared, RootKind};
 use super::runtime;
 use super::textmatch::{self, Budget, TextMatch};
 use super::{Ecosystem, PresetLicense};
 use crate::cache::LayerCache;
-
-/// One captured regular-file entry of one layer.
-#[derive(Debug, Clone)]
-pub struct CapturedFile<'a> {
-    pub layer: usize,
-    /// Normalised path (no leading `/`).
-    pub path: &'a str,
-    /// `None` when the entry exists but was larger than the capture limit.
-    pub content: Option<&'a [u8]>,
-    /// `Fate::describe()` of the entry ("visible", "deleted by layer 7", …).
-    pub fate: String,
-}
-
-/// Content lookups in the final filesystem (after merge, symlinks resolved inside the root).
-pub trait FinalFiles {
-    /// The captured content of the file at normalised `path`, if it exists and was captured.
-    fn content(&self, path: &str) -> Option<&[u8]>;
-}
-
-impl FinalFiles for BTreeMap<String, Vec<u8>> {
-    fn content(&self, path: &str) -> Option<&[u8]> {
-        self.get(path.trim_start_matches('/')).map(Vec::as_slice)
-    }
-}
-
-/// One package of the inventory.
-#[derive(Debug, Clone, Serialize)]
-pub struct Package {
-    pub ecosystem: Ecosystem,
-    pub name: String,
-    pub version: String,
-    /// What the package declares, verbatim (`MIT`, `SEE LICENSE IN README.md`, DEP-5 short names).
-    pub declared: Option<String>,
-    /// The SPDX expression in force: parsed from `declared`, or from a verified clarification.
-    pub expression: Option<String>,
-    #[serde(skip)]
-    pub parsed: Option<SpdxExpr>,
-    /// Where `expression` came from: `package.json`, `copyright` (DEP-5), `text-match` (a license
-    /// text identified by [`textmatch`], at `license_path`), or `clarification` (asserted by the
-    /// preset, not read from the image: see `asserted_by`).
-    pub source: &'static str,
-    /// For `text-match`: the askalono score of the weakest term (0–1, at least
-    /// [`textmatch::THRESHOLD`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
-    /// For `clarification`: what asserts the license, with the pinned file hashes
-    /// (`asserted by clarification (pins LICENSE sha256 …)`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub asserted_by: Option<String>,
-    /// Why there is no expression (missing, not SPDX, not DEP-5, broken pin, not captured).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unknown: Option<String>,
-    /// Absolute path of the manifest (`package.json`, or the dpkg status file).
-    pub path: String,
-    /// Absolute path of the license evidence when it is another file (Debian copyright file, the
-    /// `LICENSE` file a text match read).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub license_path: Option<String>,
-    /// The layer the package came from (first layer that has it).
-    pub layer: usize,
-    /// What became of it: "visible", "deleted by layer 7", "not in the final dpkg status".
-    pub fate: String,
-}
-
-/// The whole inventory, sorted by ecosystem, name, version, path.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Inventory {
-    pub packages: Vec<Package>,
-}
 
 impl Inventory {
     /// Build the inventory. `preset` supplies clarifications for the runtime's packages.

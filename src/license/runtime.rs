@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use super::inventory::{FinalFiles, Inventory, Package};
+use super::model::{FinalFiles, Inventory, Package};
 use super::policy::{Clarification, PresetLicense};
 use super::{Ecosystem, npm};
 
