@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::image::layer::NoScan;
 use crate::image::{CapturePolicy, Image, MergedTree, open, read_layers};
 use crate::license::cyclonedx::{self, Subject};
-use crate::license::{Inventory, Package, Policy, Verdict};
+use crate::license::{Inventory, LicenseSource, Package, Policy, Verdict};
 use crate::rules::{Preset, RuleSet, Sources};
 
 /// `--format` of `licenses`.
@@ -202,10 +202,10 @@ fn human(listed: &[Listed<'_>], policy: &Policy, out: &mut dyn Write) -> std::io
             .map(|p| {
                 let (status, terms) = verdict(policy, p);
                 let license = match (&p.expression, &p.declared) {
-                    (Some(e), _) if p.source == "clarification" => {
+                    (Some(e), _) if p.source == LicenseSource::Clarification => {
                         format!("{e} (asserted by clarification)")
                     }
-                    (Some(e), _) if p.source == "text-match" => {
+                    (Some(e), _) if p.source == LicenseSource::TextMatch => {
                         format!("{e} (text-match {:.2})", p.score.unwrap_or(0.0))
                     }
                     (Some(e), _) => e.clone(),

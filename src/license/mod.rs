@@ -19,7 +19,9 @@ pub mod textmatch;
 use serde::{Deserialize, Serialize};
 
 pub use expr::{LicensePattern, SpdxExpr};
-pub use model::{CapturedFile, FinalFiles, Inventory, Package};
+pub use model::{
+    CapturedFile, FinalFiles, Inventory, LicenseSource, Package, Unknown, UnknownKind,
+};
 pub use policy::{Clarification, PinnedFile, Policy, PresetLicense, Verdict};
 
 /// Where a package comes from.

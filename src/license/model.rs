@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::Ecosystem;
 use super::expr::SpdxExpr;
@@ -48,7 +48,7 @@ pub struct Package {
     /// Where `expression` came from: `package.json`, `copyright` (DEP-5), `text-match` (a license
     /// text identified by [`super::textmatch`], at `license_path`), or `clarification` (asserted by the
     /// preset, not read from the image: see `asserted_by`).
-    pub source: &'static str,
+    pub source: LicenseSource,
     /// For `text-match`: the askalono score of the weakest term (0–1, at least
     /// [`super::textmatch::THRESHOLD`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +59,7 @@ pub struct Package {
     pub asserted_by: Option<String>,
     /// Why there is no expression (missing, not SPDX, not DEP-5, broken pin, not captured).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub unknown: Option<String>,
+    pub unknown: Option<Unknown>,
     /// Absolute path of the manifest (`package.json`, or the dpkg status file).
     pub path: String,
     /// Absolute path of the license evidence when it is another file (Debian copyright file, the
@@ -76,4 +76,84 @@ pub struct Package {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Inventory {
     pub packages: Vec<Package>,
+}
+
+/// Where a package's license expression comes from (`source` in every output, spelled as before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LicenseSource {
+    /// The npm manifest's `license` field.
+    #[serde(rename = "package.json")]
+    PackageJson,
+    /// The Debian copyright file (DEP-5).
+    #[serde(rename = "copyright")]
+    Copyright,
+    /// A license text identified by [`super::textmatch`].
+    #[serde(rename = "text-match")]
+    TextMatch,
+    /// The preset's clarification (asserted, not read from the image).
+    #[serde(rename = "clarification")]
+    Clarification,
+}
+
+impl LicenseSource {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LicenseSource::PackageJson => "package.json",
+            LicenseSource::Copyright => "copyright",
+            LicenseSource::TextMatch => "text-match",
+            LicenseSource::Clarification => "clarification",
+        }
+    }
+}
+
+/// Why a package's license could not be determined: what kind of reason (the checks group by it) and
+/// the words (shown as they are; serialised as the plain string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    pub kind: UnknownKind,
+    pub text: String,
+}
+
+/// The kinds of [`Unknown`], decided where the reason arises (never read back from its words, which
+/// carry image text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKind {
+    /// The npm `license` declares something that is not an SPDX expression.
+    NotSpdx,
+    /// The npm manifest has no `license` field.
+    NoLicenseField,
+    /// A preset clarification's pinned file changed.
+    PinBroken,
+    /// A DEP-5 `License:` name maps to no SPDX expression.
+    Dep5Unmapped,
+    /// No `usr/share/doc/<package>/copyright` (or too large to capture).
+    NoCopyright,
+    /// A free-form (not DEP-5) copyright file whose text matched no license.
+    FreeFormCopyright,
+    /// A loose license file whose text matched no license.
+    LooseText,
+    /// The text-matching budget ran out before this text.
+    BudgetSpent,
+    /// Anything else (empty declaration, unsupported shape, not captured, a copyright file without a
+    /// `License:` line).
+    Other,
+}
+
+impl Unknown {
+    pub fn new(kind: UnknownKind, text: impl Into<String>) -> Unknown {
+        Unknown {
+            kind,
+            text: text.into(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Serialize for Unknown {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
