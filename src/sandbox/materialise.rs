@@ -150,6 +150,43 @@ pub fn materialise(
     max_bytes: u64,
     store: Option<&Store>,
 ) -> Result<Stats> {
+    check_size(tree, listings, max_bytes)?;
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| local(root, e))?;
+    let out = Out {
+        root_fd: &root_fd,
+        root,
+        own,
+        listings,
+        written: std::sync::atomic::AtomicU64::new(0),
+        max_bytes,
+    };
+    let mut stats = Stats::default();
+    // The store keeps whole layers: it is used when it can hold every layer that contributes.
+    let store = store.filter(|s| contributing_bytes(tree, listings) <= s.bound());
+    // 1. Directories (parents sort before children), writable for now; modes are fixed in step 5.
+    make_dirs(tree, &out, &mut stats)?;
+    // 2. Symlinks and FIFOs; the file plan per layer and the hardlinks.
+    let (mut plan, links) = plan_entries(tree, &out, store.is_some(), &mut stats)?;
+    let link_plan = plan_links(tree, listings, links, &mut plan, &mut stats);
+    // 3. File contents (and, with a store, symlinks and FIFOs), layers in parallel.
+    match store {
+        Some(store) => link_from_store(store, source, image, &plan, &out, &mut stats)?,
+        None => write_contents(source, image, &plan, &out, &mut stats)?,
+    }
+    // 4. Hardlinks.
+    make_hardlinks(link_plan, &out, &mut stats)?;
+    // 5. Directory modes and owners, deepest first (a 0500 parent must not block its children).
+    finish_dirs(tree, &out)?;
+    Ok(stats)
+}
+
+/// Refuse a tree whose files (and a 512-byte allowance per entry) exceed `max_bytes`.
+fn check_size(tree: &MergedTree, listings: &[LayerListing], max_bytes: u64) -> Result<()> {
     let needed = tree.nodes.values().fold(0u64, |acc, n| {
         let e = &listings[n.layer].entries[n.entry];
         let size = if e.is_file() { e.size } else { 0 };
@@ -161,32 +198,40 @@ pub fn materialise(
             limit: max_bytes,
         });
     }
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| local(root, e))?;
-    let mut stats = Stats::default();
-    let entry = |n: NodeRef| &listings[n.layer].entries[n.entry];
-    // The store keeps whole layers: it is used when it can hold every layer that contributes.
-    let store = store.filter(|s| contributing_bytes(tree, listings) <= s.bound());
-    // 1. Directories (parents sort before children), writable for now; modes are fixed at the end.
+    Ok(())
+}
+
+/// Step 1: every directory of the tree, writable for now.
+fn make_dirs(tree: &MergedTree, out: &Out<'_>, stats: &mut Stats) -> Result<()> {
     for (path, &node) in &tree.nodes {
-        if entry(node).is_dir() {
-            make_dir(&root_fd, path, root)?;
+        if out.entry(node).is_dir() {
+            make_dir(out.root_fd, path, out.root)?;
             stats.dirs += 1;
         }
     }
-    // 2. Symlinks and FIFOs; collect the file plan per layer and the hardlinks.
-    let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); listings.len()];
+    Ok(())
+}
+
+/// The files to write per layer (`plan[layer]`, by tar ordinal), and the hardlinks to make.
+type Planned = (Vec<HashMap<usize, Vec<Dest>>>, Vec<(String, NodeRef)>);
+
+/// Step 2: symlinks and FIFOs are made here (unless `from_store`: then they are planned, to be linked
+/// from the store like files); files are planned per layer; hardlinks are collected; device nodes
+/// are skipped.
+fn plan_entries(
+    tree: &MergedTree,
+    out: &Out<'_>,
+    from_store: bool,
+    stats: &mut Stats,
+) -> Result<Planned> {
+    let (root_fd, root) = (out.root_fd, out.root);
+    let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); out.listings.len()];
     let mut links: Vec<(String, NodeRef)> = Vec::new();
     for (path, &node) in &tree.nodes {
         let path: &str = path;
-        let e = entry(node);
-        // Contents come from the blobs; with a store, symlinks and FIFOs are linked from it too.
+        let e = out.entry(node);
         let linked = matches!(e.kind, EntryKind::Symlink { .. } | EntryKind::Fifo);
-        if e.is_file() || (linked && store.is_some()) {
+        if e.is_file() || (linked && from_store) {
             let dest = Dest {
                 path: path.to_string(),
                 node,
@@ -197,15 +242,15 @@ pub fn materialise(
         match &e.kind {
             EntryKind::Dir | EntryKind::File => {}
             EntryKind::Symlink { target } => {
-                let (dir, name) = parent_of(&root_fd, path, root)?;
+                let (dir, name) = parent_of(root_fd, path, root)?;
                 replace(&dir, name);
                 rustix::fs::symlinkat(target.as_str(), &dir, name)
                     .map_err(|err| local(&root.join(path), err))?;
-                chown_at(&dir, name, own.ids(e.uid, e.gid), root, path)?;
+                chown_at(&dir, name, out.own.ids(e.uid, e.gid), root, path)?;
                 stats.symlinks += 1;
             }
             EntryKind::Fifo => {
-                let (dir, name) = parent_of(&root_fd, path, root)?;
+                let (dir, name) = parent_of(root_fd, path, root)?;
                 replace(&dir, name);
                 rustix::fs::mknodat(
                     &dir,
@@ -215,47 +260,47 @@ pub fn materialise(
                     0,
                 )
                 .map_err(|err| local(&root.join(path), err))?;
-                finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
+                finish_meta(&dir, name, out.own.ids(e.uid, e.gid), e.mode, root, path)?;
             }
             EntryKind::Hardlink { .. } => links.push((path.to_string(), node)),
             EntryKind::Char { .. } | EntryKind::Block { .. } => stats.skipped += 1,
         }
     }
-    let link_plan = plan_links(tree, listings, links, &mut plan, &mut stats);
-    // 3. File contents (and, with a store, symlinks and FIFOs), layers in parallel.
-    let out = Out {
-        root_fd: &root_fd,
-        root,
-        own,
-        listings,
-        written: std::sync::atomic::AtomicU64::new(0),
-        max_bytes,
-    };
-    match store {
-        Some(store) => link_from_store(store, source, image, &plan, &out, &mut stats)?,
-        None => write_contents(source, image, &plan, &out, &mut stats)?,
-    }
-    // 4. Hardlinks.
+    Ok((plan, links))
+}
+
+/// Step 4: `(link path, existing path)` pairs from [`plan_links`].
+fn make_hardlinks(
+    link_plan: Vec<(String, String)>,
+    out: &Out<'_>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let (root_fd, root) = (out.root_fd, out.root);
     for (path, target) in link_plan {
-        let (dir, name) = parent_of(&root_fd, &path, root)?;
-        let (tdir, tname) = parent_of(&root_fd, &target, root)?;
+        let (dir, name) = parent_of(root_fd, &path, root)?;
+        let (tdir, tname) = parent_of(root_fd, &target, root)?;
         replace(&dir, name);
         rustix::fs::linkat(&tdir, tname, &dir, name, AtFlags::empty())
             .map_err(|e| local(&root.join(&path), e))?;
         stats.hardlinks += 1;
     }
-    // 5. Directory modes and owners, deepest first (a 0500 parent must not block its children).
+    Ok(())
+}
+
+/// Step 5: directory modes and owners, deepest first, then the root's owner.
+fn finish_dirs(tree: &MergedTree, out: &Out<'_>) -> Result<()> {
+    let (root_fd, root) = (out.root_fd, out.root);
     for (path, &node) in tree.nodes.iter().rev() {
-        let e = entry(node);
+        let e = out.entry(node);
         if e.is_dir() {
-            let (dir, name) = parent_of(&root_fd, path, root)?;
-            finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
+            let (dir, name) = parent_of(root_fd, path, root)?;
+            finish_meta(&dir, name, out.own.ids(e.uid, e.gid), e.mode, root, path)?;
         }
     }
-    if let Some((u, g)) = own.ids(0, 0) {
+    if let Some((u, g)) = out.own.ids(0, 0) {
         rustix::fs::chown(root, Some(u), Some(g)).map_err(|e| local(root, e))?;
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// File bytes of all the layers that contribute at least one entry to the tree.
@@ -272,6 +317,24 @@ fn contributing_bytes(tree: &MergedTree, listings: &[LayerListing]) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// `f` for every layer with something planned, the layers in parallel; the results in layer order,
+/// or the first layer's error in layer order (every layer runs to its end either way).
+fn per_layer<T: Send>(
+    image: &Image,
+    plan: &[HashMap<usize, Vec<Dest>>],
+    f: impl Fn(usize, &LayerInfo, &HashMap<usize, Vec<Dest>>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let results: Vec<Result<T>> = image
+        .layers
+        .par_iter()
+        .zip(plan.par_iter())
+        .enumerate()
+        .filter(|(_, (_, p))| !p.is_empty())
+        .map(|(li, (layer, p))| f(li, layer, p))
+        .collect();
+    results.into_iter().collect()
+}
+
 /// Step 3 with a store: hold each layer (filled and checked by the store), link; then evict beyond
 /// its bound.
 fn link_from_store(
@@ -283,22 +346,14 @@ fn link_from_store(
     stats: &mut Stats,
 ) -> Result<()> {
     let listings = out.listings;
-    let linked: Vec<Result<(usize, usize, u64, String)>> = image
-        .layers
-        .par_iter()
-        .zip(plan.par_iter())
-        .enumerate()
-        .filter(|(_, (_, p))| !p.is_empty())
-        .map(|(li, (layer, p))| {
-            let held = store.layer(source, layer, listings, li, p)?;
-            let (files, symlinks, bytes) =
-                super::store::link_layer(&held, p, listings, out.root_fd, out.root)?;
-            Ok((files, symlinks, bytes, held.key.clone()))
-        })
-        .collect();
+    let linked = per_layer(image, plan, |li, layer, p| {
+        let held = store.layer(source, layer, listings, li, p)?;
+        let (files, symlinks, bytes) =
+            super::store::link_layer(&held, p, listings, out.root_fd, out.root)?;
+        Ok((files, symlinks, bytes, held.key.clone()))
+    })?;
     let mut keys = Vec::new();
-    for l in linked {
-        let (files, symlinks, bytes, key) = l?;
+    for (files, symlinks, bytes, key) in linked {
         stats.files += files;
         stats.symlinks += symlinks;
         stats.bytes += bytes;
@@ -316,15 +371,9 @@ fn write_contents(
     out: &Out<'_>,
     stats: &mut Stats,
 ) -> Result<()> {
-    let written: Vec<Result<(usize, u64)>> = image
-        .layers
-        .par_iter()
-        .zip(plan.par_iter())
-        .filter(|(_, p)| !p.is_empty())
-        .map(|(layer, p)| stream_layer(source, layer, p, out))
-        .collect();
-    for w in written {
-        let (n, bytes) = w?;
+    for (n, bytes) in per_layer(image, plan, |_, layer, p| {
+        stream_layer(source, layer, p, out)
+    })? {
         stats.files += n;
         stats.bytes += bytes;
     }
@@ -465,6 +514,13 @@ pub(crate) struct Out<'a> {
     /// Bytes of file content written so far, all layers (hardlinked copies included).
     pub(crate) written: std::sync::atomic::AtomicU64,
     pub(crate) max_bytes: u64,
+}
+
+impl Out<'_> {
+    /// The layer entry a tree node names.
+    fn entry(&self, n: NodeRef) -> &crate::image::Entry {
+        &self.listings[n.layer].entries[n.entry]
+    }
 }
 
 fn write_entries(
