@@ -50,7 +50,7 @@ pub fn bound_from_env() -> std::result::Result<Option<u64>, String> {
         Err(std::env::VarError::NotPresent) => Ok(Some(DEFAULT_BOUND)),
         Err(_) => Err(format!("{STORE_ENV} is not valid UTF-8")),
         Ok(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
-        Ok(v) => crate::cli::parse_size(&v)
+        Ok(v) => crate::units::parse_size(&v)
             .map(Some)
             .map_err(|_| format!("{STORE_ENV}={v:?} is neither `off` nor a size (e.g. 8G)")),
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use x1_validate::image::layer::NoScan;
 use x1_validate::image::{CapturePolicy, MergedTree, open, read_layers};
-use x1_validate::sandbox::{self, Exit, Options, Outcome, Report};
+use x1_validate::sandbox::{self, Exit, Options, Outcome, RunReport};
 
 use crate::common::{ImageBuilder, Layer, corpus_dir};
 
@@ -86,13 +86,13 @@ fn with_timeout(secs: f64) -> Options {
 }
 
 /// Write `img` as an OCI layout, read it the way `check` does, and run the healthcheck.
-fn run(img: &ImageBuilder, opts: &Options) -> Report {
+fn run(img: &ImageBuilder, opts: &Options) -> RunReport {
     let dir = tempfile::tempdir().unwrap();
     let path = img.write_oci_dir(dir.path());
     run_path(&path, opts)
 }
 
-fn run_path(path: &Path, opts: &Options) -> Report {
+fn run_path(path: &Path, opts: &Options) -> RunReport {
     let opened = open(path.to_str().unwrap(), None).unwrap();
     let image = &opened.images[0];
     let layers = read_layers(&opened.source, image, &CapturePolicy::none(), |_| NoScan).unwrap();
