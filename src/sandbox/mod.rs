@@ -28,6 +28,7 @@ pub mod materialise;
 pub mod process;
 pub mod resolve;
 pub mod store;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
