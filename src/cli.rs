@@ -2,7 +2,6 @@
 //! [`normalize_args`] inserts `check` when the first argument is not a subcommand.
 
 use std::ffi::OsString;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -33,46 +32,7 @@ pub struct Cli {
     pub insecure: bool,
 }
 
-/// `123`, `64K`, `16GiB`, `1T` → bytes (binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 16GiB, 512M, 1000000)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        other => return Err(format!("unknown size unit {other:?} in {s:?}")),
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// Parse a duration: `10`, `10s`, `500ms`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], s[i..].trim()));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m)")),
-    };
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-        return Err(format!("`{s}`: must be between 1ms and 1h"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use crate::units::{parse_duration, parse_size};
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -149,20 +109,6 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_suffixes() {
-        let size = |s| parse_size(s).ok();
-        assert_eq!(size("1000"), Some(1000));
-        assert_eq!(size("256K"), Some(256 << 10));
-        assert_eq!(size("512MiB"), Some(512 << 20));
-        assert_eq!(size("4g"), Some(4 << 30));
-        assert_eq!(size("8GB"), Some(8 << 30));
-        assert_eq!(size("1T"), Some(1 << 40));
-        for bad in ["", "G", "4X", "-1", "1.5G", "99999999999999999999T"] {
-            assert_eq!(size(bad), None, "{bad}");
-        }
-    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(normalize_args(args.iter().map(OsString::from)))
@@ -245,18 +191,5 @@ mod tests {
             normalize_args(["x", "image.tar"].map(OsString::from))[1],
             OsString::from("check")
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").expect("ok"), Duration::from_secs(10));
-        assert_eq!(
-            parse_duration("500ms").expect("ok"),
-            Duration::from_millis(500)
-        );
-        assert_eq!(parse_duration("2m").expect("ok"), Duration::from_secs(120));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5h").is_err());
     }
 }

@@ -22,5 +22,6 @@ pub mod rules;
 pub mod sandbox;
 pub mod scan;
 pub mod toml_file;
+pub mod units;
 
 pub use error::{Error, Result};

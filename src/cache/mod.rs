@@ -100,7 +100,7 @@ pub fn default_dir() -> Option<PathBuf> {
 pub fn max_bytes_from_env() -> std::result::Result<u64, String> {
     match std::env::var(MAX_ENV) {
         Ok(v) if !v.trim().is_empty() => {
-            crate::cli::parse_size(&v).map_err(|e| format!("{MAX_ENV}: {e}"))
+            crate::units::parse_size(&v).map_err(|e| format!("{MAX_ENV}: {e}"))
         }
         _ => Ok(DEFAULT_MAX_BYTES),
     }

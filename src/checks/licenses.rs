@@ -16,7 +16,7 @@ use super::support::layer_ref;
 use super::{CheckInput, CheckOutcome};
 use crate::license::image::TreeFiles;
 use crate::license::runtime;
-use crate::license::{Inventory, Package, Verdict};
+use crate::license::{Inventory, LicenseSource, Package, Unknown, UnknownKind, Verdict};
 use crate::report::{Finding, Location, RuleStatus, Severity};
 use crate::rules::{Preset, RuleId};
 
@@ -109,7 +109,7 @@ fn runtime_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
     let notes = inv
         .packages
         .iter()
-        .filter(|p| p.source == "clarification" && p.fate == "visible")
+        .filter(|p| p.source == LicenseSource::Clarification && p.fate == "visible")
         .map(|p| {
             // `asserted_by` already says "asserted by clarification, not read from the image (pins …)".
             format!(
@@ -191,8 +191,10 @@ fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
                 )
             }
             (None, _) => {
-                let why = p.unknown.clone().unwrap_or_else(|| "unknown".into());
-                unknown.entry(reason_kind(&why)).or_default().push(p);
+                unknown
+                    .entry(reason_kind(p.unknown.as_ref()))
+                    .or_default()
+                    .push(p);
                 continue;
             }
         };
@@ -207,7 +209,7 @@ fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
     let matched = inv
         .packages
         .iter()
-        .filter(|p| p.source == "text-match" && p.parsed.is_some())
+        .filter(|p| p.source == LicenseSource::TextMatch && p.parsed.is_some())
         .count();
     let n_unknown: usize = unknown.values().map(Vec::len).sum();
     let mut out = CheckOutcome::from_findings(RuleId::DeniedLicense, findings);
@@ -224,27 +226,26 @@ fn denied_license(input: &CheckInput<'_>, inv: &Inventory) -> CheckOutcome {
     out
 }
 
-/// Group unknown reasons into a few kinds so notes stay short.
-fn reason_kind(why: &str) -> String {
-    if why.contains("not an SPDX expression") {
-        "the declared license is not an SPDX expression".into()
-    } else if why.contains("clarification no longer holds") {
-        "a preset clarification's pinned file changed".into()
-    } else if why.starts_with("DEP-5 ") {
-        "a DEP-5 license name could not be mapped to SPDX".into()
-    } else if why.starts_with("no /usr/share/doc/") {
-        "no /usr/share/doc/<package>/copyright in the image".into()
-    } else if why.starts_with("copyright file is not machine-readable") {
-        "free-form copyright file whose text matched no SPDX license".into()
-    } else if why.starts_with("license text not identified") {
-        "loose license file whose text matched no SPDX license".into()
-    } else if why.contains("text-matching budget") {
-        "the text-matching budget was spent".into()
-    } else if why.starts_with("no `license` field") || why.contains("is not an SPDX expression") {
-        why.split(';').next().unwrap_or(why).to_string()
-    } else {
-        why.to_string()
+/// Group unknown reasons into a few kinds so notes stay short (a reason of no known kind is its own
+/// group).
+fn reason_kind(why: Option<&Unknown>) -> String {
+    let Some(why) = why else {
+        return "unknown".into();
+    };
+    match why.kind {
+        UnknownKind::NotSpdx => "the declared license is not an SPDX expression",
+        UnknownKind::PinBroken => "a preset clarification's pinned file changed",
+        UnknownKind::Dep5Unmapped => "a DEP-5 license name could not be mapped to SPDX",
+        UnknownKind::NoCopyright => "no /usr/share/doc/<package>/copyright in the image",
+        UnknownKind::FreeFormCopyright => {
+            "free-form copyright file whose text matched no SPDX license"
+        }
+        UnknownKind::LooseText => "loose license file whose text matched no SPDX license",
+        UnknownKind::BudgetSpent => "the text-matching budget was spent",
+        UnknownKind::NoLicenseField => "no `license` field",
+        UnknownKind::Other => why.as_str(),
     }
+    .to_string()
 }
 
 fn unknown_note(kind: &str, pkgs: &[&Package]) -> String {

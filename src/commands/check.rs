@@ -42,7 +42,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t)]
     pub exec: ExecMode,
     /// Healthcheck time limit (`10s`, `500ms`).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration)]
     pub healthcheck_timeout: Duration,
     /// Report format.
     #[arg(long, value_enum, default_value_t)]

@@ -145,62 +145,16 @@ fn human(
     writeln!(out, "input       {}", opened.kind)?;
     let n = opened.images.len();
     for (i, (img, ls)) in opened.images.iter().zip(listings).enumerate() {
-        let c = &img.config;
         writeln!(
             out,
             "\nimage {}/{n}   {}",
             i + 1,
             T(&img.platform.to_string())
         )?;
-        if !img.ref_names.is_empty() {
-            writeln!(out, "refs        {}", T(&img.ref_names.join(", ")))?;
-        }
-        writeln!(
-            out,
-            "manifest    {} ({}){}",
-            img.manifest.digest,
-            T(&img.manifest.media_type),
-            if img.manifest_synthesised {
-                " — synthesised: the input holds no manifest; no registry shows this digest"
-            } else {
-                ""
-            }
-        )?;
-        writeln!(out, "config      {}", img.config_descriptor.digest)?;
-        config_lines(c, out)?;
-        writeln!(out, "history")?;
-        for (hi, h) in c.history.iter().enumerate() {
-            let by = h
-                .created_by
-                .as_deref()
-                .map(redact_words)
-                .unwrap_or_default();
-            let empty = if h.empty_layer { " (empty layer)" } else { "" };
-            writeln!(out, "  {hi:>3}  {}{empty}", one_line(&mask(&by), 90))?;
-        }
-        writeln!(out, "layers")?;
-        writeln!(
-            out,
-            "    #  digest        diff_id       compression  compressed  uncompressed  entries  media type"
-        )?;
-        for (l, x) in img.layers.iter().zip(ls) {
-            let comp = x.compression.map_or("-", |c| match c {
-                crate::image::Compression::None => "none",
-                crate::image::Compression::Gzip => "gzip",
-                crate::image::Compression::Zstd => "zstd",
-            });
-            writeln!(
-                out,
-                "  {:>3}  {}  {}  {comp:<11}  {:>10}  {:>12}  {:>7}  {}",
-                l.index,
-                l.descriptor.digest.short(),
-                l.diff_id.short(),
-                x.compressed_size,
-                x.uncompressed_size,
-                x.entries.len(),
-                T(&l.descriptor.media_type)
-            )?;
-        }
+        image_header(img, out)?;
+        config_lines(&img.config, out)?;
+        history_lines(&img.config, out)?;
+        layer_table(img, ls, out)?;
     }
     if !opened.attestations.is_empty() {
         writeln!(
@@ -218,6 +172,68 @@ fn human(
     }
     for note in &opened.notes {
         writeln!(out, "note: {}", T(note))?;
+    }
+    Ok(())
+}
+
+/// An image's references, manifest and config digests.
+fn image_header(img: &Image, out: &mut dyn Write) -> std::io::Result<()> {
+    if !img.ref_names.is_empty() {
+        writeln!(out, "refs        {}", T(&img.ref_names.join(", ")))?;
+    }
+    writeln!(
+        out,
+        "manifest    {} ({}){}",
+        img.manifest.digest,
+        T(&img.manifest.media_type),
+        if img.manifest_synthesised {
+            " — synthesised: the input holds no manifest; no registry shows this digest"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(out, "config      {}", img.config_descriptor.digest)
+}
+
+/// The config's history, one line a step (credentials redacted, masked, cut to one line).
+fn history_lines(c: &crate::image::ImageConfig, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "history")?;
+    for (hi, h) in c.history.iter().enumerate() {
+        let by = h
+            .created_by
+            .as_deref()
+            .map(redact_words)
+            .unwrap_or_default();
+        let empty = if h.empty_layer { " (empty layer)" } else { "" };
+        writeln!(out, "  {hi:>3}  {}{empty}", one_line(&mask(&by), 90))?;
+    }
+    Ok(())
+}
+
+/// One row a layer: digests, compression, sizes, entry count, media type.
+fn layer_table(img: &Image, ls: &[LayerListing], out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "layers")?;
+    writeln!(
+        out,
+        "    #  digest        diff_id       compression  compressed  uncompressed  entries  media type"
+    )?;
+    for (l, x) in img.layers.iter().zip(ls) {
+        let comp = x.compression.map_or("-", |c| match c {
+            crate::image::Compression::None => "none",
+            crate::image::Compression::Gzip => "gzip",
+            crate::image::Compression::Zstd => "zstd",
+        });
+        writeln!(
+            out,
+            "  {:>3}  {}  {}  {comp:<11}  {:>10}  {:>12}  {:>7}  {}",
+            l.index,
+            l.descriptor.digest.short(),
+            l.diff_id.short(),
+            x.compressed_size,
+            x.uncompressed_size,
+            x.entries.len(),
+            T(&l.descriptor.media_type)
+        )?;
     }
     Ok(())
 }

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use crate::cache::LayerCache;
 use crate::error::{Error, Result};
 use crate::image::layer::NoScan;
 use crate::image::{CapturePolicy, Image, MergedTree, open, read_layers};
 use crate::license::cyclonedx::{self, Subject};
-use crate::license::{Inventory, Package, Policy, Verdict};
+use crate::license::{Inventory, LicenseSource, Package, Policy, Verdict};
 use crate::rules::{Preset, RuleSet, Sources};
 
 /// `--format` of `licenses`.
@@ -48,6 +49,11 @@ pub struct LicensesArgs {
     /// Directory of presets replacing the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub presets: Option<PathBuf>,
+    /// Neither use nor fill the license text-match cache (the one `check` keeps, under
+    /// `$X1_VALIDATE_CACHE_DIR`, else `$XDG_CACHE_HOME/x1-validate` or `~/.cache/x1-validate`, bounded
+    /// by `$X1_VALIDATE_CACHE_MAX`).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// One image's inventory.
@@ -71,6 +77,7 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
             opened.images.len()
         )));
     }
+    let cache = if args.no_cache { None } else { text_cache()? };
     let mut listed = Vec::new();
     for image in &opened.images {
         let preset = match &args.preset {
@@ -85,13 +92,20 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
         let outputs = read_layers(&opened.source, image, &capture, |_| NoScan)?;
         let listings: Vec<_> = outputs.into_iter().map(|o| o.listing).collect();
         let tree = MergedTree::merge(&listings);
-        let inventory =
-            crate::license::image::inventory(&listings, &tree, preset.map(|p| &p.license), None);
+        let inventory = crate::license::image::inventory(
+            &listings,
+            &tree,
+            preset.map(|p| &p.license),
+            cache.as_ref(),
+        );
         listed.push(Listed {
             image,
             preset,
             inventory,
         });
+    }
+    if let Some(c) = &cache {
+        let _ = c.evict();
     }
     let w = |e: std::io::Error| Error::output("<stdout>", e);
     match args.format {
@@ -129,6 +143,15 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The result cache `check` uses, for its license text-match results only (their key is the text's
+/// hash and the matcher's, whatever else the cache is opened for); `None` without a cache directory or
+/// when it cannot be opened (the cache only saves time).
+fn text_cache() -> Result<Option<LayerCache>> {
+    let max = crate::cache::max_bytes_from_env().map_err(Error::Usage)?;
+    Ok(crate::cache::default_dir()
+        .and_then(|dir| LayerCache::open(&dir, max, "licenses: text matches only").ok()))
 }
 
 /// Capture only what the inventory needs.
@@ -202,10 +225,10 @@ fn human(listed: &[Listed<'_>], policy: &Policy, out: &mut dyn Write) -> std::io
             .map(|p| {
                 let (status, terms) = verdict(policy, p);
                 let license = match (&p.expression, &p.declared) {
-                    (Some(e), _) if p.source == "clarification" => {
+                    (Some(e), _) if p.source == LicenseSource::Clarification => {
                         format!("{e} (asserted by clarification)")
                     }
-                    (Some(e), _) if p.source == "text-match" => {
+                    (Some(e), _) if p.source == LicenseSource::TextMatch => {
                         format!("{e} (text-match {:.2})", p.score.unwrap_or(0.0))
                     }
                     (Some(e), _) => e.clone(),

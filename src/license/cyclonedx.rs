@@ -82,7 +82,7 @@ fn component(i: usize, p: &Package) -> Value {
         prop("x1:path", &p.path),
         prop("x1:layer", &p.layer.to_string()),
         prop("x1:fate", &p.fate),
-        prop("x1:license-source", p.source),
+        prop("x1:license-source", p.source.as_str()),
     ];
     if let Some(l) = &p.license_path {
         props.push(prop("x1:license-path", l));
@@ -94,7 +94,7 @@ fn component(i: usize, p: &Package) -> Value {
         props.push(prop("x1:license-asserted-by", a));
     }
     if let Some(u) = &p.unknown {
-        props.push(prop("x1:license-unknown", u));
+        props.push(prop("x1:license-unknown", u.as_str()));
     }
     c["properties"] = Value::Array(props);
     c
@@ -162,10 +162,13 @@ mod tests {
             declared: Some("SEE LICENSE IN README.md".into()),
             expression: None,
             parsed: None,
-            source: "package.json",
+            source: crate::license::LicenseSource::PackageJson,
             score: None,
             asserted_by: None,
-            unknown: Some("not SPDX".into()),
+            unknown: Some(crate::license::Unknown::new(
+                crate::license::UnknownKind::NotSpdx,
+                "not SPDX",
+            )),
             path: "/p/package.json".into(),
             license_path: None,
             layer: 3,

@@ -3,7 +3,7 @@
 //! mapped onto SPDX (`GPL-2+` → `GPL-2.0-or-later`, `Expat` → `MIT`, …). Names with no SPDX equivalent
 //! become `LicenseRef-Debian-<name>`: defined in the file itself, so known, but not on the SPDX list.
 
-use super::expr::SpdxExpr;
+use super::expr::{ExprError, SpdxExpr};
 
 /// One installed package from a status database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +93,30 @@ pub fn parse_copyright(text: &str) -> Copyright {
     Copyright::Dep5 { licenses }
 }
 
+/// A DEP-5 `License:` short name that maps to no SPDX expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("DEP-5 `{short}`: {error}")]
+pub struct Unmapped {
+    pub short: String,
+    pub error: ExprError,
+}
+
+/// Why a DEP-5 copyright file gives no expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CopyrightError {
+    #[error("the copyright file names no license")]
+    NoLicense,
+    /// These `License:` lines could not be mapped.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unmapped(Vec<Unmapped>),
+    /// The lines mapped, but their combination did not parse.
+    #[error("{0}")]
+    Combined(ExprError),
+}
+
 /// Map one DEP-5 `License:` short line (`GPL-2+ or Artistic`, `GPL-2+ with OpenSSL exception`) onto an
 /// SPDX expression. Commas are grouping hints only and are ignored.
-pub fn dep5_to_spdx(short: &str) -> Result<SpdxExpr, String> {
+pub fn dep5_to_spdx(short: &str) -> Result<SpdxExpr, Unmapped> {
     let cleaned = short.replace(',', " ");
     let toks: Vec<&str> = cleaned.split_whitespace().collect();
     let mut out: Vec<String> = Vec::new();
@@ -121,7 +142,10 @@ pub fn dep5_to_spdx(short: &str) -> Result<SpdxExpr, String> {
         }
         i += 1;
     }
-    SpdxExpr::strict(&out.join(" ")).map_err(|e| format!("DEP-5 `{short}`: {e}"))
+    SpdxExpr::strict(&out.join(" ")).map_err(|error| Unmapped {
+        short: short.to_string(),
+        error,
+    })
 }
 
 /// `OpenSSL exception` → an SPDX exception id when one matches, else `AdditionRef-Debian-…`.
@@ -230,9 +254,9 @@ fn sanitize(s: &str) -> String {
 
 /// A package's combined expression: every distinct `License:` line joined with `AND` (the package
 /// ships all of those files). `Err` lists the lines that could not be mapped.
-pub fn combined(licenses: &[String]) -> Result<SpdxExpr, String> {
+pub fn combined(licenses: &[String]) -> Result<SpdxExpr, CopyrightError> {
     if licenses.is_empty() {
-        return Err("the copyright file names no license".into());
+        return Err(CopyrightError::NoLicense);
     }
     let mut parts = Vec::new();
     let mut bad = Vec::new();
@@ -247,7 +271,7 @@ pub fn combined(licenses: &[String]) -> Result<SpdxExpr, String> {
         }
     }
     if !bad.is_empty() {
-        return Err(bad.join("; "));
+        return Err(CopyrightError::Unmapped(bad));
     }
     let text = if parts.len() == 1 {
         parts.remove(0)
@@ -258,7 +282,7 @@ pub fn combined(licenses: &[String]) -> Result<SpdxExpr, String> {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    SpdxExpr::strict(&text)
+    SpdxExpr::strict(&text).map_err(CopyrightError::Combined)
 }
 
 #[cfg(test)]
@@ -337,6 +361,13 @@ mod tests {
             parse_copyright("This is free software.\n"),
             Copyright::FreeForm
         );
-        assert!(combined(&[]).is_err());
+        assert_eq!(combined(&[]), Err(CopyrightError::NoLicense));
+        let bad = combined(&["GPL-2+".into(), "GPL-2+ or".into(), "and Expat".into()]).unwrap_err();
+        let CopyrightError::Unmapped(lines) = &bad else {
+            panic!("{bad:?}")
+        };
+        assert_eq!(lines.len(), 2, "{bad}");
+        assert!(bad.to_string().starts_with("DEP-5 `GPL-2+ or`: "), "{bad}");
+        assert!(bad.to_string().contains("; DEP-5 `and Expat`: "), "{bad}");
     }
 }

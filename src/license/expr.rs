@@ -6,6 +6,23 @@ use std::fmt;
 
 use serde::Deserialize;
 
+/// Why a text is not an SPDX expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    /// The strict parse failed.
+    #[error("`{text}` is not a valid SPDX expression: {reason}")]
+    Invalid { text: String, reason: String },
+    /// A package declaration that is empty.
+    #[error("empty license declaration")]
+    Empty,
+    /// A package declaration that is not SPDX, not even in a lax spelling.
+    #[error("`{text}` is not an SPDX expression{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NotSpdx {
+        text: String,
+        reason: Option<String>,
+    },
+}
+
 /// A valid SPDX expression together with the canonical text it was parsed from.
 #[derive(Clone)]
 pub struct SpdxExpr {
@@ -15,31 +32,36 @@ pub struct SpdxExpr {
 
 impl SpdxExpr {
     /// Strict SPDX parse (`LicenseRef-…` allowed), as used for policy files and image labels.
-    pub fn strict(text: &str) -> Result<SpdxExpr, String> {
+    pub fn strict(text: &str) -> Result<SpdxExpr, ExprError> {
         let text = text.trim();
         spdx::Expression::parse(text)
             .map(|expr| SpdxExpr {
                 text: text.to_string(),
                 expr,
             })
-            .map_err(|e| format!("`{text}` is not a valid SPDX expression: {}", e.reason))
+            .map_err(|e| ExprError::Invalid {
+                text: text.to_string(),
+                reason: e.reason.to_string(),
+            })
     }
 
     /// Parse what a package declares: strict SPDX, else the `spdx` crate's canonical form of a lax
     /// spelling (`Apache 2.0`, `GPL-2.0+`, `MIT/X11`, lower-case operators), else an error saying why.
-    pub fn declared(text: &str) -> Result<SpdxExpr, String> {
+    pub fn declared(text: &str) -> Result<SpdxExpr, ExprError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
-            return Err("empty license declaration".into());
+            return Err(ExprError::Empty);
         }
         if let Ok(e) = SpdxExpr::strict(trimmed) {
             return Ok(e);
         }
         match spdx::Expression::canonicalize(trimmed) {
             Ok(Some(canon)) => SpdxExpr::strict(&canon),
-            Ok(None) | Err(_) => Err(match spdx::Expression::parse(trimmed) {
-                Err(e) => format!("`{trimmed}` is not an SPDX expression ({})", e.reason),
-                Ok(_) => format!("`{trimmed}` is not an SPDX expression"),
+            Ok(None) | Err(_) => Err(ExprError::NotSpdx {
+                text: trimmed.to_string(),
+                reason: spdx::Expression::parse(trimmed)
+                    .err()
+                    .map(|e| e.reason.to_string()),
             }),
         }
     }
@@ -190,8 +212,17 @@ mod tests {
             "MIT OR Apache-2.0"
         );
         let err = SpdxExpr::declared("SEE LICENSE IN README.md").unwrap_err();
-        assert!(err.contains("not an SPDX expression"), "{err}");
-        assert!(SpdxExpr::declared("   ").is_err());
+        assert!(matches!(err, ExprError::NotSpdx { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("`SEE LICENSE IN README.md` is not an SPDX expression ("),
+            "{err}"
+        );
+        assert_eq!(SpdxExpr::declared("   "), Err(ExprError::Empty));
+        assert_eq!(
+            SpdxExpr::declared("   ").unwrap_err().to_string(),
+            "empty license declaration"
+        );
         assert!(SpdxExpr::strict("Apache 2.0").is_err());
     }
 

@@ -2,7 +2,7 @@
 //! the inventory's inputs ([`CapturedFile`], [`FinalFiles`]).
 
 use super::PresetLicense;
-use super::inventory::{CapturedFile, FinalFiles, Inventory};
+use super::model::{CapturedFile, FinalFiles, Inventory};
 use crate::cache::LayerCache;
 use crate::image::{LayerListing, MergedTree};
 

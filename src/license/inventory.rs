@@ -5,86 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use rayon::prelude::*;
 
 use super::dpkg::{self, Copyright};
+use super::expr::ExprError;
 use super::expr::SpdxExpr;
+use super::model::{
+    CapturedFile, FinalFiles, Inventory, LicenseSource, Package, Unknown, UnknownKind,
+};
 use super::npm::{self, Declared, RootKind};
 use super::runtime;
-use super::textmatch::{self, Budget, TextMatch};
+use super::textmatch::{self, Budget, TextMatch, Unidentified};
 use super::{Ecosystem, PresetLicense};
 use crate::cache::LayerCache;
-
-/// One captured regular-file entry of one layer.
-#[derive(Debug, Clone)]
-pub struct CapturedFile<'a> {
-    pub layer: usize,
-    /// Normalised path (no leading `/`).
-    pub path: &'a str,
-    /// `None` when the entry exists but was larger than the capture limit.
-    pub content: Option<&'a [u8]>,
-    /// `Fate::describe()` of the entry ("visible", "deleted by layer 7", …).
-    pub fate: String,
-}
-
-/// Content lookups in the final filesystem (after merge, symlinks resolved inside the root).
-pub trait FinalFiles {
-    /// The captured content of the file at normalised `path`, if it exists and was captured.
-    fn content(&self, path: &str) -> Option<&[u8]>;
-}
-
-impl FinalFiles for BTreeMap<String, Vec<u8>> {
-    fn content(&self, path: &str) -> Option<&[u8]> {
-        self.get(path.trim_start_matches('/')).map(Vec::as_slice)
-    }
-}
-
-/// One package of the inventory.
-#[derive(Debug, Clone, Serialize)]
-pub struct Package {
-    pub ecosystem: Ecosystem,
-    pub name: String,
-    pub version: String,
-    /// What the package declares, verbatim (`MIT`, `SEE LICENSE IN README.md`, DEP-5 short names).
-    pub declared: Option<String>,
-    /// The SPDX expression in force: parsed from `declared`, or from a verified clarification.
-    pub expression: Option<String>,
-    #[serde(skip)]
-    pub parsed: Option<SpdxExpr>,
-    /// Where `expression` came from: `package.json`, `copyright` (DEP-5), `text-match` (a license
-    /// text identified by [`textmatch`], at `license_path`), or `clarification` (asserted by the
-    /// preset, not read from the image: see `asserted_by`).
-    pub source: &'static str,
-    /// For `text-match`: the askalono score of the weakest term (0–1, at least
-    /// [`textmatch::THRESHOLD`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
-    /// For `clarification`: what asserts the license, with the pinned file hashes
-    /// (`asserted by clarification (pins LICENSE sha256 …)`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub asserted_by: Option<String>,
-    /// Why there is no expression (missing, not SPDX, not DEP-5, broken pin, not captured).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unknown: Option<String>,
-    /// Absolute path of the manifest (`package.json`, or the dpkg status file).
-    pub path: String,
-    /// Absolute path of the license evidence when it is another file (Debian copyright file, the
-    /// `LICENSE` file a text match read).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub license_path: Option<String>,
-    /// The layer the package came from (first layer that has it).
-    pub layer: usize,
-    /// What became of it: "visible", "deleted by layer 7", "not in the final dpkg status".
-    pub fate: String,
-}
-
-/// The whole inventory, sorted by ecosystem, name, version, path.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Inventory {
-    pub packages: Vec<Package>,
-}
 
 impl Inventory {
     /// Build the inventory. `preset` supplies clarifications for the runtime's packages.
@@ -181,7 +114,7 @@ fn npm_packages<'a>(files: &[CapturedFile<'a>]) -> (Vec<Package>, Texts<'a>, Vec
             declared,
             expression: None,
             parsed: None,
-            source: "package.json",
+            source: LicenseSource::PackageJson,
             score: None,
             asserted_by: None,
             unknown: None,
@@ -193,12 +126,26 @@ fn npm_packages<'a>(files: &[CapturedFile<'a>]) -> (Vec<Package>, Texts<'a>, Vec
         match &m.license {
             Declared::Text(t) => match SpdxExpr::declared(t) {
                 Ok(e) => set_expr(&mut pkg, e),
-                Err(why) => pkg.unknown = Some(why),
+                Err(why) => {
+                    let kind = match why {
+                        ExprError::NotSpdx { .. } => UnknownKind::NotSpdx,
+                        ExprError::Empty | ExprError::Invalid { .. } => UnknownKind::Other,
+                    };
+                    pkg.unknown = Some(Unknown::new(kind, why.to_string()));
+                }
             },
             Declared::Malformed(raw) => {
-                pkg.unknown = Some(format!("`license` has an unsupported shape: {raw}"));
+                pkg.unknown = Some(Unknown::new(
+                    UnknownKind::Other,
+                    format!("`license` has an unsupported shape: {raw}"),
+                ));
             }
-            Declared::Missing => pkg.unknown = Some("no `license` field".into()),
+            Declared::Missing => {
+                pkg.unknown = Some(Unknown::new(
+                    UnknownKind::NoLicenseField,
+                    "no `license` field",
+                ));
+            }
         }
         if pkg.parsed.is_none() {
             let dir = f.path.strip_suffix("package.json").unwrap_or("");
@@ -323,10 +270,13 @@ fn loose_files<'a>(files: &[CapturedFile<'a>], packages: &[Package]) -> (Vec<Pac
             declared: None,
             expression: None,
             parsed: None,
-            source: "text-match",
+            source: LicenseSource::TextMatch,
             score: None,
             asserted_by: None,
-            unknown: Some("license text not identified".into()),
+            unknown: Some(Unknown::new(
+                UnknownKind::LooseText,
+                "license text not identified",
+            )),
             path: format!("/{path}"),
             license_path: None,
             layer: f.layer,
@@ -346,7 +296,7 @@ fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])], cache: Option
     unique.sort_unstable();
     unique.dedup();
     let budget = Budget::new(textmatch::BUDGET);
-    let results: Vec<Result<TextMatch, String>> = unique
+    let results: Vec<Result<TextMatch, Unidentified>> = unique
         .par_iter()
         .map(|t| textmatch::identify_bytes(t, &budget, cache))
         .collect();
@@ -361,19 +311,35 @@ fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])], cache: Option
         match &results[u] {
             Ok(m) => {
                 set_expr(pkg, m.expression.clone());
-                pkg.source = "text-match";
+                pkg.source = LicenseSource::TextMatch;
                 pkg.score = Some(f64::from((m.score * 100.0).round()) / 100.0);
             }
             Err(why) => {
                 let evidence = pkg.license_path.as_deref().unwrap_or("the license text");
-                let before = pkg.unknown.take().unwrap_or_default();
-                pkg.unknown = Some(if before.is_empty() {
-                    format!("{evidence}: {why}")
-                } else {
-                    format!("{before}; {evidence}: {why}")
+                pkg.unknown = Some(match pkg.unknown.take() {
+                    None => Unknown::new(
+                        after_text_match(UnknownKind::Other, why),
+                        format!("{evidence}: {why}"),
+                    ),
+                    Some(before) => Unknown::new(
+                        after_text_match(before.kind, why),
+                        format!("{}; {evidence}: {why}", before.text),
+                    ),
                 });
             }
         }
+    }
+}
+
+/// The kind of a package's unknown once its license text, too, was not identified: a spent budget is
+/// what the notes name, unless the package already had a more specific reason.
+fn after_text_match(before: UnknownKind, why: &Unidentified) -> UnknownKind {
+    match (before, why) {
+        (
+            UnknownKind::NoLicenseField | UnknownKind::Other | UnknownKind::BudgetSpent,
+            Unidentified::BudgetSpent,
+        ) => UnknownKind::BudgetSpent,
+        (before, _) => before,
     }
 }
 
@@ -397,7 +363,7 @@ fn apply_clarification(pkg: &mut Package, path: &str, pl: &PresetLicense, fin: &
     match runtime::verify_pins(&dir, c, fin) {
         Ok(()) => {
             set_expr(pkg, c.expression.clone());
-            pkg.source = "clarification";
+            pkg.source = LicenseSource::Clarification;
             let pins: Vec<String> = c
                 .license_files
                 .iter()
@@ -409,9 +375,12 @@ fn apply_clarification(pkg: &mut Package, path: &str, pl: &PresetLicense, fin: &
             ));
         }
         Err(problems) => {
-            pkg.unknown = Some(format!(
-                "the preset's clarification no longer holds: {}",
-                problems.join("; ")
+            pkg.unknown = Some(Unknown::new(
+                UnknownKind::PinBroken,
+                format!(
+                    "the preset's clarification no longer holds: {}",
+                    problems.join("; ")
+                ),
             ));
         }
     }
@@ -425,10 +394,10 @@ fn uncaptured(f: &CapturedFile<'_>, why: &str) -> Package {
         declared: None,
         expression: None,
         parsed: None,
-        source: "package.json",
+        source: LicenseSource::PackageJson,
         score: None,
         asserted_by: None,
-        unknown: Some(why.into()),
+        unknown: Some(Unknown::new(UnknownKind::Other, why)),
         path: format!("/{}", f.path),
         license_path: None,
         layer: f.layer,
@@ -485,7 +454,7 @@ fn deb_packages<'a>(
             declared: None,
             expression: None,
             parsed: None,
-            source: "copyright",
+            source: LicenseSource::Copyright,
             score: None,
             asserted_by: None,
             unknown: None,
@@ -501,10 +470,16 @@ fn deb_packages<'a>(
         match text.map(|b| dpkg::parse_copyright(&String::from_utf8_lossy(b))) {
             None => {
                 pkg.license_path = None;
-                pkg.unknown = Some(format!("no /{cpath} (or larger than the capture limit)"));
+                pkg.unknown = Some(Unknown::new(
+                    UnknownKind::NoCopyright,
+                    format!("no /{cpath} (or larger than the capture limit)"),
+                ));
             }
             Some(Copyright::FreeForm) => {
-                pkg.unknown = Some("copyright file is not machine-readable (DEP-5)".into());
+                pkg.unknown = Some(Unknown::new(
+                    UnknownKind::FreeFormCopyright,
+                    "copyright file is not machine-readable (DEP-5)",
+                ));
                 if let Some(t) = text {
                     texts.push((out.len(), t));
                 }
@@ -513,7 +488,15 @@ fn deb_packages<'a>(
                 pkg.declared = Some(licenses.join(" | "));
                 match dpkg::combined(&licenses) {
                     Ok(e) => set_expr(&mut pkg, e),
-                    Err(why) => pkg.unknown = Some(why),
+                    Err(why) => {
+                        let kind = match why {
+                            dpkg::CopyrightError::Unmapped(_) => UnknownKind::Dep5Unmapped,
+                            dpkg::CopyrightError::NoLicense | dpkg::CopyrightError::Combined(_) => {
+                                UnknownKind::Other
+                            }
+                        };
+                        pkg.unknown = Some(Unknown::new(kind, why.to_string()));
+                    }
                 }
             }
         }
@@ -620,25 +603,16 @@ mod tests {
         );
         let plat = &inv.packages[2];
         assert_eq!(plat.expression.as_deref(), Some("MIT"));
-        assert_eq!(plat.source, "clarification");
+        assert_eq!(plat.source, LicenseSource::Clarification);
         assert_eq!(
             inv.packages[3].expression.as_deref(),
             Some("GPL-2.0-or-later")
         );
-        assert!(
-            inv.packages[4]
-                .unknown
-                .as_deref()
-                .unwrap()
-                .contains("no /usr/share/doc/b/copyright")
-        );
-        assert!(
-            inv.packages[0]
-                .unknown
-                .as_deref()
-                .unwrap()
-                .contains("capture limit")
-        );
+        let unknown = |i: usize| inv.packages[i].unknown.clone().expect("unknown");
+        assert_eq!(unknown(4).kind, UnknownKind::NoCopyright);
+        assert!(unknown(4).text.contains("no /usr/share/doc/b/copyright"));
+        assert_eq!(unknown(0).kind, UnknownKind::Other);
+        assert!(unknown(0).text.contains("capture limit"));
         let v = runtime::evaluate(&inv, &good, &fin, "p.toml");
         assert!(v.problems.is_empty(), "{:?}", v.problems);
         assert!(

@@ -10,6 +10,7 @@ pub mod dpkg;
 pub mod expr;
 pub mod image;
 pub mod inventory;
+pub mod model;
 pub mod npm;
 pub mod policy;
 pub mod runtime;
@@ -18,7 +19,9 @@ pub mod textmatch;
 use serde::{Deserialize, Serialize};
 
 pub use expr::{LicensePattern, SpdxExpr};
-pub use inventory::{CapturedFile, Inventory, Package};
+pub use model::{
+    CapturedFile, FinalFiles, Inventory, LicenseSource, Package, Unknown, UnknownKind,
+};
 pub use policy::{Clarification, PinnedFile, Policy, PresetLicense, Verdict};
 
 /// Where a package comes from.

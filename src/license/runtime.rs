@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use super::inventory::{FinalFiles, Inventory, Package};
+use super::model::{FinalFiles, Inventory, LicenseSource, Package};
 use super::policy::{Clarification, PresetLicense};
 use super::{Ecosystem, npm};
 
@@ -22,9 +22,9 @@ pub struct Problem {
     pub help: String,
 }
 
-/// The verdict of `runtime-license`.
+/// What `runtime-license` found (not a deny-list [`super::Verdict`]).
 #[derive(Debug, Clone, Default)]
-pub struct Verdict {
+pub struct Evaluation {
     pub problems: Vec<Problem>,
     /// One line: package, version, path, license, platform packages.
     pub summary: String,
@@ -86,9 +86,9 @@ pub fn evaluate(
     pl: &PresetLicense,
     fin: &dyn FinalFiles,
     preset_file: &str,
-) -> Verdict {
+) -> Evaluation {
     let (Some(runtime), Some(expected)) = (pl.package.as_deref(), pl.expression.as_ref()) else {
-        return Verdict {
+        return Evaluation {
             problems: Vec::new(),
             summary: format!("{preset_file} names no runtime package/expression"),
         };
@@ -112,7 +112,7 @@ pub fn evaluate(
         if let Some(p) = roots.first() {
             let _ = write!(message, " ({} in layer {} is {})", p.path, p.layer, p.fate);
         }
-        return Verdict {
+        return Evaluation {
             problems: vec![Problem {
                 path: format!("/usr/local/lib/node_modules/{runtime}/package.json"),
                 layer: None,
@@ -143,7 +143,7 @@ pub fn evaluate(
         }
         parts.push(part);
     }
-    Verdict {
+    Evaluation {
         problems,
         summary: parts.join("; "),
     }
@@ -151,7 +151,7 @@ pub fn evaluate(
 
 fn shown(p: &Package) -> String {
     match (&p.expression, p.source) {
-        (Some(e), "clarification") => format!("{e} (asserted by clarification)"),
+        (Some(e), LicenseSource::Clarification) => format!("{e} (asserted by clarification)"),
         (Some(e), _) => e.clone(),
         (None, _) => format!("`{}`", p.declared.as_deref().unwrap_or("no license")),
     }
@@ -199,7 +199,7 @@ fn judge(
         if got.same_as(expected) {
             return None;
         }
-        let via = if p.source == "clarification" {
+        let via = if p.source == LicenseSource::Clarification {
             format!("is clarified in {preset_file} as")
         } else {
             "declares".into()
@@ -212,7 +212,7 @@ fn judge(
             ),
         ));
     }
-    let why = p.unknown.as_deref().unwrap_or("no license");
+    let why = p.unknown.as_ref().map_or("no license", |u| u.as_str());
     if pl.clarification(&p.name).is_some() {
         // The clarification exists but its pins no longer hold (the inventory says which and how).
         return Some(problem(

@@ -35,7 +35,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use self::store::{Bigrams, Kind, Store};
-use super::expr::SpdxExpr;
+use super::expr::{ExprError, SpdxExpr};
 use crate::cache::{LayerCache, TextRecord};
 
 /// Lowest askalono score (Dice coefficient of word bigrams, 0–1) that counts as an identification.
@@ -76,6 +76,29 @@ pub struct TextMatch {
     pub score: f32,
     /// Each term with its score.
     pub terms: Vec<(String, f32)>,
+}
+
+/// Why a text was not identified.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unidentified {
+    #[error("the license file is empty")]
+    Empty,
+    #[error("the built-in SPDX license store is damaged")]
+    StoreDamaged,
+    /// The shared [`Budget`] ran out (never stored in the cache: it depends on the other texts).
+    #[error("the text-matching budget ({BUDGET} comparisons per image) is spent")]
+    BudgetSpent,
+    #[error(
+        "no SPDX license text matched (best whole-text score {score:.2} for {best}, threshold \
+         {THRESHOLD})"
+    )]
+    NoMatch { score: f32, best: String },
+    /// The terms found do not make an SPDX expression.
+    #[error("{0}")]
+    Expression(#[from] ExprError),
+    /// A negative result read back from the text-match cache, which keeps the words only.
+    #[error("{0}")]
+    Cached(String),
 }
 
 /// A budget of `analyze` calls shared by every text of one inventory, so a hostile image with many
@@ -147,7 +170,7 @@ const CANDIDATES: usize = 12;
 
 /// Identify the license(s) of `text`. `Err` says why not (nothing at or above [`THRESHOLD`], budget
 /// spent).
-pub fn identify(text: &str, budget: &Budget) -> Result<TextMatch, String> {
+pub fn identify(text: &str, budget: &Budget) -> Result<TextMatch, Unidentified> {
     run(text, &mut Spend::new(budget))
 }
 
@@ -158,13 +181,13 @@ pub fn identify_bytes(
     bytes: &[u8],
     budget: &Budget,
     cache: Option<&LayerCache>,
-) -> Result<TextMatch, String> {
+) -> Result<TextMatch, Unidentified> {
     let key = cache.map(|c| c.text_key(&matcher_id(), bytes));
     if let (Some(c), Some(key)) = (cache, &key)
         && let Some(rec) = c.get_text(key)
         && budget.take_n(rec.cost)
     {
-        return rec.outcome.and_then(finish);
+        return rec.outcome.map_err(Unidentified::Cached).and_then(finish);
     }
     let mut spend = Spend::new(budget);
     let result = run(&String::from_utf8_lossy(bytes), &mut spend);
@@ -175,7 +198,7 @@ pub fn identify_bytes(
             outcome: result
                 .as_ref()
                 .map(|m| m.terms.clone())
-                .map_err(Clone::clone),
+                .map_err(ToString::to_string),
         };
         let _ = c.put_text(&rec);
     }
@@ -219,14 +242,14 @@ impl<'b> Spend<'b> {
     }
 }
 
-fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, String> {
+fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, Unidentified> {
     let text = head(text, MAX_TEXT_BYTES);
     if text.trim().is_empty() {
-        return Err("the license file is empty".into());
+        return Err(Unidentified::Empty);
     }
-    let index = store().ok_or("the built-in SPDX license store is damaged")?;
+    let index = store().ok_or(Unidentified::StoreDamaged)?;
     if !spend.take() {
-        return Err(spent());
+        return Err(Unidentified::BudgetSpent);
     }
     let (whole_score, whole) = best(&index, text);
     if whole_score >= THRESHOLD {
@@ -273,23 +296,18 @@ fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, String> {
         }
     }
     if exhausted && found.is_empty() {
-        return Err(spent());
+        return Err(Unidentified::BudgetSpent);
     }
     if found.is_empty() {
-        return Err(format!(
-            "no SPDX license text matched (best whole-text score {whole_score:.2} for {}, threshold \
-             {THRESHOLD})",
-            index.name(whole)
-        ));
+        return Err(Unidentified::NoMatch {
+            score: whole_score,
+            best: index.name(whole).to_string(),
+        });
     }
     finish(found)
 }
 
-fn spent() -> String {
-    format!("the text-matching budget ({BUDGET} comparisons per image) is spent")
-}
-
-fn finish(terms: Vec<(String, f32)>) -> Result<TextMatch, String> {
+fn finish(terms: Vec<(String, f32)>) -> Result<TextMatch, Unidentified> {
     let text = if terms.len() == 1 {
         terms[0].0.clone()
     } else {
@@ -460,7 +478,7 @@ fn notice_version(words: &str, family: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn id(text: &str) -> Result<TextMatch, String> {
+    fn id(text: &str) -> Result<TextMatch, Unidentified> {
         identify(text, &Budget::new(BUDGET))
     }
 
@@ -578,8 +596,13 @@ mod tests {
                     Permission to use it is granted to friends only, no redistribution.",
         )
         .expect_err("below threshold");
-        assert!(e.contains("no SPDX license text matched"), "{e}");
-        assert!(id("  \n").is_err());
+        assert!(matches!(e, Unidentified::NoMatch { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("no SPDX license text matched (best whole-text score 0."),
+            "{e}"
+        );
+        assert_eq!(id("  \n").unwrap_err(), Unidentified::Empty);
         // A mangled MIT text (half the words gone) is below the threshold too.
         let half: String = license_text("MIT")
             .split_whitespace()
@@ -827,7 +850,11 @@ mod tests {
     fn the_budget_bounds_the_work() {
         let b = Budget::new(0);
         let e = identify(license_text("MIT"), &b).expect_err("no budget");
-        assert!(e.contains("budget"), "{e}");
+        assert_eq!(e, Unidentified::BudgetSpent);
+        assert_eq!(
+            e.to_string(),
+            format!("the text-matching budget ({BUDGET} comparisons per image) is spent")
+        );
         assert!(head("aé", 2) == "a");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::rules::RuleId;
+pub use crate::rules::{RuleMeta, Severity};
 
 mod github;
 mod human;
@@ -21,28 +22,6 @@ pub use verdict::{GateVerdict, Tally, short_digest};
 
 /// The version of the JSON document (`docs/report-schema.md`). Bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Severity of a finding (from the rule, overridable per rule on the command line).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Ordered so that `Error` sorts first.
-    Error,
-    Warning,
-    Note,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        }
-    }
-}
 
 /// A layer, as findings name it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,17 +243,6 @@ pub fn sort_findings(findings: &mut [Finding]) {
             &b.message,
         ))
     });
-}
-
-/// A rule as reports describe it (SARIF `tool.driver.rules`, `x1-validate rules`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RuleMeta {
-    pub id: RuleId,
-    pub default_severity: Severity,
-    /// One line.
-    pub summary: String,
-    /// What it checks, why it matters, how to fix (markdown).
-    pub help: String,
 }
 
 /// `--format`.

@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod id;
+pub mod meta;
 pub mod preset;
 
 use std::collections::BTreeMap;
@@ -14,10 +15,10 @@ use sha2::{Digest as _, Sha256};
 
 pub use credentials::{CredentialFile, Credentials};
 pub use id::RuleId;
+pub use meta::{RuleMeta, Severity};
 pub use preset::{FileKind, Preset};
 
 use crate::error::{Error, Result};
-use crate::report::{RuleMeta, Severity};
 use crate::toml_file::SourceFile;
 
 /// The embedded defaults (so an installed binary works outside the repo).

@@ -14,106 +14,19 @@
 //! namespace maps it back to `n`); otherwise every file stays ours and the namespace maps us to the
 //! image's user. Device nodes are not created (the sandbox stages its own `/dev`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::OwnedFd;
+use std::collections::HashMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rustix::fs::{AtFlags, Gid, Mode, OFlags, ResolveFlags, Uid};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::store::Store;
-use crate::image::stream;
+use super::write::{
+    Dest, Out, Result, chown_at, finish_meta, local, make_dir, parent_of, replace, stream_layer,
+};
+pub use super::write::{Error, Ownership};
 use crate::image::tree::NodeRef;
-use crate::image::{Compression, EntryKind, Image, LayerInfo, LayerListing, MergedTree, Source};
-
-/// Why materialisation stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A layer blob could not be read back (digest, compression or tar).
-    #[error("{what}: {detail}")]
-    Corrupt { what: String, detail: String },
-    /// Writing into the temporary directory failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: std::path::PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// The surviving files add up to more than the cap.
-    #[error(
-        "image too large to materialise: its files need {needed} bytes, the cap is {limit} bytes \
-         (X1_VALIDATE_MAX_ROOTFS_SIZE)"
-    )]
-    TooLarge { needed: u64, limit: u64 },
-}
-
-impl Error {
-    /// Whether the image's own content caused this (a tree the kernel refuses: a name too long, a
-    /// directory under a dangling symlink, a loop, too large …) rather than this machine (disk full, out
-    /// of memory or descriptors, an I/O error). The former is a healthcheck finding, the latter not-run.
-    pub fn image_caused(&self) -> bool {
-        match self {
-            Error::Corrupt { .. } | Error::TooLarge { .. } => true,
-            Error::Io { source, .. } => !matches!(
-                source
-                    .raw_os_error()
-                    .map(rustix::io::Errno::from_raw_os_error),
-                Some(
-                    rustix::io::Errno::NOSPC
-                        | rustix::io::Errno::DQUOT
-                        | rustix::io::Errno::NOMEM
-                        | rustix::io::Errno::MFILE
-                        | rustix::io::Errno::NFILE
-                        | rustix::io::Errno::IO
-                        | rustix::io::Errno::ROFS
-                )
-            ),
-        }
-    }
-
-    fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
-        Error::Corrupt {
-            what: what.to_string(),
-            detail: detail.to_string(),
-        }
-    }
-}
-
-pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// How image ids become host ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ownership {
-    /// Host id = `base + image id` (ids above 65535 become `base + 65534`).
-    Shifted { base: u32 },
-    /// Leave everything owned by the calling user (non-root: the user namespace maps it).
-    Caller,
-}
-
-impl Ownership {
-    /// The host uid/gid that image ids `uid`/`gid` become (`None`: the caller's own).
-    pub fn host_ids(self, uid: u32, gid: u32) -> Option<(u32, u32)> {
-        self.ids(u64::from(uid), u64::from(gid))
-            .map(|(u, g)| (u.as_raw(), g.as_raw()))
-    }
-
-    pub(crate) fn ids(self, uid: u64, gid: u64) -> Option<(Uid, Gid)> {
-        match self {
-            Ownership::Caller => None,
-            Ownership::Shifted { base } => {
-                let shift = |id: u64| {
-                    base + u32::try_from(id)
-                        .ok()
-                        .filter(|&i| i < 65536)
-                        .unwrap_or(65534)
-                };
-                Some((Uid::from_raw(shift(uid)), Gid::from_raw(shift(gid))))
-            }
-        }
-    }
-}
+use crate::image::{EntryKind, Image, LayerInfo, LayerListing, MergedTree, Source};
 
 /// What materialisation wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,13 +38,6 @@ pub struct Stats {
     /// Device nodes and other entries the sandbox does not create.
     pub skipped: usize,
     pub bytes: u64,
-}
-
-/// A file to write while streaming a layer: the final path and the entry whose metadata it takes.
-#[derive(Debug, Clone)]
-pub(crate) struct Dest {
-    pub(crate) path: String,
-    pub(crate) node: NodeRef,
 }
 
 /// Write the merged tree of `image` into `root` (an existing, empty directory). Refuses before writing
@@ -150,6 +56,43 @@ pub fn materialise(
     max_bytes: u64,
     store: Option<&Store>,
 ) -> Result<Stats> {
+    check_size(tree, listings, max_bytes)?;
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| local(root, e))?;
+    let out = Out {
+        root_fd: &root_fd,
+        root,
+        own,
+        listings,
+        written: std::sync::atomic::AtomicU64::new(0),
+        max_bytes,
+    };
+    let mut stats = Stats::default();
+    // The store keeps whole layers: it is used when it can hold every layer that contributes.
+    let store = store.filter(|s| contributing_bytes(tree, listings) <= s.bound());
+    // 1. Directories (parents sort before children), writable for now; modes are fixed in step 5.
+    make_dirs(tree, &out, &mut stats)?;
+    // 2. Symlinks and FIFOs; the file plan per layer and the hardlinks.
+    let (mut plan, links) = plan_entries(tree, &out, store.is_some(), &mut stats)?;
+    let link_plan = plan_links(tree, listings, links, &mut plan, &mut stats);
+    // 3. File contents (and, with a store, symlinks and FIFOs), layers in parallel.
+    match store {
+        Some(store) => link_from_store(store, source, image, &plan, &out, &mut stats)?,
+        None => write_contents(source, image, &plan, &out, &mut stats)?,
+    }
+    // 4. Hardlinks.
+    make_hardlinks(link_plan, &out, &mut stats)?;
+    // 5. Directory modes and owners, deepest first (a 0500 parent must not block its children).
+    finish_dirs(tree, &out)?;
+    Ok(stats)
+}
+
+/// Refuse a tree whose files (and a 512-byte allowance per entry) exceed `max_bytes`.
+fn check_size(tree: &MergedTree, listings: &[LayerListing], max_bytes: u64) -> Result<()> {
     let needed = tree.nodes.values().fold(0u64, |acc, n| {
         let e = &listings[n.layer].entries[n.entry];
         let size = if e.is_file() { e.size } else { 0 };
@@ -161,32 +104,40 @@ pub fn materialise(
             limit: max_bytes,
         });
     }
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| local(root, e))?;
-    let mut stats = Stats::default();
-    let entry = |n: NodeRef| &listings[n.layer].entries[n.entry];
-    // The store keeps whole layers: it is used when it can hold every layer that contributes.
-    let store = store.filter(|s| contributing_bytes(tree, listings) <= s.bound());
-    // 1. Directories (parents sort before children), writable for now; modes are fixed at the end.
+    Ok(())
+}
+
+/// Step 1: every directory of the tree, writable for now.
+fn make_dirs(tree: &MergedTree, out: &Out<'_>, stats: &mut Stats) -> Result<()> {
     for (path, &node) in &tree.nodes {
-        if entry(node).is_dir() {
-            make_dir(&root_fd, path, root)?;
+        if out.entry(node).is_dir() {
+            make_dir(out.root_fd, path, out.root)?;
             stats.dirs += 1;
         }
     }
-    // 2. Symlinks and FIFOs; collect the file plan per layer and the hardlinks.
-    let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); listings.len()];
+    Ok(())
+}
+
+/// The files to write per layer (`plan[layer]`, by tar ordinal), and the hardlinks to make.
+type Planned = (Vec<HashMap<usize, Vec<Dest>>>, Vec<(String, NodeRef)>);
+
+/// Step 2: symlinks and FIFOs are made here (unless `from_store`: then they are planned, to be linked
+/// from the store like files); files are planned per layer; hardlinks are collected; device nodes
+/// are skipped.
+fn plan_entries(
+    tree: &MergedTree,
+    out: &Out<'_>,
+    from_store: bool,
+    stats: &mut Stats,
+) -> Result<Planned> {
+    let (root_fd, root) = (out.root_fd, out.root);
+    let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); out.listings.len()];
     let mut links: Vec<(String, NodeRef)> = Vec::new();
     for (path, &node) in &tree.nodes {
         let path: &str = path;
-        let e = entry(node);
-        // Contents come from the blobs; with a store, symlinks and FIFOs are linked from it too.
+        let e = out.entry(node);
         let linked = matches!(e.kind, EntryKind::Symlink { .. } | EntryKind::Fifo);
-        if e.is_file() || (linked && store.is_some()) {
+        if e.is_file() || (linked && from_store) {
             let dest = Dest {
                 path: path.to_string(),
                 node,
@@ -197,15 +148,15 @@ pub fn materialise(
         match &e.kind {
             EntryKind::Dir | EntryKind::File => {}
             EntryKind::Symlink { target } => {
-                let (dir, name) = parent_of(&root_fd, path, root)?;
+                let (dir, name) = parent_of(root_fd, path, root)?;
                 replace(&dir, name);
                 rustix::fs::symlinkat(target.as_str(), &dir, name)
                     .map_err(|err| local(&root.join(path), err))?;
-                chown_at(&dir, name, own.ids(e.uid, e.gid), root, path)?;
+                chown_at(&dir, name, out.own.ids(e.uid, e.gid), root, path)?;
                 stats.symlinks += 1;
             }
             EntryKind::Fifo => {
-                let (dir, name) = parent_of(&root_fd, path, root)?;
+                let (dir, name) = parent_of(root_fd, path, root)?;
                 replace(&dir, name);
                 rustix::fs::mknodat(
                     &dir,
@@ -215,47 +166,47 @@ pub fn materialise(
                     0,
                 )
                 .map_err(|err| local(&root.join(path), err))?;
-                finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
+                finish_meta(&dir, name, out.own.ids(e.uid, e.gid), e.mode, root, path)?;
             }
             EntryKind::Hardlink { .. } => links.push((path.to_string(), node)),
             EntryKind::Char { .. } | EntryKind::Block { .. } => stats.skipped += 1,
         }
     }
-    let link_plan = plan_links(tree, listings, links, &mut plan, &mut stats);
-    // 3. File contents (and, with a store, symlinks and FIFOs), layers in parallel.
-    let out = Out {
-        root_fd: &root_fd,
-        root,
-        own,
-        listings,
-        written: std::sync::atomic::AtomicU64::new(0),
-        max_bytes,
-    };
-    match store {
-        Some(store) => link_from_store(store, source, image, &plan, &out, &mut stats)?,
-        None => write_contents(source, image, &plan, &out, &mut stats)?,
-    }
-    // 4. Hardlinks.
+    Ok((plan, links))
+}
+
+/// Step 4: `(link path, existing path)` pairs from [`plan_links`].
+fn make_hardlinks(
+    link_plan: Vec<(String, String)>,
+    out: &Out<'_>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let (root_fd, root) = (out.root_fd, out.root);
     for (path, target) in link_plan {
-        let (dir, name) = parent_of(&root_fd, &path, root)?;
-        let (tdir, tname) = parent_of(&root_fd, &target, root)?;
+        let (dir, name) = parent_of(root_fd, &path, root)?;
+        let (tdir, tname) = parent_of(root_fd, &target, root)?;
         replace(&dir, name);
         rustix::fs::linkat(&tdir, tname, &dir, name, AtFlags::empty())
             .map_err(|e| local(&root.join(&path), e))?;
         stats.hardlinks += 1;
     }
-    // 5. Directory modes and owners, deepest first (a 0500 parent must not block its children).
+    Ok(())
+}
+
+/// Step 5: directory modes and owners, deepest first, then the root's owner.
+fn finish_dirs(tree: &MergedTree, out: &Out<'_>) -> Result<()> {
+    let (root_fd, root) = (out.root_fd, out.root);
     for (path, &node) in tree.nodes.iter().rev() {
-        let e = entry(node);
+        let e = out.entry(node);
         if e.is_dir() {
-            let (dir, name) = parent_of(&root_fd, path, root)?;
-            finish_meta(&dir, name, own.ids(e.uid, e.gid), e.mode, root, path)?;
+            let (dir, name) = parent_of(root_fd, path, root)?;
+            finish_meta(&dir, name, out.own.ids(e.uid, e.gid), e.mode, root, path)?;
         }
     }
-    if let Some((u, g)) = own.ids(0, 0) {
+    if let Some((u, g)) = out.own.ids(0, 0) {
         rustix::fs::chown(root, Some(u), Some(g)).map_err(|e| local(root, e))?;
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// File bytes of all the layers that contribute at least one entry to the tree.
@@ -272,6 +223,24 @@ fn contributing_bytes(tree: &MergedTree, listings: &[LayerListing]) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// `f` for every layer with something planned, the layers in parallel; the results in layer order,
+/// or the first layer's error in layer order (every layer runs to its end either way).
+fn per_layer<T: Send>(
+    image: &Image,
+    plan: &[HashMap<usize, Vec<Dest>>],
+    f: impl Fn(usize, &LayerInfo, &HashMap<usize, Vec<Dest>>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let results: Vec<Result<T>> = image
+        .layers
+        .par_iter()
+        .zip(plan.par_iter())
+        .enumerate()
+        .filter(|(_, (_, p))| !p.is_empty())
+        .map(|(li, (layer, p))| f(li, layer, p))
+        .collect();
+    results.into_iter().collect()
+}
+
 /// Step 3 with a store: hold each layer (filled and checked by the store), link; then evict beyond
 /// its bound.
 fn link_from_store(
@@ -283,22 +252,14 @@ fn link_from_store(
     stats: &mut Stats,
 ) -> Result<()> {
     let listings = out.listings;
-    let linked: Vec<Result<(usize, usize, u64, String)>> = image
-        .layers
-        .par_iter()
-        .zip(plan.par_iter())
-        .enumerate()
-        .filter(|(_, (_, p))| !p.is_empty())
-        .map(|(li, (layer, p))| {
-            let held = store.layer(source, layer, listings, li, p)?;
-            let (files, symlinks, bytes) =
-                super::store::link_layer(&held, p, listings, out.root_fd, out.root)?;
-            Ok((files, symlinks, bytes, held.key.clone()))
-        })
-        .collect();
+    let linked = per_layer(image, plan, |li, layer, p| {
+        let held = store.layer(source, layer, listings, li, p)?;
+        let (files, symlinks, bytes) =
+            super::store::link_layer(&held, p, listings, out.root_fd, out.root)?;
+        Ok((files, symlinks, bytes, held.key.clone()))
+    })?;
     let mut keys = Vec::new();
-    for l in linked {
-        let (files, symlinks, bytes, key) = l?;
+    for (files, symlinks, bytes, key) in linked {
         stats.files += files;
         stats.symlinks += symlinks;
         stats.bytes += bytes;
@@ -316,15 +277,9 @@ fn write_contents(
     out: &Out<'_>,
     stats: &mut Stats,
 ) -> Result<()> {
-    let written: Vec<Result<(usize, u64)>> = image
-        .layers
-        .par_iter()
-        .zip(plan.par_iter())
-        .filter(|(_, p)| !p.is_empty())
-        .map(|(layer, p)| stream_layer(source, layer, p, out))
-        .collect();
-    for w in written {
-        let (n, bytes) = w?;
+    for (n, bytes) in per_layer(image, plan, |_, layer, p| {
+        stream_layer(source, layer, p, out)
+    })? {
         stats.files += n;
         stats.bytes += bytes;
     }
@@ -411,264 +366,4 @@ fn link_origin(tree: &MergedTree, listings: &[LayerListing], node: NodeRef) -> O
     };
     let &o = tree.nodes.get(normalise(target).as_str())?;
     listings[o.layer].entries[o.entry].is_file().then_some(o)
-}
-
-/// Stream one layer blob (the image reader's sniff → decoder → inflate-thread pipeline) and write the
-/// planned files. Tar entries are matched by ordinal, exactly as the reader numbered them.
-pub(crate) fn stream_layer(
-    source: &Source,
-    layer: &LayerInfo,
-    plan: &HashMap<usize, Vec<Dest>>,
-    out: &Out<'_>,
-) -> Result<(usize, u64)> {
-    let what = stream::layer_name(layer);
-    let blob = source
-        .blob(&layer.descriptor)
-        .map_err(|e| Error::corrupt(&what, e))?;
-    let mut raw = BufReader::with_capacity(stream::CHUNK, blob);
-    let head = raw.fill_buf().map_err(|e| Error::corrupt(&what, e))?;
-    let c = stream::sniff(&head[..head.len().min(512)]).map_err(|e| Error::corrupt(&what, e))?;
-    // Every blob is read to its last byte, so the digest check of `Source::blob` always runs: what is
-    // written is what was scanned, even if the input changed in between.
-    if c == Compression::None {
-        let n = write_entries(&mut raw, plan, out, &what)?;
-        io::copy(&mut raw, &mut io::sink()).map_err(|e| Error::corrupt(&what, e))?;
-        return Ok(n);
-    }
-    stream::pipelined(
-        |send| {
-            let ok = match stream::decoder(c, &mut raw) {
-                Ok(mut d) => {
-                    stream::pump(&mut d, send);
-                    true
-                }
-                Err(e) => !send(Err(e)),
-            };
-            if ok && let Err(e) = io::copy(&mut raw, &mut io::sink()) {
-                send(Err(e));
-            }
-        },
-        |mut ch| {
-            let n = write_entries(&mut ch, plan, out, &what)?;
-            io::copy(&mut ch, &mut io::sink()).map_err(|e| Error::corrupt(&what, e))?;
-            Ok(n)
-        },
-    )
-}
-
-/// Where files go and how they are owned.
-pub(crate) struct Out<'a> {
-    pub(crate) root_fd: &'a OwnedFd,
-    pub(crate) root: &'a Path,
-    pub(crate) own: Ownership,
-    pub(crate) listings: &'a [LayerListing],
-    /// Bytes of file content written so far, all layers (hardlinked copies included).
-    pub(crate) written: std::sync::atomic::AtomicU64,
-    pub(crate) max_bytes: u64,
-}
-
-fn write_entries(
-    r: &mut dyn Read,
-    plan: &HashMap<usize, Vec<Dest>>,
-    out: &Out<'_>,
-    what: &str,
-) -> Result<(usize, u64)> {
-    let mut archive = tar::Archive::new(r);
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut files, mut bytes, mut left) = (0usize, 0u64, plan.len());
-    let mut parents: BTreeMap<String, OwnedFd> = BTreeMap::new();
-    let entries = archive.entries().map_err(|e| Error::corrupt(what, e))?;
-    for (ordinal, item) in entries.enumerate() {
-        if left == 0 {
-            break;
-        }
-        let mut item = item.map_err(|e| Error::corrupt(what, e))?;
-        let Some(dests) = plan.get(&ordinal) else {
-            continue;
-        };
-        left -= 1;
-        let (first, rest) = dests.split_first().expect("plan entries are never empty");
-        let (root_fd, root) = (out.root_fd, out.root);
-        let size = item.header().size().unwrap_or(u64::MAX);
-        let before = out
-            .written
-            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        if before.saturating_add(size) > out.max_bytes {
-            return Err(Error::TooLarge {
-                needed: before.saturating_add(size),
-                limit: out.max_bytes,
-            });
-        }
-        let file = create_file(root_fd, &mut parents, &first.path, root)?;
-        let n = copy(&mut item, &file, &mut buf).map_err(|e| Error::corrupt(what, e))?;
-        let meta = &out.listings[first.node.layer].entries[first.node.entry];
-        let at = || root.join(&first.path);
-        if let Some((u, g)) = out.own.ids(meta.uid, meta.gid) {
-            rustix::fs::fchown(&file, Some(u), Some(g)).map_err(|e| local(&at(), e))?;
-        }
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(meta.mode & 0o7777))
-            .map_err(|e| local(&at(), e))?;
-        files += 1;
-        bytes += n;
-        // Further destinations of the same entry (hardlinks of a hidden origin) share the inode.
-        for d in rest {
-            let (dir, name) = parent_of(root_fd, &d.path, root)?;
-            let (fdir, fname) = parent_of(root_fd, &first.path, root)?;
-            replace(&dir, name);
-            rustix::fs::linkat(&fdir, fname, &dir, name, AtFlags::empty())
-                .map_err(|e| local(&root.join(&d.path), e))?;
-        }
-    }
-    Ok((files, bytes))
-}
-
-fn create_file(
-    root_fd: &OwnedFd,
-    cache: &mut BTreeMap<String, OwnedFd>,
-    path: &str,
-    root: &Path,
-) -> Result<File> {
-    let (dir, name) = cached_parent(root_fd, cache, path, root)?;
-    replace(dir, name);
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| local(&root.join(path), e))?;
-    Ok(File::from(fd))
-}
-
-/// The parent directory of `path` (in-root; created like the runtimes do when the tar does not list
-/// it) from a small cache of open descriptors, and the leaf name.
-pub(crate) fn cached_parent<'c, 'p>(
-    root_fd: &OwnedFd,
-    cache: &'c mut BTreeMap<String, OwnedFd>,
-    path: &'p str,
-    root: &Path,
-) -> Result<(&'c OwnedFd, &'p str)> {
-    let (parent, name) = split(path);
-    if !cache.contains_key(parent) {
-        if cache.len() > 256 {
-            cache.clear();
-        }
-        let fd = if let Ok(fd) = open_dir(root_fd, parent, root) {
-            fd
-        } else {
-            make_dir(root_fd, parent, root)?;
-            open_dir(root_fd, parent, root)?
-        };
-        cache.insert(parent.to_string(), fd);
-    }
-    Ok((cache.get(parent).expect("inserted above"), name))
-}
-
-fn copy(from: &mut dyn Read, mut to: &File, buf: &mut [u8]) -> io::Result<u64> {
-    let mut n = 0u64;
-    loop {
-        let k = match from.read(buf) {
-            Ok(0) => return Ok(n),
-            Ok(k) => k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        to.write_all(&buf[..k])?;
-        n += k as u64;
-    }
-}
-
-fn split(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
-}
-
-/// Open `dir` (in-root: `..` and absolute symlinks stay inside `root_fd`) as an `O_PATH` descriptor.
-pub(crate) fn open_dir(root_fd: &OwnedFd, dir: &str, root: &Path) -> Result<OwnedFd> {
-    let p = if dir.is_empty() { "." } else { dir };
-    rustix::fs::openat2(
-        root_fd,
-        p,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(|e| local(&root.join(dir), e))
-}
-
-/// The parent directory of `path` (created `0755` if missing) and the leaf name.
-fn parent_of<'p>(root_fd: &OwnedFd, path: &'p str, root: &Path) -> Result<(OwnedFd, &'p str)> {
-    let (parent, name) = split(path);
-    match open_dir(root_fd, parent, root) {
-        Ok(fd) => Ok((fd, name)),
-        Err(_) if !parent.is_empty() => {
-            make_dir(root_fd, parent, root)?;
-            Ok((open_dir(root_fd, parent, root)?, name))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// `mkdir -p` inside the root; an existing directory is kept (dir over dir merges).
-fn make_dir(root_fd: &OwnedFd, path: &str, root: &Path) -> Result<()> {
-    let (dir, name) = parent_of(root_fd, path, root)?;
-    match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::EXIST) => {
-            let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| local(&root.join(path), e))?;
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-                replace(&dir, name);
-                rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700))
-                    .map_err(|e| local(&root.join(path), e))?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(local(&root.join(path), e)),
-    }
-}
-
-/// Remove a non-directory leaf if present (replace semantics); errors are ignored (ENOENT is normal).
-pub(crate) fn replace(dir: &OwnedFd, name: &str) {
-    let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
-}
-
-pub(crate) fn chown_at(
-    dir: &OwnedFd,
-    name: &str,
-    ids: Option<(Uid, Gid)>,
-    root: &Path,
-    path: &str,
-) -> Result<()> {
-    if let Some((u, g)) = ids {
-        rustix::fs::chownat(dir, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| local(&root.join(path), e))?;
-    }
-    Ok(())
-}
-
-/// chown (which clears set-id bits) then chmod, never following a symlink.
-pub(crate) fn finish_meta(
-    dir: &OwnedFd,
-    name: &str,
-    ids: Option<(Uid, Gid)>,
-    mode: u32,
-    root: &Path,
-    path: &str,
-) -> Result<()> {
-    chown_at(dir, name, ids, root, path)?;
-    let target = if name.is_empty() { "." } else { name };
-    rustix::fs::chmodat(
-        dir,
-        target,
-        Mode::from_raw_mode(mode & 0o7777),
-        AtFlags::empty(),
-    )
-    .map_err(|e| local(&root.join(path), e))
-}
-
-pub(crate) fn local(path: &Path, e: rustix::io::Errno) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source: io::Error::from(e),
-    }
 }

@@ -28,6 +28,7 @@ pub mod materialise;
 pub mod process;
 pub mod resolve;
 pub mod store;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -87,7 +88,7 @@ pub fn max_rootfs_from_env() -> Result<u64, String> {
     match std::env::var(MAX_ROOTFS_ENV) {
         Err(std::env::VarError::NotPresent) => Ok(DEFAULT_MAX_ROOTFS),
         Err(_) => Err(format!("{MAX_ROOTFS_ENV} is not valid UTF-8")),
-        Ok(v) => crate::cli::parse_size(&v)
+        Ok(v) => crate::units::parse_size(&v)
             .map_err(|_| format!("{MAX_ROOTFS_ENV}={v:?} is not a size (e.g. 4G, 512M, 1000000)")),
     }
 }
@@ -117,7 +118,7 @@ pub enum Outcome {
 
 /// The outcome plus how it was obtained.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct RunReport {
     pub outcome: Outcome,
     /// "bwrap", or "none".
     pub backend: &'static str,
@@ -128,15 +129,15 @@ pub struct Report {
     pub workspace: Option<PathBuf>,
 }
 
-impl Report {
-    fn not_run(reason: impl Into<String>) -> Report {
-        Report::with(Outcome::NotRun {
+impl RunReport {
+    fn not_run(reason: impl Into<String>) -> RunReport {
+        RunReport::with(Outcome::NotRun {
             reason: reason.into(),
         })
     }
 
-    fn with(outcome: Outcome) -> Report {
-        Report {
+    fn with(outcome: Outcome) -> RunReport {
+        RunReport {
             outcome,
             backend: "none",
             stats: None,
@@ -168,15 +169,17 @@ pub fn healthcheck(
     listings: &[LayerListing],
     tree: &MergedTree,
     opts: &Options,
-) -> Report {
+) -> RunReport {
     let tools = match bwrap::Tools::find().and_then(|t| bwrap::probe(&t).map(|()| t)) {
         Ok(t) => t,
-        Err(e) => return Report::not_run(format!("no sandbox: {e}")),
+        Err(e) => return RunReport::not_run(format!("no sandbox: {e}")),
     };
     let own = ownership();
     let ws = match Workspace::new() {
         Ok(ws) => ws,
-        Err(e) => return Report::not_run(format!("could not create a temporary directory: {e}")),
+        Err(e) => {
+            return RunReport::not_run(format!("could not create a temporary directory: {e}"));
+        }
     };
     let workspace = Some(ws.path().to_path_buf());
     let start = Instant::now();
@@ -196,18 +199,18 @@ pub fn healthcheck(
         Ok(s) => s,
         Err(e) if e.image_caused() => {
             let why = format!("the image's root filesystem cannot be materialised: {e}");
-            return Report {
+            return RunReport {
                 workspace,
                 backend: "bwrap",
-                ..Report::with(Outcome::Unrunnable {
+                ..RunReport::with(Outcome::Unrunnable {
                     reason: excerpt(why.as_bytes(), 600),
                 })
             };
         }
         Err(e) => {
-            return Report {
+            return RunReport {
                 workspace,
-                ..Report::not_run(format!("could not materialise the root filesystem: {e}"))
+                ..RunReport::not_run(format!("could not materialise the root filesystem: {e}"))
             };
         }
     };
@@ -239,17 +242,17 @@ fn run_in_root(
     own: Ownership,
     tools: &bwrap::Tools,
     opts: &Options,
-) -> Report {
+) -> RunReport {
     let Some(program) = opts.argv.first() else {
-        return Report::not_run("no program to run");
+        return RunReport::not_run("no program to run");
     };
     if let Err(why) = resolve::runnable(root, program) {
-        return Report::not_run(why);
+        return RunReport::not_run(why);
     }
     let user = match resolve::user(root, &config.user) {
         Ok(u) => u,
         Err(why) => {
-            return Report::with(Outcome::Failed {
+            return RunReport::with(Outcome::Failed {
                 exit: None,
                 output: why,
             });
@@ -266,9 +269,9 @@ fn run_in_root(
         match mount_point(root, dir, own) {
             Ok(_) => {}
             Err(why) => {
-                return Report {
+                return RunReport {
                     backend: "bwrap",
-                    ..Report::with(Outcome::Unrunnable {
+                    ..RunReport::with(Outcome::Unrunnable {
                         reason: excerpt(why.as_bytes(), 600),
                     })
                 };
@@ -297,8 +300,8 @@ fn run_in_root(
     };
     let run = match bwrap::run(tools, &launch, opts.limits, opts.timeout, opts.output_cap) {
         Ok(Ok(run)) => run,
-        Ok(Err(why)) => return Report::not_run(why),
-        Err(e) => return Report::not_run(format!("could not start the sandbox: {e}")),
+        Ok(Err(why)) => return RunReport::not_run(why),
+        Err(e) => return RunReport::not_run(format!("could not start the sandbox: {e}")),
     };
     let mut output = combined(&run.stdout, &run.stderr);
     if run.truncated {
@@ -312,7 +315,7 @@ fn run_in_root(
             output,
         },
     };
-    Report {
+    RunReport {
         outcome,
         backend: "bwrap",
         stats: None,

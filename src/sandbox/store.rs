@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags, Timespec};
 
-use super::materialise::{Dest, Error, Ownership, Result, local};
+use super::write::{Dest, Error, Ownership, Result, local};
 use crate::image::tree::NodeRef;
 use crate::image::{EntryKind, LayerInfo, LayerListing, Source};
 
@@ -50,7 +50,7 @@ pub fn bound_from_env() -> std::result::Result<Option<u64>, String> {
         Err(std::env::VarError::NotPresent) => Ok(Some(DEFAULT_BOUND)),
         Err(_) => Err(format!("{STORE_ENV} is not valid UTF-8")),
         Ok(v) if v.trim().eq_ignore_ascii_case("off") => Ok(None),
-        Ok(v) => crate::cli::parse_size(&v)
+        Ok(v) => crate::units::parse_size(&v)
             .map(Some)
             .map_err(|_| format!("{STORE_ENV}={v:?} is neither `off` nor a size (e.g. 8G)")),
     }
@@ -233,7 +233,7 @@ impl Store {
         )
         .map_err(|e| local(tmp.path(), e))?;
         let plan = self.stage_links(&tmp_fd, tmp.path(), listing, li)?;
-        let out = super::materialise::Out {
+        let out = super::write::Out {
             root_fd: &tmp_fd,
             root: tmp.path(),
             own: self.own,
@@ -241,7 +241,7 @@ impl Store {
             written: std::sync::atomic::AtomicU64::new(0),
             max_bytes: self.bound,
         };
-        super::materialise::stream_layer(source, layer, &plan, &out)?;
+        super::write::stream_layer(source, layer, &plan, &out)?;
         let mut f = File::create_new(tmp.path().join(COMPLETE)).map_err(|e| Error::Io {
             path: tmp.path().join(COMPLETE),
             source: e,
@@ -301,7 +301,7 @@ impl Store {
                 EntryKind::Symlink { target } => {
                     rustix::fs::symlinkat(target.as_str(), tmp_fd, name.as_str())
                         .map_err(|err| local(&tmp.join(&name), err))?;
-                    super::materialise::chown_at(tmp_fd, &name, ids, tmp, &name)?;
+                    super::write::chown_at(tmp_fd, &name, ids, tmp, &name)?;
                 }
                 EntryKind::Fifo => {
                     rustix::fs::mknodat(
@@ -312,7 +312,7 @@ impl Store {
                         0,
                     )
                     .map_err(|err| local(&tmp.join(&name), err))?;
-                    super::materialise::finish_meta(tmp_fd, &name, ids, e.mode, tmp, &name)?;
+                    super::write::finish_meta(tmp_fd, &name, ids, e.mode, tmp, &name)?;
                 }
                 EntryKind::Dir
                 | EntryKind::Hardlink { .. }
@@ -487,14 +487,13 @@ pub(crate) fn link_layer(
     for (&ordinal, dests) in plan {
         let name = entry_name(ordinal);
         for d in dests {
-            let (dir, leaf) =
-                super::materialise::cached_parent(root_fd, &mut parents, &d.path, root)?;
+            let (dir, leaf) = super::write::cached_parent(root_fd, &mut parents, &d.path, root)?;
             // A name already there (a path listed twice) is replaced; trying first saves an unlink
             // per entry in the usual fresh tree.
             let link = || rustix::fs::linkat(&held.fd, name.as_str(), dir, leaf, AtFlags::empty());
             match link() {
                 Err(rustix::io::Errno::EXIST) => {
-                    super::materialise::replace(dir, leaf);
+                    super::write::replace(dir, leaf);
                     link()
                 }
                 r => r,

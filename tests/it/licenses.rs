@@ -710,3 +710,98 @@ fn license_texts_of_npm_packages_and_loose_files_are_identified() {
     );
     assert!(rep["notes"].to_string().contains("vague@3.0.0"));
 }
+
+/// The files of one directory, sorted (none when it does not exist).
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'));
+    v.sort();
+    v
+}
+
+/// `licenses` reads and fills the same text-match cache as `check` (same key: a text `check` matched is
+/// a hit for `licenses` and the reverse), and `--no-cache` neither reads nor writes it.
+#[test]
+fn licenses_shares_the_text_match_cache_with_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = ImageBuilder::new()
+        .layer(
+            Layer::new()
+                .file("opt/mit/LICENSE", spdx_text("MIT").as_bytes())
+                .file("opt/isc/COPYING", spdx_text("ISC").as_bytes())
+                .file("opt/own/LICENSE", b"Use it if we say so.\n"),
+        )
+        .write_oci_dir(tmp.path());
+    let image = img.to_str().unwrap();
+    let run = |cache: &Path, args: &[&str]| {
+        let out = Command::new(crate::common::bin())
+            .args(args)
+            .arg(image)
+            .env("X1_VALIDATE_CACHE_DIR", cache)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run x1-validate");
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let texts =
+        |cache: &Path| files_in(&cache.join(format!("texts-v{}", x1_validate::cache::TEXT_SCHEMA)));
+    let licenses = ["licenses", "--format", "json"];
+    let uncached_dir = tempfile::tempdir().unwrap();
+    let uncached = run(
+        uncached_dir.path(),
+        &["licenses", "--format", "json", "--no-cache"],
+    );
+    assert!(texts(uncached_dir.path()).is_empty(), "--no-cache wrote");
+    // `licenses` first: it stores one entry per distinct text, then `check` finds them all.
+    let first = tempfile::tempdir().unwrap();
+    assert_eq!(run(first.path(), &licenses), uncached);
+    let stored = texts(first.path());
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    run(
+        first.path(),
+        &["check", "--exec", "never", "--format", "json"],
+    );
+    assert_eq!(texts(first.path()), stored, "check matched a text again");
+    // `check` first: `licenses` reads what it stored (the entries' ages refresh), and adds nothing.
+    let second = tempfile::tempdir().unwrap();
+    run(
+        second.path(),
+        &["check", "--exec", "never", "--format", "json"],
+    );
+    let stored = texts(second.path());
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+    for p in &stored {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    assert_eq!(run(second.path(), &licenses), uncached);
+    assert_eq!(texts(second.path()), stored);
+    for p in &stored {
+        let m = std::fs::metadata(p).unwrap().modified().unwrap();
+        assert!(m > old, "{} was not read", p.display());
+    }
+    // `--no-cache` leaves an existing cache alone.
+    for p in &stored {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(old).unwrap();
+    }
+    assert_eq!(
+        run(
+            second.path(),
+            &["licenses", "--format", "json", "--no-cache"]
+        ),
+        uncached
+    );
+    for p in &stored {
+        let m = std::fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(m, old, "{} was read", p.display());
+    }
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use x1_validate::image::layer::NoScan;
 use x1_validate::image::{CapturePolicy, MergedTree, open, read_layers};
-use x1_validate::sandbox::{self, Exit, Options, Outcome, Report};
+use x1_validate::sandbox::{self, Exit, Options, Outcome, RunReport};
 
 use crate::common::{ImageBuilder, Layer, corpus_dir};
 
@@ -86,13 +86,13 @@ fn with_timeout(secs: f64) -> Options {
 }
 
 /// Write `img` as an OCI layout, read it the way `check` does, and run the healthcheck.
-fn run(img: &ImageBuilder, opts: &Options) -> Report {
+fn run(img: &ImageBuilder, opts: &Options) -> RunReport {
     let dir = tempfile::tempdir().unwrap();
     let path = img.write_oci_dir(dir.path());
     run_path(&path, opts)
 }
 
-fn run_path(path: &Path, opts: &Options) -> Report {
+fn run_path(path: &Path, opts: &Options) -> RunReport {
     let opened = open(path.to_str().unwrap(), None).unwrap();
     let image = &opened.images[0];
     let layers = read_layers(&opened.source, image, &CapturePolicy::none(), |_| NoScan).unwrap();
@@ -307,40 +307,70 @@ fn network_is_unreachable() {
     }
 }
 
+/// The host directories a sandbox run tries to write into are removed even when an assertion fails.
+struct HostDirs(Vec<std::path::PathBuf>);
+
+impl Drop for HostDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Absolute host paths, `..` climbs and `/proc` tricks, from inside, aimed at two host directories:
+/// one under `/tmp` (inside, `/tmp` is the sandbox's own tmpfs: the same path is writable there, and
+/// the writes must land in it) and one under `$TMPDIR` (when that is not `/tmp`, e.g. `/var/tmp`, the
+/// path does not exist in the read-only root and every write is refused). Neither host directory may
+/// receive anything. A write to the sandbox's `/tmp` proves the script ran and could write.
 #[test]
 fn cannot_write_outside_its_root() {
     if !ready() {
         return;
     }
     let t = token();
-    let host = std::env::temp_dir().join(format!("x1-sandbox-escape-{t}"));
-    std::fs::create_dir_all(&host).unwrap();
-    let h = host.display();
-    // Absolute host paths, `..` climbs and /proc tricks, from inside.
+    let mut dirs = vec![Path::new("/tmp").join(format!("x1-sandbox-escape-{t}"))];
+    let in_tmpdir = std::env::temp_dir().join(format!("x1-sandbox-escape-{t}"));
+    if !dirs.contains(&in_tmpdir) {
+        dirs.push(in_tmpdir);
+    }
+    let hosts = HostDirs(dirs);
+    let mut targets = Vec::new();
+    for host in &hosts.0 {
+        std::fs::create_dir_all(host).unwrap();
+        let h = host.display();
+        targets.extend([
+            format!("{h}/a"),
+            format!("/../../../../{h}/b"),
+            format!("/proc/1/root{h}/c"),
+            format!("/proc/self/cwd/../../../..{h}/d"),
+        ]);
+    }
     let script = format!(
-        "for p in {h}/a /../../../../{h}/b /proc/1/root{h}/c /proc/self/cwd/../../../..{h}/d; do\n\
+        "echo ok > /tmp/control && echo wrote /tmp/control\n\
+         for p in {}; do\n\
          mkdir -p \"$(dirname $p)\" 2>/dev/null; echo pwned > $p 2>/dev/null && echo wrote $p\n\
-         done\nexit 0"
+         done\nexit 0",
+        targets.join(" ")
     );
     let report = run(&busybox_image(&script), &with_timeout(10.0));
-    // It wrote into its own root (that is allowed) and nothing reached the host directory.
+    let Outcome::Passed { output } = &report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert!(output.contains("wrote /tmp/control"), "{output}");
+    // Inside, the /tmp path is the sandbox's tmpfs: the plain absolute write lands there.
     assert!(
-        matches!(&report.outcome, Outcome::Passed { output } if output.contains("wrote")),
-        "{:?}",
-        report.outcome
+        output.contains(&format!("wrote {}/a", hosts.0[0].display())),
+        "{output}"
     );
-    let left: Vec<_> = std::fs::read_dir(&host)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    std::fs::remove_dir_all(&host).unwrap();
-    assert_eq!(
-        left,
-        Vec::<std::path::PathBuf>::new(),
-        "{:?}",
-        report.outcome
-    );
+    for host in &hosts.0 {
+        let left: Vec<_> = std::fs::read_dir(host)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(left, Vec::<std::path::PathBuf>::new(), "{output}");
+    }
 }
 
 #[test]

@@ -22,11 +22,19 @@ pub use client::Client;
 /// The prefix that marks a registry reference.
 pub const SCHEME: &str = "docker://";
 
-/// Every manifest type asked for.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-     application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json, \
-     application/vnd.docker.distribution.manifest.v2+json";
+/// Every manifest type asked for (`Accept`): OCI index and manifest, Docker list and manifest.
+pub fn manifest_accept() -> &'static str {
+    static ACCEPT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ACCEPT.get_or_init(|| {
+        [
+            oci_spec::image::MediaType::ImageIndex.as_ref(),
+            oci_spec::image::MediaType::ImageManifest.as_ref(),
+            crate::image::media::DOCKER_LIST,
+            crate::image::media::DOCKER_MANIFEST,
+        ]
+        .join(", ")
+    })
+}
 
 static INSECURE: AtomicBool = AtomicBool::new(false);
 
@@ -163,7 +171,7 @@ impl Client {
     /// whose bytes hash differently is corrupt.
     pub fn manifest(&self, reference: &str) -> Result<Option<Manifest>> {
         let url = self.url(&format!("manifests/{reference}"));
-        let resp = self.send("GET", &url, &[("Accept", MANIFEST_ACCEPT)], None)?;
+        let resp = self.send("GET", &url, &[("Accept", manifest_accept())], None)?;
         match resp.status().as_u16() {
             200 => {}
             404 => return Ok(None),
@@ -233,7 +241,7 @@ impl Client {
         let kind = if is_manifest { "manifests" } else { "blobs" };
         let url = self.url(&format!("{kind}/{}", desc.digest));
         let accept: &[(&str, &str)] = if is_manifest {
-            &[("Accept", MANIFEST_ACCEPT)]
+            &[("Accept", manifest_accept())]
         } else {
             &[]
         };
@@ -335,6 +343,16 @@ impl Remote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_accept_names_the_four_manifest_types() {
+        assert_eq!(
+            manifest_accept(),
+            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+             application/vnd.docker.distribution.manifest.list.v2+json, \
+             application/vnd.docker.distribution.manifest.v2+json"
+        );
+    }
 
     #[test]
     fn references_parse_like_skopeo() {

@@ -6,17 +6,15 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 
 use super::{Client, Manifest};
 use crate::error::{Error, Result};
 use crate::image::{Descriptor, Digest};
 
-/// The OCI empty config (`{}`) used by artifact manifests.
-pub const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The OCI empty config (`{}`, [`MediaType::EmptyJSON`]) used by artifact manifests.
 const EMPTY: &[u8] = b"{}";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Largest referrers list / artifact payload read.
 const LIST_LIMIT: u64 = 4 * 1024 * 1024;
 
@@ -142,22 +140,24 @@ impl Client {
         payload: &[u8],
         annotations: &BTreeMap<String, String>,
     ) -> Result<(Descriptor, bool)> {
+        let manifest_type = MediaType::ImageManifest.to_string();
+        let index_type = MediaType::ImageIndex.to_string();
         self.push_blob(EMPTY)?;
         let layer = self.push_blob(payload)?;
         let manifest = json!({
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
+            "mediaType": manifest_type,
             "artifactType": artifact_type,
-            "config": {"mediaType": EMPTY_TYPE, "digest": Digest::sha256_of(EMPTY).to_string(), "size": EMPTY.len()},
+            "config": {"mediaType": MediaType::EmptyJSON.to_string(), "digest": Digest::sha256_of(EMPTY).to_string(), "size": EMPTY.len()},
             "layers": [{"mediaType": artifact_type, "digest": layer.to_string(), "size": payload.len()}],
             "subject": {"mediaType": subject.media_type, "digest": subject.digest.to_string(), "size": subject.bytes.len()},
             "annotations": annotations,
         });
         let bytes = serde_json::to_vec(&manifest).expect("a JSON value serialises");
         let digest = Digest::sha256_of(&bytes);
-        let indexed = self.put_manifest(&digest.to_string(), OCI_MANIFEST, &bytes)?;
+        let indexed = self.put_manifest(&digest.to_string(), &manifest_type, &bytes)?;
         let desc = Descriptor {
-            media_type: OCI_MANIFEST.into(),
+            media_type: manifest_type.clone(),
             digest,
             size: bytes.len() as u64,
             annotations: annotations.clone(),
@@ -177,15 +177,15 @@ impl Client {
         };
         list.retain(|e| e.get("digest").and_then(Value::as_str) != Some(&desc.digest.to_string()));
         list.push(json!({
-            "mediaType": OCI_MANIFEST,
+            "mediaType": manifest_type,
             "digest": desc.digest.to_string(),
             "size": desc.size,
             "artifactType": artifact_type,
             "annotations": annotations,
         }));
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list});
+        let index = json!({"schemaVersion": 2, "mediaType": index_type, "manifests": list});
         let ib = serde_json::to_vec(&index).expect("a JSON value serialises");
-        self.put_manifest(&tag, OCI_INDEX, &ib)?;
+        self.put_manifest(&tag, &index_type, &ib)?;
         Ok((desc, true))
     }
 
@@ -195,7 +195,7 @@ impl Client {
         let resp = self.send(
             "GET",
             &self.url(&format!("referrers/{subject}")),
-            &[("Accept", super::referrers::OCI_INDEX)],
+            &[("Accept", MediaType::ImageIndex.as_ref())],
             None,
         )?;
         let status = resp.status().as_u16();
@@ -203,7 +203,7 @@ impl Client {
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with(OCI_INDEX));
+            .is_some_and(|c| c.starts_with(MediaType::ImageIndex.as_ref()));
         let doc = if status == 200 && is_index {
             read_json(resp, LIST_LIMIT, "referrers list")?
         } else if status == 404 || status == 200 {
