@@ -89,6 +89,51 @@ fn the_automaton_is_small_and_exact_case() {
 }
 
 #[test]
+fn grouped_keyword_searchers_find_every_occurrence() {
+    use super::patterns::{GROUP_MAX, Keywords};
+    let mut rng = rand::rng();
+    // A small alphabet, so keywords overlap and share prefixes; more keywords than one group holds.
+    let alphabet = b"ab_K-";
+    for round in 0..20 {
+        let mut all = std::collections::BTreeSet::new();
+        while all.len() < 3 * GROUP_MAX + round {
+            let len = rng.random_range(3..8);
+            let k: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+                .collect();
+            all.insert(k);
+        }
+        let minimal: Vec<&str> = all
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !all.iter().any(|o| o != k && k.contains(o.as_str())))
+            .collect();
+        let hay: Vec<u8> = (0..4096)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let (start, end) = (rng.random_range(0..64), rng.random_range(4000..4096));
+        let mut want = Vec::new();
+        for (i, k) in minimal.iter().enumerate() {
+            for at in start..end {
+                if hay[at..end].starts_with(k.as_bytes()) {
+                    want.push((at, i));
+                }
+            }
+        }
+        let kw = Keywords::new(&minimal).unwrap();
+        if let Keywords::Packed(groups) = &kw {
+            assert!(groups.len() > 1 && groups.iter().all(|(_, ids)| ids.len() <= GROUP_MAX));
+        }
+        let mut got = Vec::new();
+        kw.each(&hay, start, end, |i, at| got.push((at, i)));
+        got.sort_unstable();
+        want.sort_unstable();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "keywords {minimal:?}");
+    }
+}
+
+#[test]
 fn search_literals_start_at_the_first_rare_byte() {
     use super::patterns::search_literal;
     assert_eq!(search_literal("service_account"), "_account");
