@@ -1,5 +1,5 @@
-//! Secret scanning: patterns as data (`rules/secrets.toml`), one Aho–Corasick keyword prefilter, regexes
-//! run near keyword hits, entropy filters, windowed streaming with overlap, nested archives to a bounded
+//! Secret scanning: patterns as data (`rules/secrets.toml`), an exact-case keyword prefilter (SIMD
+//! packed searchers), regexes run near keyword hits, entropy filters, windowed streaming with overlap, nested archives to a bounded
 //! depth, and redacted evidence.
 //!
 //! A [`SecretScanner`] is made per layer and plugged into [`crate::image::read_layers`]; it reads every

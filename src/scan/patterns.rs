@@ -1,5 +1,5 @@
-//! `rules/secrets.toml` → compiled [`Patterns`]: strict parsing, regex compilation, the one keyword
-//! automaton (exact-case keywords, minimised so that no keyword contains another), the placeholder
+//! `rules/secrets.toml` → compiled [`Patterns`]: strict parsing, regex compilation, the keyword
+//! searcher (exact-case keywords, minimised so that no keyword contains another), the placeholder
 //! filter and the allowlist. Provider-credential variable names for the assignment pattern come from
 //! `rules/credentials.toml` of the same rule set (passed to [`Patterns::load`]).
 
