@@ -56,7 +56,7 @@ pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
     }
     layer.detail = Some(format!(
         "{} bytes of {} layers scanned with {} patterns",
-        scans.iter().map(|s| s.bytes_scanned).sum::<u64>(),
+        scans.iter().map(|s| s.found.bytes_scanned).sum::<u64>(),
         scans.len(),
         patterns.patterns().len()
     ));
@@ -72,7 +72,7 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
         // A layer's entries are in tar order: the hit's entry is found by its ordinal without a map
         // of every entry.
         let entries = input.listings.get(i).map_or(&[][..], |l| &l.entries[..]);
-        for hit in &scan.hits {
+        for hit in &scan.found.hits {
             let at = entries.binary_search_by_key(&hit.ordinal, crate::image::Entry::ordinal);
             let fate = at.ok().map_or_else(
                 || "visible".to_string(),
@@ -94,15 +94,15 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
             f.evidence = Some(hit.evidence.clone());
             findings.push(f);
         }
-        notes.extend(scan.notes.iter().map(|n| format!("layer {i}: {n}")));
-        if scan.dropped > 0 {
+        notes.extend(scan.found.notes.iter().map(|n| format!("layer {i}: {n}")));
+        if scan.found.dropped > 0 {
             notes.push(format!(
                 "layer {i}: {} more secret matches were not listed (limit {} per layer)",
-                scan.dropped,
+                scan.found.dropped,
                 crate::scan::MAX_HITS_PER_LAYER
             ));
         }
-        for (k, v) in &scan.suppressed {
+        for (k, v) in &scan.found.suppressed {
             *suppressed.entry(k.clone()).or_default() += v;
         }
     }
@@ -346,11 +346,12 @@ impl<'p> Meta<'p> {
         }
         self.notes.extend(
             scanner
+                .found
                 .notes
                 .iter()
                 .map(|n| format!("attestation {digest}: {n}")),
         );
-        for (k, v) in scanner.suppressed {
+        for (k, v) in scanner.found.suppressed {
             *self
                 .suppressed
                 .entry(rule)
@@ -362,7 +363,7 @@ impl<'p> Meta<'p> {
             digest: digest.clone(),
             media_type: desc.media_type.clone(),
         };
-        for hit in scanner.hits {
+        for hit in scanner.found.hits {
             let what = format!("attestation blob {} at byte {}", hit.path, hit.offset);
             self.push(out, rule, &what, &loc, vec![hit.evidence]);
         }

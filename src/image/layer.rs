@@ -4,6 +4,7 @@
 //! order. Nothing is extracted to disk; no whole layer or whole file is held in memory.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -50,15 +51,35 @@ where
     S: ContentScanner,
     F: Fn(&LayerInfo) -> S + Sync,
 {
-    // Largest first, so the longest layer starts at once and the small ones fill in around it.
+    // Largest first, each worker taking the next layer as soon as it is free (greedy
+    // longest-processing-time). Rayon's halving of the list would give one worker both of the two largest
+    // layers: on the corpus docker-archive (372, 278, 252, 183 MB) that is 650 MB on one core against
+    // 555 MB this way.
     let mut order: Vec<&LayerInfo> = layers.to_vec();
     order.sort_by_key(|l| std::cmp::Reverse(l.descriptor.size));
-    let mut done: Vec<(usize, LayerOutput<S>)> = order
-        .par_iter()
-        .map(|l| read_one(source, l, capture, make_scanner(l)).map(|o| (l.index, o)))
-        .collect::<Result<_>>()?;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = rayon::current_num_threads().clamp(1, order.len().max(1));
+    let worker = |_| {
+        let mut mine = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let Some(l) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let out = read_one(source, l, capture, make_scanner(l));
+            failed.fetch_or(out.is_err(), Ordering::Relaxed);
+            mine.push((l.index, out));
+        }
+        mine
+    };
+    let mut done: Vec<(usize, Result<LayerOutput<S>>)> = (0..workers)
+        .into_par_iter()
+        .with_max_len(1)
+        .flat_map_iter(worker)
+        .collect();
+    // In layer order; of several failures, the first layer's.
     done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().map(|(_, o)| o).collect())
+    done.into_iter().map(|(_, o)| o).collect()
 }
 
 /// One layer: verified blob → sniff → decode (on its own thread) → hash `diff_id` → tar walk.

@@ -314,7 +314,7 @@ pub(crate) fn scan_entry(
         wraps: 0,
     };
     let r = scan_any(s, ordinal, path, &mut outer, &budget, depth);
-    s.nested_expanded += budget.expanded.get();
+    s.found.nested_expanded += budget.expanded.get();
     match r {
         Err(e) if failed.get() => Err(e),
         Err(e) => {

@@ -2,6 +2,7 @@
 //! only in a merged window around its keyword hits, then the entropy / digit / placeholder filters.
 //! Offsets are buffer-relative; the streamer turns them into file offsets.
 
+use regex::bytes::CaptureLocations;
 use sha2::{Digest as _, Sha256};
 
 use super::patterns::{CONTEXT, Compiled, Pattern};
@@ -19,6 +20,9 @@ pub(crate) struct RawMatch {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     windows: Vec<(usize, usize, usize)>,
+    /// Each pattern's capture slots, made on its first window and reused (a `captures_at` call
+    /// allocates them afresh each time).
+    locs: Vec<Option<CaptureLocations>>,
 }
 
 /// Find every match whose regex match starts in `lo..hi` of `buf` (`buf` holds context around it).
@@ -33,21 +37,18 @@ pub(crate) fn scan_region(
     if lo >= hi || c.triggers.is_empty() {
         return;
     }
-    let windows = &mut scratch.windows;
+    let Scratch { windows, locs } = scratch;
     windows.clear();
     // A match contains its keyword, so its keyword starts at or after the match start (≥ lo) and at
     // most `before` bytes after it (< hi + before).
     let kw_end = (hi + c.max_extent).min(buf.len());
-    let mut at = lo;
-    // Restart one byte after each hit (not after its end) so overlapping keywords are all seen.
-    while let Some((kw, k)) = c.ac.find(buf, at, kw_end) {
+    c.ac.each(buf, lo, kw_end, |kw, k| {
         for t in &c.triggers[kw] {
             let ws = k.saturating_sub(t.before);
             let we = (k + t.after + CONTEXT).min(buf.len());
             windows.push((t.pattern, ws, we));
         }
-        at = k + 1;
-    }
+    });
     if windows.is_empty() {
         return;
     }
@@ -60,7 +61,11 @@ pub(crate) fn scan_region(
             we = we.max(windows[j].2);
             j += 1;
         }
-        run_pattern(c, p, buf, ws.max(lo), we, hi, out);
+        if locs.len() <= p {
+            locs.resize_with(p + 1, || None);
+        }
+        let slots = locs[p].get_or_insert_with(|| c.patterns[p].regex.capture_locations());
+        run_pattern(c, p, buf, (ws.max(lo), we, hi), slots, out);
         i = j;
     }
     dedupe_overlaps(out);
@@ -100,24 +105,23 @@ fn dedupe_overlaps(out: &mut Vec<RawMatch>) {
     *out = keep;
 }
 
-/// Run pattern `p` over `buf[ws..we]` (with the whole buffer as look-around context on the left).
+/// Run pattern `p` over `buf[ws..we]` (with the whole buffer as look-around context on the left),
+/// keeping matches that start before `hi`; `locs` are the pattern's capture slots.
 fn run_pattern(
     c: &Compiled,
     p: usize,
     buf: &[u8],
-    ws: usize,
-    we: usize,
-    hi: usize,
+    (ws, we, hi): (usize, usize, usize),
+    locs: &mut CaptureLocations,
     out: &mut Vec<RawMatch>,
 ) {
     let pat = &c.patterns[p];
     let hay = &buf[..we];
     let mut pos = ws;
     while pos < we {
-        let Some(caps) = pat.regex.captures_at(hay, pos) else {
+        let Some(whole) = pat.regex.captures_read_at(locs, hay, pos) else {
             break;
         };
-        let whole = caps.get(0).expect("group 0 always participates");
         if whole.start() >= hi {
             break;
         }
@@ -126,16 +130,16 @@ fn run_pattern(
         } else {
             whole.start() + 1
         };
-        let m = pat
+        let (start, end) = pat
             .secret_groups
             .iter()
-            .find_map(|&g| caps.get(g))
-            .unwrap_or(whole);
-        if accept(c, pat, &buf[m.start()..m.end()]) {
+            .find_map(|&g| locs.get(g))
+            .unwrap_or((whole.start(), whole.end()));
+        if accept(c, pat, &buf[start..end]) {
             out.push(RawMatch {
                 pattern: p,
-                start: m.start(),
-                end: m.end(),
+                start,
+                end,
             });
         }
     }

@@ -1,5 +1,5 @@
-//! Secret scanning: patterns as data (`rules/secrets.toml`), one Aho–Corasick keyword prefilter, regexes
-//! run near keyword hits, entropy filters, windowed streaming with overlap, nested archives to a bounded
+//! Secret scanning: patterns as data (`rules/secrets.toml`), an exact-case keyword prefilter (SIMD
+//! packed searchers), regexes run near keyword hits, entropy filters, windowed streaming with overlap, nested archives to a bounded
 //! depth, and redacted evidence.
 //!
 //! A [`SecretScanner`] is made per layer and plugged into [`crate::image::read_layers`]; it reads every
@@ -69,18 +69,11 @@ pub struct ScanResult {
 #[derive(Debug)]
 pub struct SecretScanner {
     patterns: Patterns,
-    /// Hits, in scan order.
-    pub hits: Vec<Hit>,
-    /// Limits hit and archives that could not be opened (never silent).
-    pub notes: Vec<String>,
-    /// Suppressions by allowlist entry id.
-    pub suppressed: BTreeMap<String, u64>,
-    /// Hits not kept because of [`MAX_HITS_PER_LAYER`].
-    pub dropped: u64,
-    /// Bytes of content scanned (after nested decompression).
-    pub bytes_scanned: u64,
-    /// Bytes this layer expanded out of nested archives (drawn from the image's shared budget).
-    pub nested_expanded: u64,
+    /// What it found so far: hits in scan order, notes (limits hit and archives that could not be
+    /// opened: never silent), allowlist suppressions, hits over [`MAX_HITS_PER_LAYER`], bytes scanned
+    /// (after nested decompression) and bytes expanded out of nested archives (drawn from the image's
+    /// shared budget).
+    pub found: ScanResult,
     buf: Vec<u8>,
     scratch: Scratch,
     matches: Vec<RawMatch>,
@@ -100,12 +93,7 @@ impl SecretScanner {
     pub fn new(patterns: Arc<Patterns>) -> Self {
         SecretScanner {
             patterns: (*patterns).clone(),
-            hits: Vec::new(),
-            notes: Vec::new(),
-            suppressed: BTreeMap::new(),
-            dropped: 0,
-            bytes_scanned: 0,
-            nested_expanded: 0,
+            found: ScanResult::default(),
             buf: Vec::new(),
             scratch: Scratch::default(),
             matches: Vec::new(),
@@ -122,14 +110,7 @@ impl SecretScanner {
 
     /// What this scanner found, without its working state (what the layer result cache stores).
     pub fn result(&self) -> ScanResult {
-        ScanResult {
-            hits: self.hits.clone(),
-            notes: self.notes.clone(),
-            suppressed: self.suppressed.clone(),
-            dropped: self.dropped,
-            bytes_scanned: self.bytes_scanned,
-            nested_expanded: self.nested_expanded,
-        }
+        self.found.clone()
     }
 
     /// This scanner as if it had read the layer that produced `r` (a result-cache hit): the findings
@@ -138,12 +119,7 @@ impl SecretScanner {
     #[must_use]
     pub fn restored(mut self, r: ScanResult) -> Self {
         self.nested.charge(r.nested_expanded);
-        self.hits = r.hits;
-        self.notes = r.notes;
-        self.suppressed = r.suppressed;
-        self.dropped = r.dropped;
-        self.bytes_scanned = r.bytes_scanned;
-        self.nested_expanded = r.nested_expanded;
+        self.found = r;
         self
     }
 
@@ -240,7 +216,7 @@ impl SecretScanner {
             }
             self.matches = matches;
             if eof {
-                self.bytes_scanned += base + filled as u64;
+                self.found.bytes_scanned += base + filled as u64;
                 break Ok(());
             }
             let drop = hi - CONTEXT;
@@ -269,14 +245,14 @@ impl SecretScanner {
         let id = &self.patterns.inner.patterns[pattern].id;
         let ev = evidence(id, secret);
         if let Some(a) = self.patterns.allowed(path, id, &ev.fingerprint) {
-            *self.suppressed.entry(a.id.clone()).or_default() += 1;
+            *self.found.suppressed.entry(a.id.clone()).or_default() += 1;
             return;
         }
-        if self.hits.len() >= MAX_HITS_PER_LAYER {
-            self.dropped += 1;
+        if self.found.hits.len() >= MAX_HITS_PER_LAYER {
+            self.found.dropped += 1;
             return;
         }
-        self.hits.push(Hit {
+        self.found.hits.push(Hit {
             ordinal,
             path: path.to_string(),
             offset,
@@ -287,7 +263,7 @@ impl SecretScanner {
 
     /// A note that is reported, never dropped.
     pub(crate) fn note(&mut self, text: String) {
-        self.notes.push(text);
+        self.found.notes.push(text);
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::template::{expand, has_placeholder};
-use super::{CHUNK, Patterns, SecretScanner, scan_value};
+use super::{CHUNK, Patterns, ScanResult, SecretScanner, scan_value};
 
 const RULES: &str = include_str!("../../rules/secrets.toml");
 
@@ -31,11 +31,11 @@ fn random(template: &str) -> String {
     expand(template, &mut |a: &[u8]| a[rng.random_range(0..a.len())]).unwrap()
 }
 
-fn scan(p: &Patterns, path: &str, data: &[u8]) -> SecretScanner {
+fn scan(p: &Patterns, path: &str, data: &[u8]) -> ScanResult {
     let mut s = SecretScanner::new(Arc::new(p.clone()));
     s.scan_stream(0, path, &mut Cursor::new(data.to_vec()))
         .unwrap();
-    s
+    s.found
 }
 
 #[test]
@@ -86,6 +86,51 @@ fn the_automaton_is_small_and_exact_case() {
     let p = patterns();
     // The packed (Teddy) searcher handles up to 64 literals.
     assert!(p.keyword_count() <= 64, "{} keywords", p.keyword_count());
+}
+
+#[test]
+fn grouped_keyword_searchers_find_every_occurrence() {
+    use super::patterns::{GROUP_MAX, Keywords};
+    let mut rng = rand::rng();
+    // A small alphabet, so keywords overlap and share prefixes; more keywords than one group holds.
+    let alphabet = b"ab_K-";
+    for round in 0..20 {
+        let mut all = std::collections::BTreeSet::new();
+        while all.len() < 3 * GROUP_MAX + round {
+            let len = rng.random_range(3..8);
+            let k: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+                .collect();
+            all.insert(k);
+        }
+        let minimal: Vec<&str> = all
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !all.iter().any(|o| o != k && k.contains(o.as_str())))
+            .collect();
+        let hay: Vec<u8> = (0..4096)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let (start, end) = (rng.random_range(0..64), rng.random_range(4000..4096));
+        let mut want = Vec::new();
+        for (i, k) in minimal.iter().enumerate() {
+            for at in start..end {
+                if hay[at..end].starts_with(k.as_bytes()) {
+                    want.push((at, i));
+                }
+            }
+        }
+        let kw = Keywords::new(&minimal).unwrap();
+        if let Keywords::Packed(groups) = &kw {
+            assert!(groups.len() > 1 && groups.iter().all(|(_, ids)| ids.len() <= GROUP_MAX));
+        }
+        let mut got = Vec::new();
+        kw.each(&hay, start, end, |i, at| got.push((at, i)));
+        got.sort_unstable();
+        want.sort_unstable();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "keywords {minimal:?}");
+    }
 }
 
 #[test]
@@ -190,6 +235,7 @@ fn odd_read_sizes_and_line_numbers() {
     let mut s = SecretScanner::new(Arc::new(p.clone()));
     let mut r = Dribble(Cursor::new(text.clone().into_bytes()), 0);
     s.scan_stream(3, "/etc/x.conf", &mut r).unwrap();
+    let s = s.found;
     assert_eq!(s.hits.len(), 1, "{:?}", s.hits);
     assert_eq!(s.hits[0].line, Some(line_at as u64));
     assert_eq!(s.hits[0].ordinal, 3);
@@ -298,29 +344,31 @@ fn the_image_budget_for_nested_archives_is_shared_and_noted() {
     let mut b = SecretScanner::new(Arc::new(p.clone())).sharing(&budget);
     a.scan_stream(0, "/a/one.tgz", &mut Cursor::new(tgz.clone()))
         .unwrap();
-    assert!(a.notes.is_empty(), "{:?}", a.notes);
+    assert!(a.found.notes.is_empty(), "{:?}", a.found.notes);
     b.scan_stream(0, "/b/two.tgz", &mut Cursor::new(tgz.clone()))
         .unwrap();
     assert!(
-        b.notes
+        b.found
+            .notes
             .iter()
             .any(|n| n.contains("nested-archive budget") && n.contains("/b/two.tgz")),
         "{:?}",
-        b.notes
+        b.found.notes
     );
     b.scan_stream(1, "/b/three.tgz", &mut Cursor::new(tgz))
         .unwrap();
     assert!(
-        b.notes
+        b.found
+            .notes
             .iter()
             .any(|n| n.contains("/b/three.tgz was not opened")),
         "{:?}",
-        b.notes
+        b.found.notes
     );
     // Plain files are still scanned once the budget is spent.
     b.scan_stream(2, "/etc/env", &mut Cursor::new(format!("K={key}\n")))
         .unwrap();
-    assert_eq!(b.hits.len(), 1, "{:?}", b.notes);
+    assert_eq!(b.found.hits.len(), 1, "{:?}", b.found.notes);
     assert!(budget.spent() >= budget.limit());
 }
 
@@ -507,7 +555,7 @@ fn utf16_text_is_decoded_and_offsets_map_back() {
     let mut s = SecretScanner::new(Arc::new(p.clone()));
     let mut r = Dribble(Cursor::new(data), 0);
     s.scan_stream(0, "/app/.env", &mut r).unwrap();
-    assert_eq!(s.hits.len(), 1, "{:?}", s.hits);
+    assert_eq!(s.found.hits.len(), 1, "{:?}", s.found.hits);
 }
 
 #[test]
