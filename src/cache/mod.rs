@@ -50,7 +50,7 @@ use record::RecordRef;
 pub use record::{Record, TextRecord};
 
 /// Bumped whenever what a layer read derives, or its encoding, changes.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 /// Bumped whenever a text-match result ([`TextRecord`]) or its encoding changes.
 pub const TEXT_SCHEMA: u32 = 1;
 /// Default size bound of the cache directory.
@@ -577,7 +577,7 @@ mod tests {
     }
 
     fn listing() -> LayerListing {
-        let e = |path: &str, kind: EntryKind, ordinal| Entry {
+        let e = |path: &'static str, kind: EntryKind<'static>, ordinal| Entry {
             path: path.into(),
             kind,
             mode: 0o4755,
@@ -592,7 +592,7 @@ mod tests {
             compression: Some(crate::image::Compression::Zstd),
             compressed_size: 1234,
             uncompressed_size: 4096,
-            entries: vec![
+            entries: crate::image::Entries::from_entries(&[
                 e("etc", EntryKind::Dir, 0),
                 e("etc/passwd", EntryKind::File, 1),
                 e(
@@ -603,7 +603,8 @@ mod tests {
                     3,
                 ),
                 e("dev/null", EntryKind::Char { major: 1, minor: 3 }, 4),
-            ],
+            ])
+            .unwrap(),
             whiteouts: vec!["old".into()],
             opaque_dirs: vec![String::new()],
             hygiene: vec![HygieneIssue::Setuid {

@@ -195,7 +195,7 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
         doc["entries"] = tree
             .nodes
             .iter()
-            .map(|(p, n)| entry_json(ls, tree, p, *n))
+            .map(|(p, n)| entry_json(ls, tree, p, n))
             .collect();
     }
     doc
@@ -212,13 +212,13 @@ fn line(ls: &[LayerListing], tree: &MergedTree, path: &str, n: NodeRef) -> Strin
         content_size(ls, tree, n),
         n.layer,
         T(path),
-        link_text(e)
+        link_text(&e)
     )
 }
 
 fn human_tree(ls: &[LayerListing], tree: &MergedTree, out: &mut dyn Write) -> std::io::Result<()> {
     for (p, n) in &tree.nodes {
-        writeln!(out, "{}", line(ls, tree, p, *n))?;
+        writeln!(out, "{}", line(ls, tree, p, n))?;
     }
     Ok(())
 }

@@ -151,7 +151,7 @@ pub fn materialise(
     store: Option<&Store>,
 ) -> Result<Stats> {
     let needed = tree.nodes.values().fold(0u64, |acc, n| {
-        let e = &listings[n.layer].entries[n.entry];
+        let e = listings[n.layer].entries.at(n.entry);
         let size = if e.is_file() { e.size } else { 0 };
         acc.saturating_add(size).saturating_add(512)
     });
@@ -168,11 +168,11 @@ pub fn materialise(
     )
     .map_err(|e| local(root, e))?;
     let mut stats = Stats::default();
-    let entry = |n: NodeRef| &listings[n.layer].entries[n.entry];
+    let entry = |n: NodeRef| listings[n.layer].entries.at(n.entry);
     // The store keeps whole layers: it is used when it can hold every layer that contributes.
     let store = store.filter(|s| contributing_bytes(tree, listings) <= s.bound());
     // 1. Directories (parents sort before children), writable for now; modes are fixed at the end.
-    for (path, &node) in &tree.nodes {
+    for (path, node) in &tree.nodes {
         if entry(node).is_dir() {
             make_dir(&root_fd, path, root)?;
             stats.dirs += 1;
@@ -181,7 +181,7 @@ pub fn materialise(
     // 2. Symlinks and FIFOs; collect the file plan per layer and the hardlinks.
     let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); listings.len()];
     let mut links: Vec<(String, NodeRef)> = Vec::new();
-    for (path, &node) in &tree.nodes {
+    for (path, node) in &tree.nodes {
         let path: &str = path;
         let e = entry(node);
         // Contents come from the blobs; with a store, symlinks and FIFOs are linked from it too.
@@ -199,7 +199,7 @@ pub fn materialise(
             EntryKind::Symlink { target } => {
                 let (dir, name) = parent_of(&root_fd, path, root)?;
                 replace(&dir, name);
-                rustix::fs::symlinkat(target.as_str(), &dir, name)
+                rustix::fs::symlinkat(*target, &dir, name)
                     .map_err(|err| local(&root.join(path), err))?;
                 chown_at(&dir, name, own.ids(e.uid, e.gid), root, path)?;
                 stats.symlinks += 1;
@@ -245,7 +245,7 @@ pub fn materialise(
         stats.hardlinks += 1;
     }
     // 5. Directory modes and owners, deepest first (a 0500 parent must not block its children).
-    for (path, &node) in tree.nodes.iter().rev() {
+    for (path, node) in tree.nodes.iter().rev() {
         let e = entry(node);
         if e.is_dir() {
             let (dir, name) = parent_of(&root_fd, path, root)?;
@@ -385,15 +385,15 @@ fn plan_links(
             stats.skipped += 1;
             continue;
         };
-        let origin_path = &listings[origin.layer].entries[origin.entry].path;
-        if tree.nodes.get(origin_path) == Some(&origin) {
+        let origin_path = listings[origin.layer].entries.at(origin.entry).path;
+        if tree.nodes.get(origin_path) == Some(origin) {
             link_plan.push((path, origin_path.to_string()));
         } else if let Some(first) = carried.get(&origin) {
             link_plan.push((path, first.clone()));
         } else {
             carried.insert(origin, path.clone());
             plan[origin.layer]
-                .entry(listings[origin.layer].entries[origin.entry].ordinal())
+                .entry(listings[origin.layer].entries.at(origin.entry).ordinal())
                 .or_default()
                 .push(Dest { path, node: origin });
         }
@@ -406,11 +406,11 @@ fn link_origin(tree: &MergedTree, listings: &[LayerListing], node: NodeRef) -> O
         return Some(o);
     }
     // Fallback: the target path as it stands in the final tree.
-    let EntryKind::Hardlink { target } = &listings[node.layer].entries[node.entry].kind else {
+    let EntryKind::Hardlink { target } = listings[node.layer].entries.at(node.entry).kind else {
         return None;
     };
-    let &o = tree.nodes.get(normalise(target).as_str())?;
-    listings[o.layer].entries[o.entry].is_file().then_some(o)
+    let o = tree.nodes.get(normalise(target).as_str())?;
+    listings[o.layer].entries.at(o.entry).is_file().then_some(o)
 }
 
 /// Stream one layer blob (the image reader's sniff → decoder → inflate-thread pipeline) and write the
@@ -501,7 +501,7 @@ fn write_entries(
         }
         let file = create_file(root_fd, &mut parents, &first.path, root)?;
         let n = copy(&mut item, &file, &mut buf).map_err(|e| Error::corrupt(what, e))?;
-        let meta = &out.listings[first.node.layer].entries[first.node.entry];
+        let meta = out.listings[first.node.layer].entries.at(first.node.entry);
         let at = || root.join(&first.path);
         if let Some((u, g)) = out.own.ids(meta.uid, meta.gid) {
             rustix::fs::fchown(&file, Some(u), Some(g)).map_err(|e| local(&at(), e))?;
