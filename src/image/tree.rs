@@ -193,20 +193,25 @@ impl MergedTree {
 
     /// Where a write to `path` lands: its parent is resolved through symlinks inside the root, as an
     /// extracting runtime would (`bin/x` with `bin -> usr/bin` lands at `usr/bin/x`).
-    fn place(&self, listings: &[LayerListing], path: &str) -> String {
+    fn place(&mut self, listings: &[LayerListing], path: &str) -> String {
         self.moved(listings, path)
             .unwrap_or_else(|| path.to_string())
     }
 
     /// [`MergedTree::place`], `None` when the write lands at `path` itself (the common case: no copy).
-    fn moved(&self, listings: &[LayerListing], path: &str) -> Option<String> {
+    fn moved(&mut self, listings: &[LayerListing], path: &str) -> Option<String> {
         let (parent, base) = split(path);
-        if parent.is_empty()
-            || self
-                .nodes
-                .get(parent)
-                .is_some_and(|n| Self::entry(listings, n).is_dir())
+        if parent.is_empty() || self.nodes.known_dir == parent {
+            return None;
+        }
+        if self
+            .nodes
+            .get(parent)
+            .is_some_and(|n| Self::entry(listings, n).is_dir())
         {
+            // tar order keeps a directory's entries together: the next entry most likely has this parent
+            self.nodes.known_dir.clear();
+            self.nodes.known_dir.push_str(parent);
             return None;
         }
         match self.resolve(listings, parent) {
@@ -407,6 +412,30 @@ pub struct Nodes {
     moved: Vec<Box<str>>,
     /// Paths inserted since the last compaction that have no slot.
     overlay: BTreeMap<Box<str>, NodeRef>,
+    /// A path known to hold a directory node (`""`: none); forgotten whenever a node is removed or
+    /// replaced.
+    known_dir: String,
+    /// Where the last search ended: the next one gallops from there (tar order is mostly path order).
+    finger: Finger,
+}
+
+/// A search position, shared by readers (relaxed: it is only a hint).
+#[derive(Default)]
+struct Finger(std::sync::atomic::AtomicUsize);
+
+impl Clone for Finger {
+    fn clone(&self) -> Finger {
+        Finger(std::sync::atomic::AtomicUsize::new(self.get()))
+    }
+}
+
+impl Finger {
+    fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn set(&self, i: usize) {
+        self.0.store(i, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for Nodes {
@@ -453,9 +482,62 @@ impl Nodes {
             .unwrap_or_default()
     }
 
+    /// Binary search of the slots, galloping out from the last search's position first (consecutive
+    /// entries of a layer sit close together in path order, so most searches touch few cold slots).
     fn find(&self, path: &str) -> Result<usize, usize> {
-        self.slots
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        let n = self.slots.len();
+        let cmp = |i: usize| self.key(self.slots[i]).as_bytes().cmp(path.as_bytes());
+        let h = self.finger.get().min(n.saturating_sub(1));
+        // [lo, hi) holds the answer
+        let (mut lo, mut hi) = (0, n);
+        if n > 0 {
+            match cmp(h) {
+                Equal => return Ok(h),
+                Less => {
+                    lo = h + 1;
+                    let mut step = 1;
+                    while h + step < n {
+                        match cmp(h + step) {
+                            Less => lo = h + step + 1,
+                            Equal => {
+                                self.finger.set(h + step);
+                                return Ok(h + step);
+                            }
+                            Greater => {
+                                hi = h + step;
+                                break;
+                            }
+                        }
+                        step *= 2;
+                    }
+                }
+                Greater => {
+                    hi = h;
+                    let mut step = 1;
+                    while step <= h {
+                        match cmp(h - step) {
+                            Greater => hi = h - step,
+                            Equal => {
+                                self.finger.set(h - step);
+                                return Ok(h - step);
+                            }
+                            Less => {
+                                lo = h - step + 1;
+                                break;
+                            }
+                        }
+                        step *= 2;
+                    }
+                }
+            }
+        }
+        let r = self.slots[lo..hi]
             .binary_search_by(|s| self.key(*s).as_bytes().cmp(path.as_bytes()))
+            .map(|i| i + lo)
+            .map_err(|i| i + lo);
+        self.finger.set(r.unwrap_or_else(|i| i));
+        r
     }
 
     /// The node at `path`.
@@ -522,6 +604,7 @@ impl Nodes {
 
     /// Remove every node whose path starts with `prefix`; their nodes.
     fn drain_below(&mut self, prefix: &str) -> Vec<NodeRef> {
+        self.known_dir.clear();
         let mut gone = Vec::new();
         let start = self.find(prefix).unwrap_or_else(|i| i);
         for i in start..self.slots.len() {
@@ -549,6 +632,7 @@ impl Nodes {
 
     /// Remove `path`; its node.
     fn remove(&mut self, path: &str) -> Option<NodeRef> {
+        self.known_dir.clear();
         if let Some(n) = self.overlay.remove(path) {
             return Some(n);
         }
@@ -564,22 +648,27 @@ impl Nodes {
 
     /// Put `node` at `path`; the node it replaces.
     fn insert(&mut self, listings: &[LayerListing], path: &str, node: NodeRef) -> Option<NodeRef> {
-        if let Some(v) = self.overlay.get_mut(path) {
-            return Some(std::mem::replace(v, node));
-        }
+        // a path is in the slots or in the waiting map, never both
         match self.find(path) {
             Ok(i) => {
                 let old = self.slots[i];
                 if !old.alive() {
                     self.dead -= 1;
                 }
+                self.known_dir.clear();
                 self.slots[i] = self.slot(listings, path, node);
                 old.alive().then(|| old.node())
             }
-            Err(_) => {
-                self.overlay.insert(path.into(), node);
-                None
-            }
+            Err(_) => match self.overlay.entry(path.into()) {
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    self.known_dir.clear();
+                    Some(std::mem::replace(o.get_mut(), node))
+                }
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(node);
+                    None
+                }
+            },
         }
     }
 
