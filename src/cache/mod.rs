@@ -457,7 +457,7 @@ fn holds_secret(
     secret_file: &dyn Fn(&str) -> bool,
 ) -> bool {
     listing.captured.iter().any(|(&i, bytes)| {
-        listing.entries.get(i).is_none_or(|e| secret_file(&e.path))
+        listing.entries.get(i).is_none_or(|e| secret_file(e.path))
             || !scan_value(patterns, bytes).is_empty()
     }) || listing
         .heads
@@ -578,7 +578,7 @@ mod tests {
 
     fn listing() -> LayerListing {
         let e = |path: &'static str, kind: EntryKind<'static>, ordinal| Entry {
-            path: path.into(),
+            path,
             kind,
             mode: 0o4755,
             uid: 1 << 40,
@@ -598,7 +598,7 @@ mod tests {
                 e(
                     "bin/sh",
                     EntryKind::Symlink {
-                        target: "/bin/dash".into(),
+                        target: "/bin/dash",
                     },
                     3,
                 ),

@@ -171,7 +171,7 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
                     .enumerate()
                     .map(|(i, e)| {
                         let n = NodeRef { layer: l.index, entry: i };
-                        let mut v = entry_json(ls, tree, &e.path, n);
+                        let mut v = entry_json(ls, tree, e.path, n);
                         v["ordinal"] = json!(e.ordinal);
                         v["fate"] = fate_json(tree.fates[l.index][i]);
                         if let Some(link) = tree.ships_as.get(&n) {
@@ -250,7 +250,7 @@ fn human_layers(
             writeln!(
                 out,
                 "{}  [{}]",
-                line(ls, tree, &e.path, n),
+                line(ls, tree, e.path, n),
                 tree.describe_fate(n)
             )?;
         }

@@ -189,12 +189,11 @@ impl Entries {
         let path_len = u32::try_from(e.path.len()).map_err(|_| TooLarge::Names)?;
         let index = u32::try_from(self.recs.len()).map_err(|_| TooLarge::Names)?;
         let small = |v: u64| u32::try_from(v).ok().filter(|&v| v != u32::MAX);
-        let (uid, gid, kind) = match (small(e.uid), small(e.gid)) {
-            (Some(u), Some(g)) => (u, g, kind),
-            _ => {
-                self.big_ids.push((index, e.uid, e.gid));
-                (u32::MAX, u32::MAX, kind | BIG_IDS)
-            }
+        let (uid, gid, kind) = if let (Some(u), Some(g)) = (small(e.uid), small(e.gid)) {
+            (u, g, kind)
+        } else {
+            self.big_ids.push((index, e.uid, e.gid));
+            (u32::MAX, u32::MAX, kind | BIG_IDS)
         };
         let paths = Arc::make_mut(&mut self.paths);
         paths.push_str(e.path);
@@ -396,7 +395,7 @@ impl Entries {
     /// buffer's end on character boundaries, known kinds, device numbers of the right size, large
     /// ids listed exactly for the flagged entries.
     fn from_wire(w: Wire) -> Result<Entries, &'static str> {
-        if w.recs.0.len() % REC_BYTES != 0 {
+        if !w.recs.0.len().is_multiple_of(REC_BYTES) {
             return Err("entry records are not whole");
         }
         let recs: Vec<Rec> = w
@@ -560,6 +559,8 @@ mod tests {
         assert!(es.is_empty(), "a refused entry leaves nothing behind");
     }
 
+    type Damage<'a> = &'a dyn Fn(&mut Vec<Rec>, &mut String, &mut Vec<(u32, u64, u64)>);
+
     #[test]
     fn cache_encoding_round_trips_and_refuses_damage() {
         let (es, want) = sample();
@@ -570,7 +571,7 @@ mod tests {
             postcard::from_bytes(&postcard::to_allocvec(&Entries::default()).unwrap()).unwrap();
         assert!(empty.is_empty());
 
-        let wire = |f: &dyn Fn(&mut Vec<Rec>, &mut String, &mut Vec<(u32, u64, u64)>)| {
+        let wire = |f: Damage<'_>| {
             let mut recs = es.recs.clone();
             let mut paths = es.paths.to_string();
             let mut big = es.big_ids.clone();

@@ -210,7 +210,7 @@ impl Store {
         let bytes: u64 = listing
             .entries
             .iter()
-            .filter(|e| e.is_file())
+            .filter(crate::image::Entry::is_file)
             .map(|e| e.size)
             .fold(0, u64::saturating_add);
         if bytes > self.bound {
