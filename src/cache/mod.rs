@@ -61,7 +61,7 @@ use record::RecordRef;
 pub use record::{Record, TextRecord};
 
 /// Bumped whenever what a layer read derives, or its encoding, changes.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 /// Bumped whenever a text-match result ([`TextRecord`]) or its encoding changes.
 pub const TEXT_SCHEMA: u32 = 1;
 /// Bumped whenever an image memo (the check outcomes of a whole image) or its encoding changes.
@@ -574,7 +574,7 @@ fn holds_secret(
     secret_file: &dyn Fn(&str) -> bool,
 ) -> bool {
     listing.captured.iter().any(|(&i, bytes)| {
-        listing.entries.get(i).is_none_or(|e| secret_file(&e.path))
+        listing.entries.get(i).is_none_or(|e| secret_file(e.path))
             || !scan_value(patterns, bytes).is_empty()
     }) || listing
         .heads
@@ -694,8 +694,8 @@ mod tests {
     }
 
     fn listing() -> LayerListing {
-        let e = |path: &str, kind: EntryKind, ordinal| Entry {
-            path: path.into(),
+        let e = |path: &'static str, kind: EntryKind<'static>, ordinal| Entry {
+            path,
             kind,
             mode: 0o4755,
             uid: 1 << 40,
@@ -709,18 +709,19 @@ mod tests {
             compression: Some(crate::image::Compression::Zstd),
             compressed_size: 1234,
             uncompressed_size: 4096,
-            entries: vec![
+            entries: crate::image::Entries::from_entries(&[
                 e("etc", EntryKind::Dir, 0),
                 e("etc/passwd", EntryKind::File, 1),
                 e(
                     "bin/sh",
                     EntryKind::Symlink {
-                        target: "/bin/dash".into(),
+                        target: "/bin/dash",
                     },
                     3,
                 ),
                 e("dev/null", EntryKind::Char { major: 1, minor: 3 }, 4),
-            ],
+            ])
+            .unwrap(),
             whiteouts: vec!["old".into()],
             opaque_dirs: vec![String::new()],
             hygiene: vec![HygieneIssue::Setuid {

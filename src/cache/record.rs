@@ -1,12 +1,13 @@
 //! One cache entry: a layer's listing and scan result in a form postcard can encode (plain,
 //! externally tagged types: the listing's own serde shape is the JSON report's, with internally tagged
-//! enums that only self-describing formats decode).
+//! enums that only self-describing formats decode). The entries are stored in their own compact form
+//! ([`Entries`]: fixed-size records and one name buffer), so a warm read decodes them in bulk.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::{Compression, Entry, EntryKind, Heads, HygieneIssue, LayerInfo, LayerListing};
+use crate::image::{Compression, Entries, Heads, HygieneIssue, LayerInfo, LayerListing};
 use crate::scan::ScanResult;
 
 /// A license text's stored match result (`license::textmatch::identify_bytes`): only SPDX ids,
@@ -38,7 +39,8 @@ pub struct Record {
 struct Listing {
     compression: Option<Comp>,
     uncompressed_size: u64,
-    entries: Vec<E>,
+    /// The layer's own compact form: records and names as a few bulk buffers.
+    entries: Entries,
     whiteouts: Vec<String>,
     opaque_dirs: Vec<String>,
     hygiene: Vec<Hygiene>,
@@ -54,29 +56,6 @@ enum Comp {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct E {
-    path: String,
-    kind: Kind,
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    size: u64,
-    mtime: u64,
-    ordinal: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-enum Kind {
-    File,
-    Dir,
-    Symlink(String),
-    Hardlink(String),
-    Char(u32, u32),
-    Block(u32, u32),
-    Fifo,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Hygiene {
     DuplicatePath(String),
     WhiteoutInFirstLayer(String),
@@ -87,7 +66,7 @@ enum Hygiene {
     Unsupported(String, String),
 }
 
-/// The same shape as [`Record`], borrowing the listing (entries are converted one at a time while
+/// The same shape as [`Record`], borrowing the listing (hygiene issues are converted one at a time while
 /// they are written, so storing a layer never holds a second copy of its listing).
 #[derive(Serialize)]
 pub(super) struct RecordRef<'a> {
@@ -102,7 +81,7 @@ pub(super) struct RecordRef<'a> {
 struct ListingRef<'a> {
     compression: Option<Comp>,
     uncompressed_size: u64,
-    entries: Seq<'a, Entry, E>,
+    entries: &'a Entries,
     whiteouts: &'a [String],
     opaque_dirs: &'a [String],
     hygiene: Seq<'a, HygieneIssue, Hygiene>,
@@ -140,7 +119,7 @@ impl<'a> RecordRef<'a> {
                     Compression::Zstd => Comp::Zstd,
                 }),
                 uncompressed_size: l.uncompressed_size,
-                entries: Seq(&l.entries, std::marker::PhantomData),
+                entries: &l.entries,
                 whiteouts: &l.whiteouts,
                 opaque_dirs: &l.opaque_dirs,
                 hygiene: Seq(&l.hygiene, std::marker::PhantomData),
@@ -165,7 +144,7 @@ impl Record {
             }),
             compressed_size: info.descriptor.size,
             uncompressed_size: l.uncompressed_size,
-            entries: l.entries.into_iter().map(Entry::from).collect(),
+            entries: l.entries,
             whiteouts: l.whiteouts,
             opaque_dirs: l.opaque_dirs,
             hygiene: l.hygiene.into_iter().map(HygieneIssue::from).collect(),
@@ -173,52 +152,6 @@ impl Record {
             heads: l.heads,
         };
         (listing, self.scan)
-    }
-}
-
-impl From<&Entry> for E {
-    fn from(e: &Entry) -> E {
-        E {
-            path: e.path.to_string(),
-            kind: match &e.kind {
-                EntryKind::File => Kind::File,
-                EntryKind::Dir => Kind::Dir,
-                EntryKind::Symlink { target } => Kind::Symlink(target.clone()),
-                EntryKind::Hardlink { target } => Kind::Hardlink(target.clone()),
-                EntryKind::Char { major, minor } => Kind::Char(*major, *minor),
-                EntryKind::Block { major, minor } => Kind::Block(*major, *minor),
-                EntryKind::Fifo => Kind::Fifo,
-            },
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            size: e.size,
-            mtime: e.mtime,
-            ordinal: e.ordinal,
-        }
-    }
-}
-
-impl From<E> for Entry {
-    fn from(e: E) -> Entry {
-        Entry {
-            path: e.path.into(),
-            kind: match e.kind {
-                Kind::File => EntryKind::File,
-                Kind::Dir => EntryKind::Dir,
-                Kind::Symlink(target) => EntryKind::Symlink { target },
-                Kind::Hardlink(target) => EntryKind::Hardlink { target },
-                Kind::Char(major, minor) => EntryKind::Char { major, minor },
-                Kind::Block(major, minor) => EntryKind::Block { major, minor },
-                Kind::Fifo => EntryKind::Fifo,
-            },
-            mode: e.mode,
-            uid: e.uid,
-            gid: e.gid,
-            size: e.size,
-            mtime: e.mtime,
-            ordinal: e.ordinal,
-        }
     }
 }
 

@@ -19,7 +19,7 @@ pub fn check(input: &CheckInput<'_>) -> CheckOutcome {
             if matches!(entry.kind, EntryKind::Dir | EntryKind::Symlink { .. }) {
                 continue;
             }
-            let Some(kind) = kinds.file_kind(&entry.path) else {
+            let Some(kind) = kinds.file_kind(entry.path) else {
                 continue;
             };
             let node = NodeRef {

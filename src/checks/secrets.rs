@@ -71,10 +71,10 @@ fn layer_outcome(input: &CheckInput<'_>, scans: &[SecretScanner]) -> CheckOutcom
     for (i, scan) in scans.iter().enumerate() {
         // A layer's entries are in tar order: the hit's entry is found by its ordinal without a map
         // of every entry.
-        let entries = input.listings.get(i).map_or(&[][..], |l| &l.entries[..]);
+        let entries = input.listings.get(i).map(|l| &l.entries);
         for hit in &scan.found.hits {
-            let at = entries.binary_search_by_key(&hit.ordinal, crate::image::Entry::ordinal);
-            let fate = at.ok().map_or_else(
+            let at = entries.and_then(|es| es.by_ordinal(hit.ordinal));
+            let fate = at.map_or_else(
                 || "visible".to_string(),
                 |e| super::support::fate_text(input, i, e),
             );

@@ -67,7 +67,7 @@ pub fn entry_location(input: &CheckInput<'_>, layer: usize, entry: usize) -> Loc
         .listings
         .get(layer)
         .and_then(|l| l.entries.get(entry))
-        .map(|e| &*e.path)
+        .map(|e| e.path)
         .unwrap_or_default();
     Location::Entry {
         layer: layer_ref(input, layer),
@@ -91,7 +91,7 @@ pub fn config_location(pointer: impl Into<String>) -> Location {
 }
 
 /// The entry that carries a node's inode data (mode, owner, content): a hardlink's origin.
-pub fn inode<'a>(input: &CheckInput<'a>, node: NodeRef) -> &'a Entry {
+pub fn inode<'a>(input: &CheckInput<'a>, node: NodeRef) -> Entry<'a> {
     let origin = input.tree.link_origin.get(&node).copied().unwrap_or(node);
     MergedTree::entry(input.listings, origin)
 }

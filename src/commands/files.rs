@@ -171,7 +171,7 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
                     .enumerate()
                     .map(|(i, e)| {
                         let n = NodeRef { layer: l.index, entry: i };
-                        let mut v = entry_json(ls, tree, &e.path, n);
+                        let mut v = entry_json(ls, tree, e.path, n);
                         v["ordinal"] = json!(e.ordinal);
                         v["fate"] = fate_json(tree.fates[l.index][i]);
                         if let Some(link) = tree.ships_as.get(&n) {
@@ -195,7 +195,7 @@ fn image_json(img: &Image, ls: &[LayerListing], tree: &MergedTree, all: bool) ->
         doc["entries"] = tree
             .nodes
             .iter()
-            .map(|(p, n)| entry_json(ls, tree, p, *n))
+            .map(|(p, n)| entry_json(ls, tree, p, n))
             .collect();
     }
     doc
@@ -212,13 +212,13 @@ fn line(ls: &[LayerListing], tree: &MergedTree, path: &str, n: NodeRef) -> Strin
         content_size(ls, tree, n),
         n.layer,
         T(path),
-        link_text(e)
+        link_text(&e)
     )
 }
 
 fn human_tree(ls: &[LayerListing], tree: &MergedTree, out: &mut dyn Write) -> std::io::Result<()> {
     for (p, n) in &tree.nodes {
-        writeln!(out, "{}", line(ls, tree, p, *n))?;
+        writeln!(out, "{}", line(ls, tree, p, n))?;
     }
     Ok(())
 }
@@ -250,7 +250,7 @@ fn human_layers(
             writeln!(
                 out,
                 "{}  [{}]",
-                line(ls, tree, &e.path, n),
+                line(ls, tree, e.path, n),
                 tree.describe_fate(n)
             )?;
         }

@@ -11,7 +11,7 @@ use tar::EntryType;
 use super::blob::corrupt_io;
 use super::capture::{CapturePolicy, ContentScanner};
 use super::whiteout::{Marker, classify, normalise, symlink_escapes};
-use super::{Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
+use super::{Entries, Entry, EntryKind, HygieneIssue, LayerInfo, LayerListing};
 
 /// Walk every tar entry of `r`, filling `listing`. Returns the stream offset where the last entry's
 /// data ends (to tell a tar that merely lacks its final padding from a truncated one).
@@ -23,8 +23,15 @@ pub fn walk<S: ContentScanner>(
     listing: &mut LayerListing,
     what: &str,
 ) -> io::Result<u64> {
+    let mut w = Walk {
+        info,
+        capture,
+        scanner,
+        listing,
+        what,
+        seen: Seen::default(),
+    };
     let mut ar = tar::Archive::new(r);
-    let mut seen = Seen::default();
     // Where the content of the furthest entry ends, so the caller can tell missing trailing padding
     // (forgiven) from a stream cut inside content (corrupt).
     let mut content_end = 0u64;
@@ -32,12 +39,35 @@ pub fn walk<S: ContentScanner>(
     for (ordinal, entry) in ar.entries_with_seek()?.enumerate() {
         let mut entry = entry?;
         content_end = content_end.max(entry.raw_file_position() + entry.size());
+        let ordinal = u32::try_from(ordinal)
+            .map_err(|_| corrupt_io(what, "more than 2^32 tar entries in one layer"))?;
+        w.entry(&mut entry, ordinal)?;
+    }
+    w.listing.entries.shrink_to_fit();
+    w.listing.heads.shrink_to_fit();
+    Ok(content_end)
+}
+
+/// One layer's walk: what it reads with, and the listing it fills.
+struct Walk<'a, S> {
+    info: &'a LayerInfo,
+    capture: &'a CapturePolicy,
+    scanner: &'a mut S,
+    listing: &'a mut LayerListing,
+    what: &'a str,
+    seen: Seen,
+}
+
+impl<S: ContentScanner> Walk<'_, S> {
+    /// Classify one tar entry: record it (or the marker or hygiene issue it is), and hand a regular
+    /// file's content to the scanner.
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, ordinal: u32) -> io::Result<()> {
         let hdr = entry.header();
         let etype = hdr.entry_type();
         let header_size = hdr.entry_size()?;
         if header_size != 0 && header_size != entry.size() {
             return Err(corrupt_io(
-                what,
+                self.what,
                 format!(
                     "ambiguous tar: entry {:?} has a PAX size of {} but a header size of {header_size}",
                     String::from_utf8_lossy(&entry.path_bytes()),
@@ -46,26 +76,15 @@ pub fn walk<S: ContentScanner>(
             ));
         }
         if matches!(etype, EntryType::XGlobalHeader) {
-            continue;
+            return Ok(());
         }
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let mut norm = normalise(&raw);
+        let norm = normalise(&raw);
         let mode = hdr.mode()? & 0o7777;
-        let ordinal = u32::try_from(ordinal)
-            .map_err(|_| corrupt_io(what, "more than 2^32 tar entries in one layer"))?;
-        let mut e = Entry {
-            path: std::mem::take(&mut norm.path).into(),
-            kind: EntryKind::File,
-            mode,
-            uid: hdr.uid()?,
-            gid: hdr.gid()?,
-            size: entry.size(),
-            mtime: hdr.mtime().unwrap_or(0),
-            ordinal,
-        };
+        let (uid, gid, mtime) = (hdr.uid()?, hdr.gid()?, hdr.mtime().unwrap_or(0));
         let mut keep = true;
         if norm.escapes {
-            listing.hygiene.push(HygieneIssue::PathEscape {
+            self.listing.hygiene.push(HygieneIssue::PathEscape {
                 raw: raw.clone(),
                 detail: "the member name climbs above the root with `..`".into(),
             });
@@ -74,50 +93,87 @@ pub fn walk<S: ContentScanner>(
         // An absolute member name (`/`, `/etc/x`: umoci 0.4.7 writes the root as `/`) is joined to the
         // root by every runtime, like GNU tar's "Removing leading `/'": it does not escape, so it is
         // normalised and not reported. Only `..` climbing above the root escapes.
-
-        e.kind = match kind_of(&entry, etype, &e.path, &raw, listing, &mut keep)? {
-            Some(k) => k,
-            None => continue,
+        let Some(kind) = kind_of(entry, etype, &norm.path, &raw, self.listing, &mut keep)? else {
+            return Ok(());
         };
+        let e = Entry {
+            path: &norm.path,
+            kind: kind.view(),
+            mode,
+            uid,
+            gid,
+            size: entry.size(),
+            mtime,
+            ordinal,
+        };
+        let m = classify(e.path);
         if e.is_file() {
-            if keep {
-                match classify(&e.path) {
-                    Marker::Plain => {}
-                    m => {
-                        marker(m, &e.path, info.index, listing);
-                        continue;
-                    }
-                }
+            if keep && m != Marker::Plain {
+                marker(m, e.path, self.info.index, self.listing);
+                return Ok(());
             }
             if mode & 0o6000 != 0 {
-                listing.hygiene.push(HygieneIssue::Setuid {
+                self.listing.hygiene.push(HygieneIssue::Setuid {
                     path: e.path.to_string(),
                     mode,
                 });
             }
-            let idx = listing.entries.len();
-            content(&mut entry, info, &e, capture, scanner, listing, idx, keep)?;
-        } else if keep && classify(&e.path) != Marker::Plain {
-            let m = classify(&e.path);
-            if matches!(m, Marker::AufsMeta) {
-                continue;
+            self.content(entry, &e, keep)?;
+        } else if keep && m != Marker::Plain {
+            if !matches!(m, Marker::AufsMeta) {
+                marker(m, e.path, self.info.index, self.listing);
             }
-            marker(m, &e.path, info.index, listing);
-            continue;
+            return Ok(());
         }
         if !keep {
-            continue;
+            return Ok(());
         }
-        if !seen.first(&e.path, &listing.entries) {
-            listing.hygiene.push(HygieneIssue::DuplicatePath {
+        if !self.seen.first(e.path, &self.listing.entries) {
+            self.listing.hygiene.push(HygieneIssue::DuplicatePath {
                 path: e.path.to_string(),
             });
         }
-        listing.entries.push(e);
+        self.listing
+            .entries
+            .push(&e)
+            .map_err(|err| corrupt_io(self.what, err.to_string()))
     }
-    listing.entries.shrink_to_fit();
-    listing.heads.shrink_to_fit();
-    Ok(content_end)
+
+    /// Hand a regular file's content to the scanner, capturing what the policy asks for (it will be
+    /// entry number `listing.entries.len()` if kept).
+    fn content<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        e: &Entry<'_>,
+        keep: bool,
+    ) -> io::Result<()> {
+        let (capture, idx) = (self.capture, self.listing.entries.len());
+        if keep && e.size <= capture.max_size && capture.globs.is_match(e.path) {
+            let mut v = Vec::with_capacity(e.size as usize);
+            entry.read_to_end(&mut v)?;
+            let head_ok = capture.head_bytes > 0 && is_exec(e.mode, &v);
+            if head_ok {
+                self.listing
+                    .heads
+                    .push(idx, head_to_keep(&v[..v.len().min(capture.head_bytes)]));
+            }
+            self.scanner.scan(self.info, e, &mut &v[..])?;
+            self.listing.captured.insert(idx, v);
+            return Ok(());
+        }
+        if capture.head_bytes > 0 && e.size > 0 {
+            let want = (e.size as usize).min(capture.head_bytes);
+            let mut head = vec![0u8; want];
+            entry.read_exact(&mut head)?;
+            let mut chained = (&head[..]).chain(&mut *entry);
+            self.scanner.scan(self.info, e, &mut chained)?;
+            if keep && is_exec(e.mode, &head) {
+                self.listing.heads.push(idx, head_to_keep(&head));
+            }
+            return Ok(());
+        }
+        self.scanner.scan(self.info, e, entry)
+    }
 }
 
 /// The paths of one layer seen so far, without a second copy of each: a path's 64-bit hash (keyed
@@ -131,7 +187,7 @@ struct Seen {
 
 impl Seen {
     /// Whether `path` is new in this layer (`entries` are the layer's entries so far).
-    fn first(&mut self, path: &str, entries: &[Entry]) -> bool {
+    fn first(&mut self, path: &str, entries: &Entries) -> bool {
         use std::hash::BuildHasher;
         let h = self.keys.hash_one(path);
         match self.first.get(&h) {
@@ -139,7 +195,7 @@ impl Seen {
                 self.first.insert(h, entries.len());
                 true
             }
-            Some(&i) if entries.get(i).is_some_and(|e| *e.path == *path) => false,
+            Some(&i) if i < entries.len() && entries.path(i) == path => false,
             Some(_) => self.collided.insert(path.to_string()),
         }
     }
@@ -171,6 +227,23 @@ fn marker(m: Marker, path: &str, layer: usize, listing: &mut LayerListing) {
     }
 }
 
+/// An entry kind as the walk reads it: link targets owned until the entry is stored.
+enum Kind {
+    Plain(EntryKind<'static>),
+    Symlink(String),
+    Hardlink(String),
+}
+
+impl Kind {
+    fn view(&self) -> EntryKind<'_> {
+        match self {
+            Kind::Plain(k) => *k,
+            Kind::Symlink(target) => EntryKind::Symlink { target },
+            Kind::Hardlink(target) => EntryKind::Hardlink { target },
+        }
+    }
+}
+
 /// The entry kind; `None` for types that are skipped (recorded as unsupported).
 fn kind_of<R: Read>(
     entry: &tar::Entry<'_, R>,
@@ -179,7 +252,7 @@ fn kind_of<R: Read>(
     raw: &str,
     listing: &mut LayerListing,
     keep: &mut bool,
-) -> io::Result<Option<EntryKind>> {
+) -> io::Result<Option<Kind>> {
     let link = || {
         entry
             .link_name_bytes()
@@ -194,8 +267,8 @@ fn kind_of<R: Read>(
         ))
     };
     Ok(Some(match etype {
-        EntryType::Regular | EntryType::Continuous => EntryKind::File,
-        EntryType::Directory => EntryKind::Dir,
+        EntryType::Regular | EntryType::Continuous => Kind::Plain(EntryKind::File),
+        EntryType::Directory => Kind::Plain(EntryKind::Dir),
         EntryType::Symlink => {
             let target = link();
             if symlink_escapes(path, &target) {
@@ -204,7 +277,7 @@ fn kind_of<R: Read>(
                     detail: format!("symlink target {target:?} climbs above the root"),
                 });
             }
-            EntryKind::Symlink { target }
+            Kind::Symlink(target)
         }
         EntryType::Link => {
             let t = link();
@@ -216,7 +289,7 @@ fn kind_of<R: Read>(
                 });
                 *keep = false;
             }
-            EntryKind::Hardlink { target: n.path }
+            Kind::Hardlink(n.path)
         }
         EntryType::Char => {
             let (major, minor) = dev()?;
@@ -226,13 +299,13 @@ fn kind_of<R: Read>(
                     detail: "character device 0/0 (an overlayfs whiteout, not an OCI one)".into(),
                 });
             }
-            EntryKind::Char { major, minor }
+            Kind::Plain(EntryKind::Char { major, minor })
         }
         EntryType::Block => {
             let (major, minor) = dev()?;
-            EntryKind::Block { major, minor }
+            Kind::Plain(EntryKind::Block { major, minor })
         }
-        EntryType::Fifo => EntryKind::Fifo,
+        EntryType::Fifo => Kind::Plain(EntryKind::Fifo),
         other => {
             listing.hygiene.push(HygieneIssue::Unsupported {
                 path: path.to_string(),
@@ -244,45 +317,6 @@ fn kind_of<R: Read>(
             return Ok(None);
         }
     }))
-}
-
-/// Hand a regular file's content to the scanner, capturing what the policy asks for.
-#[allow(clippy::too_many_arguments)]
-fn content<R: Read, S: ContentScanner>(
-    entry: &mut tar::Entry<'_, R>,
-    info: &LayerInfo,
-    e: &Entry,
-    capture: &CapturePolicy,
-    scanner: &mut S,
-    listing: &mut LayerListing,
-    idx: usize,
-    keep: bool,
-) -> io::Result<()> {
-    if keep && e.size <= capture.max_size && capture.globs.is_match(&*e.path) {
-        let mut v = Vec::with_capacity(e.size as usize);
-        entry.read_to_end(&mut v)?;
-        let head_ok = capture.head_bytes > 0 && is_exec(e.mode, &v);
-        if head_ok {
-            listing
-                .heads
-                .push(idx, head_to_keep(&v[..v.len().min(capture.head_bytes)]));
-        }
-        scanner.scan(info, e, &mut &v[..])?;
-        listing.captured.insert(idx, v);
-        return Ok(());
-    }
-    if capture.head_bytes > 0 && e.size > 0 {
-        let want = (e.size as usize).min(capture.head_bytes);
-        let mut head = vec![0u8; want];
-        entry.read_exact(&mut head)?;
-        let mut chained = (&head[..]).chain(&mut *entry);
-        scanner.scan(info, e, &mut chained)?;
-        if keep && is_exec(e.mode, &head) {
-            listing.heads.push(idx, head_to_keep(&head));
-        }
-        return Ok(());
-    }
-    scanner.scan(info, e, entry)
 }
 
 /// The part of an executable's head the checks read (the `entrypoint` check is the only reader): a

@@ -14,6 +14,7 @@ pub mod capture;
 pub mod digest;
 pub mod docker;
 pub mod entries;
+pub mod entry;
 pub mod json;
 pub mod layer;
 pub mod media;
@@ -28,11 +29,11 @@ pub mod whiteout;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 pub use digest::Digest;
+pub use entry::{Entries, Entry, EntryKind};
 pub use layer::{CapturePolicy, ContentScanner, LayerOutput, read_layers};
 pub use source::{Opened, Source, open};
 pub use tree::{MergedTree, Resolved};
@@ -204,63 +205,6 @@ pub struct Attestation {
     pub subject: Option<String>,
 }
 
-/// Kinds of tar entry, after PAX/GNU processing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink {
-        target: String,
-    },
-    /// `target` is normalised like a path (no leading `/`).
-    Hardlink {
-        target: String,
-    },
-    Char {
-        major: u32,
-        minor: u32,
-    },
-    Block {
-        major: u32,
-        minor: u32,
-    },
-    Fifo,
-}
-
-/// One tar entry of one layer, normalised. `path` has no leading `/`, no `.`/`..` components; the root is
-/// `""`. Whiteout markers never appear as entries (see [`LayerListing`]).
-#[derive(Debug, Clone, Serialize)]
-///
-/// Kept for every entry of every layer (a million-file image holds a million), so it is compact: the path
-/// is allocated at its exact length and shared (not copied) by the merged tree's key for it, the ordinal is
-/// a `u32` (the walk refuses a layer with more entries).
-pub struct Entry {
-    pub path: Arc<str>,
-    pub kind: EntryKind,
-    /// Permission bits including setuid/setgid/sticky (`0o7777` mask).
-    pub mode: u32,
-    /// Position of the entry in the layer's tar (0-based, counting every header incl. whiteouts).
-    pub ordinal: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub size: u64,
-    pub mtime: u64,
-}
-
-impl Entry {
-    pub fn is_file(&self) -> bool {
-        matches!(self.kind, EntryKind::File)
-    }
-    pub fn is_dir(&self) -> bool {
-        matches!(self.kind, EntryKind::Dir)
-    }
-    /// [`Entry::ordinal`] as an index.
-    pub fn ordinal(&self) -> usize {
-        self.ordinal as usize
-    }
-}
-
 /// A problem in one layer that the `layer-hygiene` rule reports.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -305,7 +249,7 @@ pub struct LayerListing {
     pub compressed_size: u64,
     pub uncompressed_size: u64,
     /// Every entry except whiteout markers, in tar order.
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
     /// Paths deleted by `.wh.<name>` (the deleted path, normalised).
     pub whiteouts: Vec<String>,
     /// Directories made opaque by `.wh..wh..opq` (`""` for the root).

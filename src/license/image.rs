@@ -36,7 +36,7 @@ pub fn captured_files<'a>(
             if let Some(e) = l.entries.get(i) {
                 out.push(CapturedFile {
                     layer: l.index,
-                    path: &e.path,
+                    path: e.path,
                     content: Some(bytes),
                     fate: fate(i),
                 });
@@ -45,12 +45,12 @@ pub fn captured_files<'a>(
         for (i, e) in l.entries.iter().enumerate() {
             if e.is_file()
                 && e.size > 0
-                && (&*e.path == "package.json" || e.path.ends_with("/package.json"))
+                && (e.path == "package.json" || e.path.ends_with("/package.json"))
                 && !l.captured.contains_key(&i)
             {
                 out.push(CapturedFile {
                     layer: l.index,
-                    path: &e.path,
+                    path: e.path,
                     content: None,
                     fate: fate(i),
                 });

@@ -94,7 +94,7 @@ pub fn materialise(
 /// Refuse a tree whose files (and a 512-byte allowance per entry) exceed `max_bytes`.
 fn check_size(tree: &MergedTree, listings: &[LayerListing], max_bytes: u64) -> Result<()> {
     let needed = tree.nodes.values().fold(0u64, |acc, n| {
-        let e = &listings[n.layer].entries[n.entry];
+        let e = listings[n.layer].entries.at(n.entry);
         let size = if e.is_file() { e.size } else { 0 };
         acc.saturating_add(size).saturating_add(512)
     });
@@ -109,7 +109,7 @@ fn check_size(tree: &MergedTree, listings: &[LayerListing], max_bytes: u64) -> R
 
 /// Step 1: every directory of the tree, writable for now.
 fn make_dirs(tree: &MergedTree, out: &Out<'_>, stats: &mut Stats) -> Result<()> {
-    for (path, &node) in &tree.nodes {
+    for (path, node) in &tree.nodes {
         if out.entry(node).is_dir() {
             make_dir(out.root_fd, path, out.root)?;
             stats.dirs += 1;
@@ -133,7 +133,7 @@ fn plan_entries(
     let (root_fd, root) = (out.root_fd, out.root);
     let mut plan: Vec<HashMap<usize, Vec<Dest>>> = vec![HashMap::new(); out.listings.len()];
     let mut links: Vec<(String, NodeRef)> = Vec::new();
-    for (path, &node) in &tree.nodes {
+    for (path, node) in &tree.nodes {
         let path: &str = path;
         let e = out.entry(node);
         let linked = matches!(e.kind, EntryKind::Symlink { .. } | EntryKind::Fifo);
@@ -150,7 +150,7 @@ fn plan_entries(
             EntryKind::Symlink { target } => {
                 let (dir, name) = parent_of(root_fd, path, root)?;
                 replace(&dir, name);
-                rustix::fs::symlinkat(target.as_str(), &dir, name)
+                rustix::fs::symlinkat(*target, &dir, name)
                     .map_err(|err| local(&root.join(path), err))?;
                 chown_at(&dir, name, out.own.ids(e.uid, e.gid), root, path)?;
                 stats.symlinks += 1;
@@ -196,7 +196,7 @@ fn make_hardlinks(
 /// Step 5: directory modes and owners, deepest first, then the root's owner.
 fn finish_dirs(tree: &MergedTree, out: &Out<'_>) -> Result<()> {
     let (root_fd, root) = (out.root_fd, out.root);
-    for (path, &node) in tree.nodes.iter().rev() {
+    for (path, node) in tree.nodes.iter().rev() {
         let e = out.entry(node);
         if e.is_dir() {
             let (dir, name) = parent_of(root_fd, path, root)?;
@@ -340,15 +340,15 @@ fn plan_links(
             stats.skipped += 1;
             continue;
         };
-        let origin_path = &listings[origin.layer].entries[origin.entry].path;
-        if tree.nodes.get(origin_path) == Some(&origin) {
+        let origin_path = listings[origin.layer].entries.at(origin.entry).path;
+        if tree.nodes.get(origin_path) == Some(origin) {
             link_plan.push((path, origin_path.to_string()));
         } else if let Some(first) = carried.get(&origin) {
             link_plan.push((path, first.clone()));
         } else {
             carried.insert(origin, path.clone());
             plan[origin.layer]
-                .entry(listings[origin.layer].entries[origin.entry].ordinal())
+                .entry(listings[origin.layer].entries.at(origin.entry).ordinal())
                 .or_default()
                 .push(Dest { path, node: origin });
         }
@@ -361,9 +361,9 @@ fn link_origin(tree: &MergedTree, listings: &[LayerListing], node: NodeRef) -> O
         return Some(o);
     }
     // Fallback: the target path as it stands in the final tree.
-    let EntryKind::Hardlink { target } = &listings[node.layer].entries[node.entry].kind else {
+    let EntryKind::Hardlink { target } = listings[node.layer].entries.at(node.entry).kind else {
         return None;
     };
-    let &o = tree.nodes.get(normalise(target).as_str())?;
-    listings[o.layer].entries[o.entry].is_file().then_some(o)
+    let o = tree.nodes.get(normalise(target).as_str())?;
+    listings[o.layer].entries.at(o.entry).is_file().then_some(o)
 }

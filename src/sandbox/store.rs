@@ -210,7 +210,7 @@ impl Store {
         let bytes: u64 = listing
             .entries
             .iter()
-            .filter(|e| e.is_file())
+            .filter(crate::image::Entry::is_file)
             .map(|e| e.size)
             .fold(0, u64::saturating_add);
         if bytes > self.bound {
@@ -299,7 +299,7 @@ impl Store {
                     },
                 }),
                 EntryKind::Symlink { target } => {
-                    rustix::fs::symlinkat(target.as_str(), tmp_fd, name.as_str())
+                    rustix::fs::symlinkat(*target, tmp_fd, name.as_str())
                         .map_err(|err| local(&tmp.join(&name), err))?;
                     super::write::chown_at(tmp_fd, &name, ids, tmp, &name)?;
                 }
@@ -335,7 +335,7 @@ impl Store {
             let Some(first) = dests.first() else {
                 return true;
             };
-            let e = &listings[first.node.layer].entries[first.node.entry];
+            let e = listings[first.node.layer].entries.at(first.node.entry);
             let name = entry_name(ordinal);
             let Ok(st) = rustix::fs::statat(&held.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             else {
@@ -499,7 +499,7 @@ pub(crate) fn link_layer(
                 r => r,
             }
             .map_err(|e| local(&root.join(&d.path), e))?;
-            let e = &listings[d.node.layer].entries[d.node.entry];
+            let e = listings[d.node.layer].entries.at(d.node.entry);
             match e.kind {
                 EntryKind::File => {
                     files += 1;

@@ -169,8 +169,8 @@ pub(crate) struct Out<'a> {
 
 impl Out<'_> {
     /// The layer entry a tree node names.
-    pub(crate) fn entry(&self, n: NodeRef) -> &crate::image::Entry {
-        &self.listings[n.layer].entries[n.entry]
+    pub(crate) fn entry(&self, n: NodeRef) -> crate::image::Entry<'_> {
+        self.listings[n.layer].entries.at(n.entry)
     }
 }
 
@@ -208,7 +208,7 @@ fn write_entries(
         }
         let file = create_file(root_fd, &mut parents, &first.path, root)?;
         let n = copy(&mut item, &file, &mut buf).map_err(|e| Error::corrupt(what, e))?;
-        let meta = &out.listings[first.node.layer].entries[first.node.entry];
+        let meta = out.listings[first.node.layer].entries.at(first.node.entry);
         let at = || root.join(&first.path);
         if let Some((u, g)) = out.own.ids(meta.uid, meta.gid) {
             rustix::fs::fchown(&file, Some(u), Some(g)).map_err(|e| local(&at(), e))?;

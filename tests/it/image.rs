@@ -118,7 +118,7 @@ fn opaque_root_hides_everything_below() {
         Layer::new().file("x", b"x").dir("d").file("d/y", b"y"),
         Layer::new().opaque("").file("z", b"z"),
     ));
-    assert_eq!(t.nodes.keys().map(|k| &**k).collect::<Vec<_>>(), ["z"]);
+    assert_eq!(t.nodes.keys().collect::<Vec<_>>(), ["z"]);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn directory_over_directory_merges_and_takes_new_attributes() {
         Layer::new().dir_mode("a", 0o755).file("a/x", b"x"),
         Layer::new().dir_mode("a", 0o700).file("a/y", b"y"),
     ));
-    let a = MergedTree::entry(&l, t.nodes["a"]);
+    let a = MergedTree::entry(&l, t.nodes.get("a").unwrap());
     assert_eq!(a.mode, 0o700);
     assert!(t.nodes.contains_key("a/x") && t.nodes.contains_key("a/y"));
     assert_eq!(fate_of(&l, &t, 0, "a"), [Fate::Overwritten { by: 1 }]);
@@ -140,7 +140,7 @@ fn non_directory_replaces_a_directory_and_its_children() {
         Layer::new().symlink("a", "/elsewhere"),
     ));
     assert!(matches!(
-        MergedTree::entry(&l, t.nodes["a"]).kind,
+        MergedTree::entry(&l, t.nodes.get("a").unwrap()).kind,
         EntryKind::Symlink { .. }
     ));
     assert!(!t.nodes.contains_key("a/x"));
@@ -173,7 +173,7 @@ fn hardlink_keeps_content_when_target_name_is_deleted() {
     ));
     assert!(!t.nodes.contains_key("d/orig"));
     assert_eq!(text(&l, &t, "d/link"), Some("payload"));
-    let link = t.nodes["d/link"];
+    let link = t.nodes.get("d/link").unwrap();
     assert_eq!(t.origin(link), NodeRef { layer: 0, entry: 1 });
 }
 
@@ -183,7 +183,10 @@ fn hardlink_to_lower_layer_and_chained_links_share_content() {
         Layer::new().file("a", b"A"),
         Layer::new().hardlink("b", "a").hardlink("c", "b"),
     ));
-    assert_eq!(t.origin(t.nodes["b"]), t.origin(t.nodes["c"]));
+    assert_eq!(
+        t.origin(t.nodes.get("b").unwrap()),
+        t.origin(t.nodes.get("c").unwrap())
+    );
     assert_eq!(text(&l, &t, "c"), Some("A"));
 }
 
@@ -243,14 +246,14 @@ fn tree_keys_share_the_entry_paths_unless_a_symlinked_parent_moved_them() {
         Layer::new().file_mode("bin/tool", b"x", 0o755),
     ));
     // No second copy of a path: the key is the supplying entry's own allocation…
-    let (key, &n) = t.nodes.get_key_value("usr/bin").unwrap();
-    assert!(std::sync::Arc::ptr_eq(key, &MergedTree::entry(&l, n).path));
+    let (key, n) = t.nodes.get_key_value("usr/bin").unwrap();
+    assert!(std::ptr::eq(key, MergedTree::entry(&l, n).path));
     // …except where the write landed elsewhere: `bin/tool` is keyed at `usr/bin/tool`.
-    let (key, &n) = t.nodes.get_key_value("usr/bin/tool").unwrap();
-    assert_eq!(&*MergedTree::entry(&l, n).path, "bin/tool");
-    assert!(!std::sync::Arc::ptr_eq(key, &MergedTree::entry(&l, n).path));
+    let (key, n) = t.nodes.get_key_value("usr/bin/tool").unwrap();
+    assert_eq!(MergedTree::entry(&l, n).path, "bin/tool");
+    assert!(!std::ptr::eq(key, MergedTree::entry(&l, n).path));
     // Keys iterate in byte order of the paths, as before.
-    let keys: Vec<&str> = t.nodes.keys().map(|k| &**k).collect();
+    let keys: Vec<&str> = t.nodes.keys().collect();
     assert_eq!(keys, ["bin", "usr", "usr/bin", "usr/bin/tool"]);
 }
 
@@ -265,7 +268,7 @@ fn writes_through_a_symlinked_parent_land_inside_the_root() {
     ));
     assert!(t.nodes.contains_key("usr/bin/tool"));
     assert!(matches!(
-        MergedTree::entry(&l, t.nodes["bin"]).kind,
+        MergedTree::entry(&l, t.nodes.get("bin").unwrap()).kind,
         EntryKind::Symlink { .. }
     ));
     assert_eq!(t.head(&l, "/bin/tool"), Some(&b"#!/bin/sh\n"[..]));
@@ -347,7 +350,7 @@ fn long_names_pax_and_gnu_and_every_compression() {
         };
         assert_eq!(serde_json::to_value(l[0].compression).unwrap(), want);
         assert!(matches!(
-            MergedTree::entry(&l, t.nodes["dev/null"]).kind,
+            MergedTree::entry(&l, t.nodes.get("dev/null").unwrap()).kind,
             EntryKind::Char { major: 1, minor: 3 }
         ));
     }
@@ -446,7 +449,7 @@ fn directory_deleted_then_recreated_in_later_layers() {
     assert!(!t.nodes.contains_key("a/x"));
     assert_eq!(text(&l, &t, "a/y"), Some("y"));
     assert_eq!(fate_of(&l, &t, 0, "a"), [Fate::Deleted { by: 1 }]);
-    assert_eq!(t.nodes["a"].layer, 2);
+    assert_eq!(t.nodes.get("a").unwrap().layer, 2);
 }
 
 #[test]

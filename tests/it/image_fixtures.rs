@@ -89,13 +89,13 @@ fn check_merged(name: &str, m: &Value, l: &[LayerListing]) {
     for e in m["entries"].as_array().unwrap() {
         let p = e["path"].as_str().unwrap();
         want.insert(p.to_string());
-        let n = *tree
+        let n = tree
             .nodes
             .get(p)
             .unwrap_or_else(|| panic!("{name}: {p} missing"));
         let ent = MergedTree::entry(l, n);
         let ty = e["type"].as_str().unwrap();
-        match (ty, &ent.kind) {
+        match (ty, ent.kind) {
             ("dir", EntryKind::Dir)
             | ("file" | "hardlink", EntryKind::File | EntryKind::Hardlink { .. }) => {}
             ("symlink", EntryKind::Symlink { target }) => {
