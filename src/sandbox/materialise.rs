@@ -219,7 +219,12 @@ fn contributing_bytes(tree: &MergedTree, listings: &[LayerListing]) -> u64 {
         .iter()
         .zip(used)
         .filter(|(_, u)| *u)
-        .flat_map(|(l, _)| l.entries.iter().filter(|e| e.is_file()).map(|e| e.size))
+        .flat_map(|(l, _)| {
+            l.entries
+                .iter()
+                .filter(crate::image::Entry::is_file)
+                .map(|e| e.size)
+        })
         .fold(0u64, u64::saturating_add)
 }
 
