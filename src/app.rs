@@ -1,7 +1,7 @@
 //! The `check` orchestration: load rules and presets, open the image, read every platform image's layers
 //! once (capturing the files the checks read, scanning contents for secrets), merge the tree, run every
 //! check kind, merge outcomes per rule id, apply severities and `--deny/--warn/--allow` in one place,
-//! sort findings, render the report, and compute the exit code of contract.md.
+//! sort findings, write the report, and compute the exit code of contract.md.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -11,7 +11,7 @@ use crate::checks::{self, CheckInput, CheckOptions, CheckOutcome, ExecMode};
 use crate::error::{Error, Result};
 use crate::image::{CapturePolicy, Image, MergedTree, Opened, Platform};
 use crate::report::{
-    self, Finding, Format, ImageReport, RenderOptions, Report, RuleResult, RuleStatus, Severity,
+    self, Finding, Format, ImageReport, Report, RuleResult, RuleStatus, Severity, WriteOptions,
 };
 use crate::rules::{Preset, RuleId, RuleSet};
 
@@ -408,18 +408,18 @@ fn merge(
     }
 }
 
-/// Render `report` completely to `out`.
-pub fn render(
+/// Write `report` completely to `out`.
+pub fn write_report(
     rules: &RuleSet,
     plan: &CheckPlan,
     report: &Report,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let opts = RenderOptions {
+    let opts = WriteOptions {
         color: plan.color,
         width: plan.width,
         catalog: rules.catalog(),
         fail_on: Some(plan.fail_on),
     };
-    report::render(report, plan.format, &opts, out)
+    report::write(report, plan.format, &opts, out)
 }

@@ -193,7 +193,8 @@ fn attach_report(
     json_plan.format = Format::Json;
     json_plan.color = false;
     let mut json = Vec::new();
-    app::render(rules, &json_plan, report, &mut json).map_err(|e| Error::output("<report>", e))?;
+    app::write_report(rules, &json_plan, report, &mut json)
+        .map_err(|e| Error::output("<report>", e))?;
     let sha = super::verify::rules_hash(
         args.rules.as_deref(),
         args.presets.as_deref(),
@@ -285,11 +286,11 @@ fn write_report(
         Some(path) => {
             let file = std::fs::File::create(path).map_err(|e| Error::output(path, e))?;
             let mut w = std::io::BufWriter::new(file);
-            app::render(rules, plan, report, &mut w)
+            app::write_report(rules, plan, report, &mut w)
                 .and_then(|()| w.flush())
                 .map_err(|e| Error::output(path, e))
         }
-        None => match app::render(rules, plan, report, out) {
+        None => match app::write_report(rules, plan, report, out) {
             // A closed pipe (`| head`) is not an error of the gate; the exit code still stands.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             r => r.map_err(|e| Error::output("<stdout>", e)),

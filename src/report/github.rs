@@ -9,14 +9,14 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use super::text::group_findings;
-use super::{GateVerdict, ImageReport, MaskedReport, RenderOptions, RuleStatus, Severity};
+use super::{GateVerdict, ImageReport, MaskedReport, RuleStatus, Severity, WriteOptions};
 
 /// Locations listed in one annotation for a secret found in many places.
 const MAX_LISTED: usize = 20;
 
-pub(super) fn render(
+pub(super) fn write(
     report: &MaskedReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let fail_on = opts.fail_on();

@@ -1,7 +1,7 @@
 //! `--format human`: a miette-style readable report (`×` error, `⚠` warning, `☞` note), hand-rolled so
 //! that one secret found in several places reads as one finding with all its locations. Per image:
 //! findings, every rule's status (not-run shown as such, never as passed), suppression counts and
-//! notes; then one verdict line per platform. Colour only when [`RenderOptions::color`] is true (the
+//! notes; then one verdict line per platform. Colour only when [`WriteOptions::color`] is true (the
 //! caller sets it false for `NO_COLOR` or a non-terminal); text from the image is neutralised so an
 //! escape sequence in a path cannot reach the terminal.
 
@@ -11,8 +11,8 @@ use std::io::Write;
 use super::text::{Group, group_findings, neutralise, wrap};
 use super::verdict::short_digest;
 use super::{
-    GateVerdict, ImageReport, Location, MaskedReport, RenderOptions, RuleResult, RuleStatus,
-    Severity,
+    GateVerdict, ImageReport, Location, MaskedReport, RuleResult, RuleStatus, Severity,
+    WriteOptions,
 };
 
 /// Longest `created_by` line shown before it is cut.
@@ -54,9 +54,9 @@ fn icon(sev: Severity) -> &'static str {
     }
 }
 
-pub(super) fn render(
+pub(super) fn write(
     report: &MaskedReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let p = Paint { on: opts.color };
@@ -108,7 +108,7 @@ pub(super) fn render(
 
 fn image(
     img: &ImageReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -143,7 +143,7 @@ fn image(
 
 fn group(
     g: &Group<'_>,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -206,7 +206,7 @@ fn cut(s: &str) -> String {
 
 fn rules(
     img: &ImageReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -267,7 +267,7 @@ fn rule_head(r: &RuleResult, img: &ImageReport, width: usize, p: &Paint) -> (Str
 
 fn trailer(
     img: &ImageReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     p: &Paint,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {

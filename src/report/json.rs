@@ -8,12 +8,12 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::{MaskedReport, RenderOptions};
+use super::{MaskedReport, WriteOptions};
 
 /// Write the JSON document (pretty-printed, newline-terminated).
-pub(super) fn render(
+pub(super) fn write(
     report: &MaskedReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let doc = to_value(report, opts)?;
@@ -22,7 +22,7 @@ pub(super) fn render(
 }
 
 /// The document as a JSON value (also used by tests and by callers that embed it).
-pub(super) fn to_value(report: &MaskedReport, opts: &RenderOptions) -> std::io::Result<Value> {
+pub(super) fn to_value(report: &MaskedReport, opts: &WriteOptions) -> std::io::Result<Value> {
     let fail_on = opts.fail_on();
     let mut doc = serde_json::to_value(&**report)?;
     if let Some(images) = doc.get_mut("images").and_then(Value::as_array_mut) {

@@ -9,12 +9,12 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::{Finding, ImageReport, MaskedReport, RenderOptions, RuleResult, RuleStatus, Severity};
+use super::{Finding, ImageReport, MaskedReport, RuleResult, RuleStatus, Severity, WriteOptions};
 use crate::rules::RuleId;
 
-pub(super) fn render(
+pub(super) fn write(
     report: &MaskedReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -105,7 +105,7 @@ fn case<'a>(img: &'a ImageReport, r: &'a RuleResult) -> Case<'a> {
     }
 }
 
-fn suite(xml: &mut String, img: &ImageReport, cases: &[Case<'_>], opts: &RenderOptions) {
+fn suite(xml: &mut String, img: &ImageReport, cases: &[Case<'_>], opts: &WriteOptions) {
     let failed = cases.iter().filter(|c| c.is_failed()).count();
     let skipped = cases.iter().filter(|c| c.is_skipped()).count();
     let name = format!("{} [{}]", img.input, img.platform);

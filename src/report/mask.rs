@@ -21,10 +21,10 @@
 //! Each format then applies its own escaping on top (JSON by serde, XML entities for `JUnit`, workflow
 //! command escaping for `github`).
 //!
-//! The type-level part: renderers take a [`MaskedReport`], which only [`MaskedReport::new`] can make,
+//! The type-level part: format writers take a [`MaskedReport`], which only [`MaskedReport::new`] can make,
 //! and which masks every string field of the [`Report`] (all of them: a field that holds no image
-//! text is unchanged by masking). A renderer therefore cannot be handed an unmasked report, and
-//! `report::render` is the only way into a renderer. The listing commands (`files`, `inspect`,
+//! text is unchanged by masking). A format writer therefore cannot be handed an unmasked report, and
+//! `report::write` is the only way into a format writer. The listing commands (`files`, `inspect`,
 //! `licenses`) write image strings through [`ImageText`] (whose `Display` is the masked form) and
 //! their JSON documents through [`mask_json`].
 
@@ -346,7 +346,7 @@ fn userinfo(s: &str, spans: &mut Vec<(usize, usize, String)>) {
     }
 }
 
-/// A [`Report`] whose every string has been through [`mask`]: what every renderer takes.
+/// A [`Report`] whose every string has been through [`mask`]: what every format writer takes.
 #[derive(Debug, Clone)]
 pub struct MaskedReport(Report);
 

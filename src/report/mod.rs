@@ -1,5 +1,5 @@
 //! Findings and reports. A [`Finding`] is data (never an error); a [`Report`] holds the verdict of every
-//! checked image/platform and is rendered by one renderer per format. Renderers write to `&mut dyn Write`.
+//! checked image/platform and is written by one format writer per format. Format writers write to `&mut dyn Write`.
 
 use std::collections::BTreeMap;
 
@@ -256,9 +256,9 @@ pub enum Format {
     Github,
 }
 
-/// How to render.
+/// How to write a report.
 #[derive(Debug, Clone, Default)]
-pub struct RenderOptions {
+pub struct WriteOptions {
     /// ANSI colour (false when `NO_COLOR` is set or output is not a terminal).
     pub color: bool,
     /// Terminal width for the human format (0: no wrapping).
@@ -269,30 +269,30 @@ pub struct RenderOptions {
     pub fail_on: Option<Severity>,
 }
 
-impl RenderOptions {
+impl WriteOptions {
     /// The effective `--fail-on` level.
     pub fn fail_on(&self) -> Severity {
         self.fail_on.unwrap_or(Severity::Error)
     }
 }
 
-/// Render `report` in `format`, completely, to `out` (flushed before returning).
-pub fn render(
+/// Write `report` in `format`, completely, to `out` (flushed before returning).
+pub fn write(
     report: &Report,
     format: Format,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    // The masking chokepoint: renderers only take a `MaskedReport` (see `mask`).
+    // The masking chokepoint: format writers only take a `MaskedReport` (see `mask`).
     let report = &MaskedReport::new(report);
     // Buffered here so that no caller pays a syscall per line (stdout is line-buffered).
     let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
     match format {
-        Format::Human => human::render(report, opts, &mut buf)?,
-        Format::Json => json::render(report, opts, &mut buf)?,
-        Format::Sarif => sarif::render(report, opts, &mut buf)?,
-        Format::Junit => junit::render(report, opts, &mut buf)?,
-        Format::Github => github::render(report, opts, &mut buf)?,
+        Format::Human => human::write(report, opts, &mut buf)?,
+        Format::Json => json::write(report, opts, &mut buf)?,
+        Format::Sarif => sarif::write(report, opts, &mut buf)?,
+        Format::Junit => junit::write(report, opts, &mut buf)?,
+        Format::Github => github::write(report, opts, &mut buf)?,
     }
     std::io::Write::flush(&mut buf)
 }

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 
 use super::text::group_findings;
 use super::{
-    Finding, ImageReport, Location, MaskedReport, RenderOptions, Report, RuleMeta, RuleStatus,
-    Severity,
+    Finding, ImageReport, Location, MaskedReport, Report, RuleMeta, RuleStatus, Severity,
+    WriteOptions,
 };
 
 const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -188,9 +188,9 @@ struct Logical {
     kind: &'static str,
 }
 
-pub(super) fn render(
+pub(super) fn write(
     report: &MaskedReport,
-    opts: &RenderOptions,
+    opts: &WriteOptions,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let log = build(report, opts);
@@ -198,7 +198,7 @@ pub(super) fn render(
     out.write_all(b"\n")
 }
 
-fn build(report: &MaskedReport, opts: &RenderOptions) -> Log {
+fn build(report: &MaskedReport, opts: &WriteOptions) -> Log {
     let catalog = catalog(report, opts);
     let index: HashMap<&str, usize> = catalog
         .iter()
@@ -297,7 +297,7 @@ fn build(report: &MaskedReport, opts: &RenderOptions) -> Log {
 
 /// The rule catalogue, plus a minimal entry for any rule id the report names that it lacks, so every
 /// `ruleIndex` is valid.
-fn catalog(report: &Report, opts: &RenderOptions) -> Vec<RuleMeta> {
+fn catalog(report: &Report, opts: &WriteOptions) -> Vec<RuleMeta> {
     let mut rules = opts.catalog.clone();
     for img in &report.images {
         let ids = img

@@ -1,4 +1,4 @@
-//! Plain-text pieces shared by the renderers: how a location and redacted evidence read, the
+//! Plain-text pieces shared by the format writers: how a location and redacted evidence read, the
 //! grouping of one secret found in several places, and the neutralising of control characters that
 //! come from untrusted image content (paths, history lines) before they reach a terminal or a log.
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use rand::SeedableRng as _;
-use x1_validate::report::{Format, RenderOptions, Report, render};
+use x1_validate::report::{Format, Report, WriteOptions, write};
 use x1_validate::rules::{RuleDef, RuleId, RuleSet};
 
 use crate::rule_catalog::{run, trigger};
@@ -45,14 +45,14 @@ fn example(rules: &RuleSet, id: RuleId, seed: u64) -> Option<String> {
         images: vec![run(&t)],
         error: None,
     };
-    let opts = RenderOptions {
+    let opts = WriteOptions {
         color: false,
         width: 100,
         catalog: rules.catalog(),
         fail_on: None,
     };
     let mut out = Vec::new();
-    render(&report, Format::Human, &opts, &mut out).unwrap();
+    write(&report, Format::Human, &opts, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     let heads = ["×", "⚠", "☞"].map(|icon| format!("  {icon} {id}:"));
     let is_head = |l: &str| ["  × ", "  ⚠ ", "  ☞ "].iter().any(|h| l.starts_with(h));

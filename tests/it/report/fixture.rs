@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use sha2::{Digest as _, Sha256};
 use x1_validate::report::{
-    Evidence, Finding, Format, ImageReport, LayerRef, Location, RenderOptions, Report, RuleMeta,
-    RuleResult, RuleStatus, Severity, render,
+    Evidence, Finding, Format, ImageReport, LayerRef, Location, Report, RuleMeta, RuleResult,
+    RuleStatus, Severity, WriteOptions, write,
 };
 
 /// A provider-style key built at test time (real prefix, random body): never a literal in the repo.
@@ -292,7 +292,7 @@ pub(crate) fn catalog() -> Vec<RuleMeta> {
 
 pub(crate) struct Fixture {
     pub report: Report,
-    pub opts: RenderOptions,
+    pub opts: WriteOptions,
     pub secret: TestSecret,
 }
 
@@ -302,7 +302,7 @@ pub(crate) fn fixture() -> Fixture {
         "0.1.0",
         vec![image_amd64(&secret.evidence), image_arm64(), image_riscv()],
     );
-    let opts = RenderOptions {
+    let opts = WriteOptions {
         color: false,
         width: 100,
         catalog: catalog(),
@@ -315,9 +315,9 @@ pub(crate) fn fixture() -> Fixture {
     }
 }
 
-pub(crate) fn rendered(fx: &Fixture, format: Format, opts: &RenderOptions) -> String {
+pub(crate) fn rendered(fx: &Fixture, format: Format, opts: &WriteOptions) -> String {
     let mut out = Vec::new();
-    render(&fx.report, format, opts, &mut out).expect("render");
+    write(&fx.report, format, opts, &mut out).expect("render");
     String::from_utf8(out).expect("utf-8 output")
 }
 

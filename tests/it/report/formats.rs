@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::Value;
 use x1_validate::report::{
-    Format, Location, RenderOptions, Report, RuleStatus, SCHEMA_VERSION, Severity, render,
+    Format, Location, Report, RuleStatus, SCHEMA_VERSION, Severity, WriteOptions, write,
 };
 
 use super::fixture::{ALL, HOSTILE, fixture, rendered};
@@ -284,7 +284,7 @@ fn human_groups_secrets_shows_not_run_and_ends_with_verdicts() {
     let narrow = rendered(
         &fx,
         Format::Human,
-        &RenderOptions {
+        &WriteOptions {
             width: 60,
             ..fx.opts.clone()
         },
@@ -335,7 +335,7 @@ fn human_without_colour_has_no_escape_bytes_even_from_hostile_paths() {
     let coloured = rendered(
         &fx,
         Format::Human,
-        &RenderOptions {
+        &WriteOptions {
             color: true,
             ..fx.opts.clone()
         },
@@ -350,7 +350,7 @@ fn human_without_colour_has_no_escape_bytes_even_from_hostile_paths() {
 #[test]
 fn fail_on_warning_turns_warnings_into_failures() {
     let fx = fixture();
-    let opts = RenderOptions {
+    let opts = WriteOptions {
         fail_on: Some(Severity::Warning),
         ..fx.opts.clone()
     };
@@ -389,7 +389,7 @@ fn every_format_is_written_completely_and_never_holds_the_secret() {
             buf: Vec::new(),
             flushed: false,
         };
-        render(&fx.report, format, &fx.opts, &mut t).unwrap();
+        write(&fx.report, format, &fx.opts, &mut t).unwrap();
         assert_eq!(
             String::from_utf8(t.buf).unwrap(),
             full,
@@ -421,7 +421,7 @@ fn write_errors_are_returned() {
     }
     let fx = fixture();
     for format in ALL {
-        let err = render(&fx.report, format, &fx.opts, &mut Broken).unwrap_err();
+        let err = write(&fx.report, format, &fx.opts, &mut Broken).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{format:?}");
     }
 }
@@ -431,7 +431,7 @@ fn empty_report_renders_in_every_format() {
     let report = Report::new("0.1.0", vec![]);
     for format in ALL {
         let mut out = Vec::new();
-        render(&report, format, &RenderOptions::default(), &mut out).unwrap();
+        write(&report, format, &WriteOptions::default(), &mut out).unwrap();
         assert!(!out.is_empty(), "{format:?}");
     }
 }

@@ -211,7 +211,7 @@ fn sarif_passes_official_validator() {
 
 fn rendered_report(report: &x1_validate::report::Report, fx: &super::fixture::Fixture) -> String {
     let mut out = Vec::new();
-    x1_validate::report::render(report, Format::Sarif, &fx.opts, &mut out).unwrap();
+    x1_validate::report::write(report, Format::Sarif, &fx.opts, &mut out).unwrap();
     String::from_utf8(out).unwrap()
 }
 
