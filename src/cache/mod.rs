@@ -224,22 +224,18 @@ impl LayerCache {
     /// The stored text-match result under `key` ([`LayerCache::text_key`]); `None` when absent,
     /// damaged or another key's. A hit refreshes the entry's age (LRU).
     pub fn get_text(&self, key: &str) -> Option<TextRecord> {
-        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let path = self.text_dir.join(key);
-        let bytes = read_bounded(&path).ok()??;
-        let rec: TextRecord = decode_entry(&bytes, *TEXT_MAGIC, TEXT_SCHEMA)?;
-        if rec.key != key {
-            return None;
-        }
-        touch(&path);
-        Some(rec)
+        read_keyed(
+            &self.text_dir,
+            key,
+            *TEXT_MAGIC,
+            TEXT_SCHEMA,
+            |r: &TextRecord| &r.key,
+        )
     }
 
     /// Store a text-match result under its key (atomically).
     pub fn put_text(&self, rec: &TextRecord) -> io::Result<()> {
-        if rec.key.len() != 64 || !rec.key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_key(&rec.key) {
             return Err(io::Error::other("not a text-match key"));
         }
         write_entry(
@@ -270,18 +266,14 @@ impl LayerCache {
     /// The memoised outcomes under `key` ([`LayerCache::memo_key`]); `None` when absent, damaged
     /// or another key's. A hit refreshes the entry's age (LRU).
     pub fn get_memo(&self, key: &str) -> Option<Vec<CheckOutcome>> {
-        if !is_key(key) {
-            return None;
-        }
-        let path = self.memo_dir.join(key);
-        let bytes = read_bounded(&path).ok()??;
-        let rec: MemoRecord = decode_entry(&bytes, *MEMO_MAGIC, MEMO_SCHEMA)?;
-        if rec.key != key {
-            return None;
-        }
-        let outcomes = serde_json::from_slice(&rec.outcomes).ok()?;
-        touch(&path);
-        Some(outcomes)
+        let rec = read_keyed(
+            &self.memo_dir,
+            key,
+            *MEMO_MAGIC,
+            MEMO_SCHEMA,
+            |r: &MemoRecord| &r.key,
+        )?;
+        serde_json::from_slice(&rec.outcomes).ok()
     }
 
     /// Store `outcomes` under `key` (atomically), unless a string in them holds anything a secret
@@ -455,6 +447,28 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// Refresh an entry's age (LRU).
+/// The entry stored under `key` in `dir`: `None` when the key is not one of ours, or the entry is
+/// absent, damaged, of another schema or another key's. A hit refreshes the entry's age (LRU).
+fn read_keyed<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    key: &str,
+    magic: [u8; 8],
+    schema: u32,
+    key_of: impl Fn(&T) -> &str,
+) -> Option<T> {
+    if !is_key(key) {
+        return None;
+    }
+    let path = dir.join(key);
+    let bytes = read_bounded(&path).ok()??;
+    let rec: T = decode_entry(&bytes, magic, schema)?;
+    if key_of(&rec) != key {
+        return None;
+    }
+    touch(&path);
+    Some(rec)
+}
+
 fn touch(path: &Path) {
     if let Ok(f) = OpenOptions::new().write(true).open(path) {
         let _ = f.set_modified(SystemTime::now());
