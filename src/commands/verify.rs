@@ -7,7 +7,6 @@
 //! `--rules`/`--presets`) together with the severity overrides and `--fail-on` of the run, so a report
 //! made with `--allow` or a looser rule set never counts as a pass of the default gate.
 
-use crate::rules::RuleId;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,8 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{Error, Result};
 use crate::image::registry::{Client, Manifest, Reference, SCHEME};
 use crate::report::Severity;
+use crate::rules::RuleId;
+use crate::rules::embedded::{FILES as BUILTIN_RULES, PRESETS as BUILTIN_PRESETS};
 
 /// The artifact type of an attached gate report (its payload is the JSON report).
 pub const REPORT_TYPE: &str = "application/vnd.x1agent.gate-report.v1+json";
@@ -28,27 +29,6 @@ pub const ANN_RULES: &str = "org.x1agent.gate.rules-sha256";
 pub const ANN_VERDICT: &str = "org.x1agent.gate.verdict";
 pub const ANN_REF: &str = "org.x1agent.gate.ref";
 pub const ANN_CREATED: &str = "org.opencontainers.image.created";
-
-const BUILTIN_RULES: &[(&str, &str)] = &[
-    ("rules.toml", include_str!("../../rules/rules.toml")),
-    (
-        "credentials.toml",
-        include_str!("../../rules/credentials.toml"),
-    ),
-    ("secrets.toml", include_str!("../../rules/secrets.toml")),
-    ("licenses.toml", include_str!("../../rules/licenses.toml")),
-];
-const BUILTIN_PRESETS: &[(&str, &str)] = &[
-    (
-        "opencode",
-        include_str!("../../presets/opencode/preset.toml"),
-    ),
-    (
-        "claude-code",
-        include_str!("../../presets/claude-code/preset.toml"),
-    ),
-    ("codex", include_str!("../../presets/codex/preset.toml")),
-];
 
 /// `sha256:<hex>` of the policy in force: rule files, presets, overrides, fail-on.
 pub fn rules_hash(

@@ -21,12 +21,20 @@ pub use preset::{FileKind, Preset};
 use crate::error::{Error, Result};
 use crate::toml_file::SourceFile;
 
-/// The embedded defaults (so an installed binary works outside the repo).
-mod embedded {
+/// The embedded defaults (so an installed binary works outside the repo); `verify` hashes the same
+/// bytes for its rules-sha256 annotation.
+pub(crate) mod embedded {
     pub const RULES: &str = include_str!("../../rules/rules.toml");
     pub const CREDENTIALS: &str = include_str!("../../rules/credentials.toml");
     pub const SECRETS: &str = include_str!("../../rules/secrets.toml");
     pub const LICENSES: &str = include_str!("../../rules/licenses.toml");
+    /// The rule files by name.
+    pub const FILES: &[(&str, &str)] = &[
+        ("rules.toml", RULES),
+        ("credentials.toml", CREDENTIALS),
+        ("secrets.toml", SECRETS),
+        ("licenses.toml", LICENSES),
+    ];
     pub const PRESETS: &[(&str, &str)] = &[
         (
             "opencode",
