@@ -43,17 +43,11 @@ pub struct CredentialFile {
     pub description: String,
     /// The globs as written (also captured during the layer pass when `content` is set).
     pub globs: Vec<String>,
-    matcher: GlobSet,
+    /// Paths that the globs match but that are not of this kind. (The globs themselves are matched
+    /// through [`Credentials`]' one combined set.)
     except: GlobSet,
     /// The file is a credential only when its content matches.
     pub content: Option<regex::bytes::Regex>,
-}
-
-impl CredentialFile {
-    /// Whether the normalised path (no leading `/`) is of this kind (content not considered).
-    pub fn matches_path(&self, path: &str) -> bool {
-        self.matcher.is_match(path) && !self.except.is_match(path)
-    }
 }
 
 /// The compiled `rules/credentials.toml`.
@@ -102,7 +96,6 @@ impl Credentials {
             if !ids.insert(id.clone()) {
                 return Err(src.error_in(id_span, &format!("file id `{id}` is listed twice")));
             }
-            let matcher = build_set(src, &f.globs)?;
             let except = build_set(src, &f.except)?;
             let content = match &f.content {
                 None => None,
@@ -117,7 +110,6 @@ impl Credentials {
                 id,
                 description: f.description,
                 globs: f.globs,
-                matcher,
                 except,
                 content,
             });
@@ -144,8 +136,8 @@ impl Credentials {
     }
 
     /// The first credential-file kind (in file order) whose globs match the normalised path `path`
-    /// (no leading `/`) and whose `except` globs do not: the same answer as trying
-    /// [`CredentialFile::matches_path`] on each kind in turn, with one glob match for most paths.
+    /// (no leading `/`) and whose `except` globs do not: the same answer as trying each kind's globs
+    /// and `except` in turn (the tests' oracle), with one glob match for most paths.
     pub fn file_kind(&self, path: &str) -> Option<&CredentialFile> {
         let candidate = globset::Candidate::new(path);
         if !self.any.is_match_candidate(&candidate) {
@@ -201,6 +193,17 @@ fn build_set(src: &SourceFile<'_>, globs: &[String]) -> Result<GlobSet> {
 mod tests {
     use super::*;
 
+    /// Whether the normalised path is of kind `k` by its own globs and `except` alone (the oracle for
+    /// [`Credentials::file_kind`]).
+    fn matches_path(k: &CredentialFile, path: &str) -> bool {
+        let src = SourceFile {
+            name: "credentials.toml",
+            text: "",
+        };
+        let globs = build_set(&src, &k.globs).expect("the kind's globs compiled at load");
+        globs.is_match(path) && !k.except.is_match(path)
+    }
+
     fn load(text: &str) -> Result<Credentials> {
         Credentials::load(&SourceFile {
             name: "credentials.toml",
@@ -222,11 +225,23 @@ mod tests {
             assert!(!c.is_credential_var(name), "{name}");
         }
         let by_id = |id: &str| c.files.iter().find(|f| f.id == id).expect(id);
-        assert!(by_id("opencode-auth").matches_path("home/agent/.local/share/opencode/auth.json"));
-        assert!(by_id("git-credentials").matches_path(".git-credentials"));
-        assert!(by_id("ssh-private-key").matches_path("root/.ssh/id_ed25519"));
-        assert!(!by_id("ssh-private-key").matches_path("root/.ssh/id_ed25519.pub"));
-        assert!(!by_id("npmrc-token").matches_path("usr/lib/node_modules/x/npmrc.js"));
+        assert!(matches_path(
+            by_id("opencode-auth"),
+            "home/agent/.local/share/opencode/auth.json"
+        ));
+        assert!(matches_path(by_id("git-credentials"), ".git-credentials"));
+        assert!(matches_path(
+            by_id("ssh-private-key"),
+            "root/.ssh/id_ed25519"
+        ));
+        assert!(!matches_path(
+            by_id("ssh-private-key"),
+            "root/.ssh/id_ed25519.pub"
+        ));
+        assert!(!matches_path(
+            by_id("npmrc-token"),
+            "usr/lib/node_modules/x/npmrc.js"
+        ));
         let npm = by_id("npmrc-token")
             .content
             .as_ref()
@@ -239,7 +254,7 @@ mod tests {
     fn one_by_one<'c>(c: &'c Credentials, path: &str) -> Option<&'c str> {
         c.files
             .iter()
-            .find(|k| k.matches_path(path))
+            .find(|k| matches_path(k, path))
             .map(|k| k.id.as_str())
     }
 
