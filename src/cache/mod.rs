@@ -33,17 +33,23 @@
 //!   is not `never`. Stored as JSON (the outcomes' serde shape has internally tagged enums) in the
 //!   same checksummed entry, and not stored when any string in it holds anything a secret pattern
 //!   matches.
+//!   A memo also lists the text-match entries its license findings stand on, and a hit refreshes
+//!   their age with its own: a cache that keeps answering from the memo does not age out the texts
+//!   that the next image with one changed layer needs.
 //! - **Bound**: [`DEFAULT_MAX_BYTES`] (1 GiB; `X1_VALIDATE_CACHE_MAX`, e.g. `4GiB`), least recently
 //!   used first out: a hit refreshes the entry's mtime; after a run that wrote, the oldest entries are
-//!   removed until the total fits (one evicting run at a time, by an advisory lock).
+//!   removed until the total fits (one evicting run at a time, by an advisory lock). The bound counts
+//!   every schema's directories (`layers-v*`, `texts-v*`, `images-v*`): after an upgrade the old
+//!   schema's entries, which nothing reads any more, age out first instead of staying forever.
 
 mod record;
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
@@ -65,7 +71,7 @@ pub const SCHEMA: u32 = 3;
 /// Bumped whenever a text-match result ([`TextRecord`]) or its encoding changes.
 pub const TEXT_SCHEMA: u32 = 1;
 /// Bumped whenever an image memo (the check outcomes of a whole image) or its encoding changes.
-pub const MEMO_SCHEMA: u32 = 1;
+pub const MEMO_SCHEMA: u32 = 2;
 /// Default size bound of the cache directory.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// The environment variable naming the cache directory.
@@ -114,9 +120,14 @@ pub struct LayerCache {
     text_dir: PathBuf,
     /// Image memos: the check outcomes of whole images (`images-v<MEMO_SCHEMA>`).
     memo_dir: PathBuf,
+    /// The directory holding all of them (and other schemas' directories, see [`LayerCache::evict`]).
+    root: PathBuf,
     max_bytes: u64,
     /// Hash of everything but the blob that decides a layer's result.
     salt: [u8; 32],
+    /// The text-match keys this run read or wrote (an image memo lists them, see
+    /// [`LayerCache::put_memo`]).
+    texts_used: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl LayerCache {
@@ -152,8 +163,10 @@ impl LayerCache {
             dir,
             text_dir,
             memo_dir,
+            root: root.to_path_buf(),
             max_bytes,
             salt: h.finalize().into(),
+            texts_used: Arc::default(),
         })
     }
 
@@ -224,13 +237,21 @@ impl LayerCache {
     /// The stored text-match result under `key` ([`LayerCache::text_key`]); `None` when absent,
     /// damaged or another key's. A hit refreshes the entry's age (LRU).
     pub fn get_text(&self, key: &str) -> Option<TextRecord> {
-        read_keyed(
+        let rec = read_keyed(
             &self.text_dir,
             key,
             *TEXT_MAGIC,
             TEXT_SCHEMA,
             |r: &TextRecord| &r.key,
-        )
+        )?;
+        self.used_text(key);
+        Some(rec)
+    }
+
+    fn used_text(&self, key: &str) {
+        if let Ok(mut used) = self.texts_used.lock() {
+            used.insert(key.to_string());
+        }
     }
 
     /// Store a text-match result under its key (atomically).
@@ -245,7 +266,9 @@ impl LayerCache {
             TEXT_SCHEMA,
             rec,
             self.max_bytes / 2,
-        )
+        )?;
+        self.used_text(&rec.key);
+        Ok(())
     }
 
     /// The key of an image memo: this cache's configuration (see [`LayerCache::open`]),
@@ -264,7 +287,8 @@ impl LayerCache {
     }
 
     /// The memoised outcomes under `key` ([`LayerCache::memo_key`]); `None` when absent, damaged
-    /// or another key's. A hit refreshes the entry's age (LRU).
+    /// or another key's. A hit refreshes the entry's age (LRU), and that of the text-match entries
+    /// it lists.
     pub fn get_memo(&self, key: &str) -> Option<Vec<CheckOutcome>> {
         let rec = read_keyed(
             &self.memo_dir,
@@ -273,7 +297,11 @@ impl LayerCache {
             MEMO_SCHEMA,
             |r: &MemoRecord| &r.key,
         )?;
-        serde_json::from_slice(&rec.outcomes).ok()
+        let outcomes = serde_json::from_slice(&rec.outcomes).ok()?;
+        for t in rec.texts.iter().filter(|t| is_key(t)) {
+            touch(&self.text_dir.join(t));
+        }
+        Some(outcomes)
     }
 
     /// Store `outcomes` under `key` (atomically), unless a string in them holds anything a secret
@@ -292,9 +320,15 @@ impl LayerCache {
         if value_holds_secret(&value, patterns) {
             return Ok(false);
         }
+        let texts = self
+            .texts_used
+            .lock()
+            .map(|used| used.iter().cloned().collect())
+            .unwrap_or_default();
         let rec = MemoRecord {
             key: key.to_string(),
             outcomes: serde_json::to_vec(&value).map_err(io::Error::other)?,
+            texts,
         };
         write_entry(
             &self.memo_dir,
@@ -316,7 +350,9 @@ impl LayerCache {
     }
 
     /// Remove the least recently used entries until the total fits the bound (and temp files left
-    /// by killed runs). One run evicts at a time; a run that finds the lock taken skips eviction.
+    /// by killed runs), over every schema's entry directories under the root
+    /// ([`is_entry_dir_name`]): another version's entries share the bound. One run evicts at a
+    /// time; a run that finds the lock taken skips eviction.
     pub fn evict(&self) -> io::Result<()> {
         let lock = OpenOptions::new()
             .create(true)
@@ -329,8 +365,8 @@ impl LayerCache {
         let now = SystemTime::now();
         let mut entries = Vec::new();
         let mut total = 0u64;
-        for dir in [&self.dir, &self.text_dir, &self.memo_dir] {
-            let Ok(rd) = fs::read_dir(dir) else { continue };
+        for dir in self.entry_dirs() {
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd {
                 let e = e?;
                 let name = e.file_name();
@@ -366,6 +402,38 @@ impl LayerCache {
         }
         Ok(())
     }
+}
+
+impl LayerCache {
+    /// This schema's entry directories, then any other schema's under the root (real directories
+    /// only: a symbolic link is never followed out of the cache).
+    fn entry_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![
+            self.dir.clone(),
+            self.text_dir.clone(),
+            self.memo_dir.clone(),
+        ];
+        if let Ok(rd) = fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if e.file_type().is_ok_and(|t| t.is_dir())
+                    && is_entry_dir_name(&e.file_name().to_string_lossy())
+                    && !dirs.contains(&path)
+                {
+                    dirs.push(path);
+                }
+            }
+        }
+        dirs
+    }
+}
+
+/// Whether `name` is an entry directory of some schema: `layers-v<n>`, `texts-v<n>` or `images-v<n>`.
+fn is_entry_dir_name(name: &str) -> bool {
+    ["layers-v", "texts-v", "images-v"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// What identifies the build: nothing more than the version in a release build; in a debug build the
@@ -564,6 +632,8 @@ struct MemoRecord {
     /// The key it was stored under (checked on read).
     key: String,
     outcomes: Vec<u8>,
+    /// The text-match keys read or written while the outcomes were computed (refreshed on a hit).
+    texts: Vec<String>,
 }
 
 /// Whether any string (or object key) in `v` holds anything a secret pattern matches.
@@ -686,6 +756,24 @@ pub fn read_layers(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn entry_directories_of_every_schema_and_nothing_else() {
+        for name in ["layers-v3", "texts-v1", "images-v12", "layers-v0"] {
+            assert!(is_entry_dir_name(name), "{name}");
+        }
+        for name in [
+            "layers-v",
+            "layers-vx",
+            "layers-v1x",
+            "layers",
+            "notes-v1",
+            ".tmp-layers-v1",
+            "x-layers-v1",
+        ] {
+            assert!(!is_entry_dir_name(name), "{name}");
+        }
+    }
+
     use super::*;
     use crate::image::{Descriptor, Digest, Entry, EntryKind, HygieneIssue};
 

@@ -648,6 +648,100 @@ fn a_damaged_image_memo_is_ignored_and_rewritten() {
     }
 }
 
+/// Set `p`'s mtime to a fixed old time, and return it.
+fn age(p: &Path) -> std::time::SystemTime {
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    old
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+#[test]
+fn an_image_memo_hit_refreshes_the_text_matches_it_stands_on() {
+    let mit = spdx::text::LICENSE_TEXTS
+        .iter()
+        .find(|(n, _)| *n == "MIT")
+        .map(|(_, t)| *t)
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let img = ImageBuilder::new()
+        .layer(Layer::new().file("opt/mit/LICENSE", mit.as_bytes()))
+        .env("PATH=/usr/bin")
+        .write_oci_dir(work.path());
+    let cold = check(&img, Some(cache.path()), &[]);
+    let (texts, memos) = (text_entries(cache.path()), memo_entries(cache.path()));
+    assert_eq!((texts.len(), memos.len()), (1, 1));
+    let (old_text, old_memo) = (age(&texts[0]), age(&memos[0]));
+    // Every layer entry gone: only a memo hit can give the same report without a layer read.
+    for e in entries(cache.path()) {
+        std::fs::remove_file(e).unwrap();
+    }
+    let warm = check(&img, Some(cache.path()), &[]);
+    assert_eq!(outcome(&cold), outcome(&warm));
+    assert!(entries(cache.path()).is_empty(), "a layer was read");
+    assert!(mtime(&memos[0]) > old_memo, "the memo was not read");
+    assert!(
+        mtime(&texts[0]) > old_text,
+        "the memo hit left its text-match entry to age out"
+    );
+}
+
+#[test]
+fn other_schemas_entries_share_the_bound_and_age_out_first() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let img = keyed_image(&key("ghp_{alnum:36}")).write_oci_dir(work.path());
+    // An earlier version's entries (nothing reads them any more), a directory that is not the
+    // cache's, and a link to a directory outside the cache.
+    let stale: Vec<PathBuf> = ["layers-v1", "texts-v0", "images-v1"]
+        .iter()
+        .map(|d| {
+            let dir = cache.path().join(d);
+            std::fs::create_dir_all(&dir).unwrap();
+            let f = dir.join("a".repeat(64));
+            std::fs::write(&f, vec![7u8; 64 * 1024]).unwrap();
+            age(&f);
+            f
+        })
+        .collect();
+    let foreign = cache.path().join("notes-v1/keep");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::write(&foreign, vec![1u8; 64 * 1024]).unwrap();
+    age(&foreign);
+    let linked = outside.path().join("b".repeat(64));
+    std::fs::write(&linked, vec![2u8; 64 * 1024]).unwrap();
+    age(&linked);
+    std::os::unix::fs::symlink(outside.path(), cache.path().join("layers-v9")).unwrap();
+    // A bound that any one stale entry exceeds, with room for this run's own (a few KiB).
+    let env = [("X1_VALIDATE_CACHE_MAX", "48KiB")];
+    let cold = check(&img, Some(cache.path()), &env);
+    assert_eq!(cold.status.code(), Some(1));
+    for f in &stale {
+        assert!(!f.exists(), "{} outlived the bound", f.display());
+    }
+    assert_eq!(
+        entries(cache.path()).len(),
+        2,
+        "one of this run's two layer entries was evicted"
+    );
+    assert_eq!(memo_entries(cache.path()).len(), 1);
+    assert!(
+        foreign.exists(),
+        "a file that is not the cache's was removed"
+    );
+    assert!(linked.exists(), "eviction followed a link out of the cache");
+}
+
 #[test]
 fn what_changes_outcomes_changes_the_memo_and_what_applies_after_does_not() {
     let work = tempfile::tempdir().unwrap();
