@@ -107,7 +107,9 @@ impl Bigrams {
 }
 
 /// The distinct plain bigrams of a text for candidate selection: lower-cased, split at every
-/// character that is not alphanumeric, as hashes ([`gram_hash`]), ascending.
+/// character that is not alphanumeric, as hashes ([`gram_hash`]), ascending. (What
+/// [`Store::plain_words`] reads; kept as the tests' oracle.)
+#[cfg(test)]
 pub fn plain_bigrams(text: &str) -> Vec<u64> {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
@@ -118,6 +120,19 @@ pub fn plain_bigrams(text: &str) -> Vec<u64> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// A text's plain words ([`plain_bigrams`]: lower-cased, split at every character that is not
+/// alphanumeric) as candidate selection needs them, so that a block of consecutive texts
+/// (paragraphs) is selected for without reading its words again: the candidate-index entries of
+/// its distinct bigrams, and its first and last words (a block's bigrams are its parts' plus one
+/// across each join).
+#[derive(Debug, Clone, Default)]
+pub struct PlainWords {
+    /// Candidate-index entries (bigram numbers) of the distinct bigrams, ascending.
+    entries: Vec<u32>,
+    first: Option<String>,
+    last: Option<String>,
 }
 
 /// One inverted index: bigram hashes ascending, posting offsets, postings of `width` bytes (a `u16`
@@ -156,22 +171,28 @@ impl<'a> Index<'a> {
         self.hashes.len() / 8
     }
 
-    /// The postings of bigram `h`: (text, count) for each text holding it (count 1 in the
-    /// candidate index).
-    fn postings(&self, h: u64) -> impl Iterator<Item = (usize, u32)> + '_ {
+    /// The number of bigram `h` in the index, if it is there.
+    fn find(&self, h: u64) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.grams());
-        let mut found = None;
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match u64_at(self.hashes, 8 * mid).cmp(&h) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    found = Some(mid);
-                    break;
-                }
+                std::cmp::Ordering::Equal => return Some(mid),
             }
         }
+        None
+    }
+
+    /// The postings of bigram `h`: (text, count) for each text holding it (count 1 in the
+    /// candidate index).
+    fn postings(&self, h: u64) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.postings_of(self.find(h))
+    }
+
+    /// The postings of bigram number `found` (none for `None`).
+    fn postings_of(&self, found: Option<usize>) -> impl Iterator<Item = (usize, u32)> + '_ {
         let (from, to) = found.map_or((0, 0), |g| {
             (
                 u32_at(self.offsets, 4 * g) as usize,
@@ -322,10 +343,81 @@ impl<'a> Store<'a> {
 
     /// The `n` texts sharing the most distinctive plain bigrams ([`plain_bigrams`]) with `text`,
     /// most first (ties: store order); only texts sharing at least one.
+    #[cfg_attr(not(test), allow(dead_code))] // the matcher selects by parts (`candidates_of`)
     pub fn candidates(&self, text: &str, n: usize) -> Vec<usize> {
+        self.candidates_of(&[&self.plain_words(text)], n)
+    }
+
+    /// [`Store::candidates`] as it was computed before [`PlainWords`]: the tests' oracle.
+    #[cfg(test)]
+    pub fn reference_candidates(&self, text: &str, n: usize) -> Vec<usize> {
         let mut shared = vec![0u32; self.len()];
         for h in plain_bigrams(text) {
             for (t, _) in self.candidate.postings(h) {
+                if let Some(s) = shared.get_mut(t) {
+                    *s += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(usize, u32)> = shared
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| *s > 0)
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.into_iter().take(n).map(|(t, _)| t).collect()
+    }
+
+    /// `text`'s plain words, read for [`Store::candidates_of`].
+    pub fn plain_words(&self, text: &str) -> PlainWords {
+        let lower = text.to_lowercase();
+        let mut words = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty());
+        let Some(first) = words.next() else {
+            return PlainWords::default();
+        };
+        let mut entries = Vec::new();
+        let mut last = first;
+        for w in words {
+            if let Some(g) = self.candidate.find(gram_hash(last, w)) {
+                entries.push(u32::try_from(g).unwrap_or(u32::MAX));
+            }
+            last = w;
+        }
+        entries.sort_unstable();
+        entries.dedup();
+        PlainWords {
+            entries,
+            first: Some(first.to_string()),
+            last: Some(last.to_string()),
+        }
+    }
+
+    /// [`Store::candidates`] of the text that is `parts` joined by non-alphanumeric separators
+    /// (paragraphs joined by blank lines): its distinct bigrams are the parts' and those across
+    /// each join (the last word of a part with words and the first of the next part with words).
+    pub fn candidates_of(&self, parts: &[&PlainWords], n: usize) -> Vec<usize> {
+        let mut entries: Vec<u32> = Vec::new();
+        let mut last: Option<&str> = None;
+        for p in parts {
+            entries.extend_from_slice(&p.entries);
+            if let (Some(a), Some(b)) = (last, p.first.as_deref())
+                && let Some(g) = self.candidate.find(gram_hash(a, b))
+            {
+                entries.push(u32::try_from(g).unwrap_or(u32::MAX));
+            }
+            if p.last.is_some() {
+                last = p.last.as_deref();
+            }
+        }
+        if parts.len() > 1 {
+            entries.sort_unstable();
+            entries.dedup();
+        }
+        let mut shared = vec![0u32; self.len()];
+        for g in entries {
+            for (t, _) in self.candidate.postings_of(Some(g as usize)) {
                 if let Some(s) = shared.get_mut(t) {
                     *s += 1;
                 }
