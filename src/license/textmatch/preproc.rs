@@ -6,7 +6,11 @@
 //! Changes from upstream, none of which changes a result that upstream computes deterministically:
 //! - `remove_common_tokens` breaks a tie between equally common line prefixes by taking the
 //!   shortest, then the smallest (upstream takes whichever a randomly seeded `HashMap` yields last);
-//! - `expect` with a reason instead of `unwrap` on the constant regexes; lints;
+//! - `expect` with a reason instead of `unwrap` on the constant regexes, which are module statics
+//!   (the fast paths read their ASCII tables off them); lints;
+//! - exact fast paths: a pure-ASCII line or text takes table look-ups for the one-class regexes,
+//!   and a regex whose literal is absent is not run (see "Exact fast paths" below; the tests
+//!   compare them with upstream's pipeline, kept as `reference_normalizers`/`reference_aggressive`);
 //! - upstream's unit tests are not copied (the store's own tests check the result against the
 //!   crate's matcher, see `textmatch::tests`).
 //!
@@ -53,6 +57,7 @@ pub const PREPROC_NORMALIZE: [&PreprocFn; 6] = [
 /// A list of preprocessors that more aggressively normalize/mangle text
 /// to make for friendlier matching. May remove statements and lines, and
 /// more heavily normalize punctuation.
+#[cfg_attr(not(test), allow(dead_code))] // run step by step by `aggressive_fast`
 pub const PREPROC_AGGRESSIVE: [&PreprocFn; 8] = [
     &remove_common_tokens,
     &normalize_vertical_whitespace,

@@ -60,6 +60,7 @@ impl Kind {
 
 /// askalono's normalisation of a text (`TextData::new`): per-line normalisers, then the aggressive
 /// pass over the joined lines. The result is lower-case words separated by single spaces.
+#[cfg_attr(not(test), allow(dead_code))] // the matcher normalises lines once (`textmatch::run`)
 pub fn process(text: &str) -> String {
     apply_aggressive(&apply_normalizers(text).join("\n"))
 }
@@ -101,6 +102,7 @@ impl Bigrams {
     }
 
     /// The bigrams of a raw text.
+    #[cfg_attr(not(test), allow(dead_code))] // the matcher normalises lines once (`textmatch::run`)
     pub fn of_text(text: &str) -> Bigrams {
         Bigrams::of_processed(&process(text))
     }
@@ -193,21 +195,42 @@ impl<'a> Index<'a> {
 
     /// The postings of bigram number `found` (none for `None`).
     fn postings_of(&self, found: Option<usize>) -> impl Iterator<Item = (usize, u32)> + '_ {
-        let (from, to) = found.map_or((0, 0), |g| {
-            (
-                u32_at(self.offsets, 4 * g) as usize,
-                u32_at(self.offsets, 4 * (g + 1)) as usize,
-            )
-        });
-        (from..to).map(move |p| {
-            let at = self.width * p;
-            let count = if self.width >= 4 {
-                u32::from(u16_at(self.postings, at + 2))
-            } else {
-                1
-            };
-            (usize::from(u16_at(self.postings, at)), count)
-        })
+        let (from, to) = found.map_or((0, 0), |g| self.range(g));
+        (from..to).map(move |p| self.posting(p))
+    }
+
+    /// The posting numbers of bigram number `g`.
+    fn range(&self, g: usize) -> (usize, usize) {
+        (
+            u32_at(self.offsets, 4 * g) as usize,
+            u32_at(self.offsets, 4 * (g + 1)) as usize,
+        )
+    }
+
+    /// Posting `p`: (text, count).
+    fn posting(&self, p: usize) -> (usize, u32) {
+        let at = self.width * p;
+        let count = if self.width >= 4 {
+            u32::from(u16_at(self.postings, at + 2))
+        } else {
+            1
+        };
+        (usize::from(u16_at(self.postings, at)), count)
+    }
+
+    /// The count of text `t` among postings `from..to` (in text order), if it is there.
+    fn search(&self, from: usize, to: usize, t: usize) -> Option<u32> {
+        let (mut lo, mut hi) = (from, to);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (at, c) = self.posting(mid);
+            match at.cmp(&t) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(c),
+            }
+        }
+        None
     }
 
     fn is_consistent(&self, texts: usize) -> bool {
@@ -224,6 +247,10 @@ impl<'a> Index<'a> {
             && (1..self.grams())
                 .all(|g| u64_at(self.hashes, 8 * (g - 1)) < u64_at(self.hashes, 8 * g))
             && (0..n).all(|p| usize::from(u16_at(self.postings, self.width * p)) < texts)
+            && (0..self.grams()).all(|g| {
+                let (from, to) = self.range(g);
+                (from + 1..to).all(|p| self.posting(p - 1).0 < self.posting(p).0)
+            })
     }
 }
 
@@ -276,7 +303,8 @@ impl<'a> Store<'a> {
     }
 
     /// Whether the indexes are what `store_build::build` writes: hashes ascending, offsets
-    /// ascending within the postings, postings naming existing texts, names in bounds and UTF-8.
+    /// ascending within the postings, postings naming existing texts in ascending order, names in
+    /// bounds and UTF-8.
     #[cfg_attr(not(test), allow(dead_code))] // used by build.rs and the tests
     pub fn is_consistent(&self) -> bool {
         self.score.is_consistent(self.len())
@@ -330,14 +358,55 @@ impl<'a> Store<'a> {
         matches
             .iter()
             .enumerate()
-            .map(|(t, &m)| {
-                let total = self.total(t);
-                if query.total == 0 || total == 0 {
-                    return 0.0;
+            .map(|(t, &m)| self.dice(query, t, m))
+            .collect()
+    }
+
+    /// The score of text `t` sharing `m` bigrams with `query`: `NgramSet::dice`, to the bit.
+    fn dice(&self, query: &Bigrams, t: usize, m: u32) -> f32 {
+        let total = self.total(t);
+        if query.total == 0 || total == 0 {
+            return 0.0;
+        }
+        (2.0 * m as f32) / ((query.total as usize + total as usize) as f32)
+    }
+
+    /// [`Store::scores`] of the texts `texts` only, in their order (the same values, to the bit):
+    /// a long posting list is searched for each of them (postings are in text order, see
+    /// [`Store::is_consistent`]) instead of read through.
+    pub fn scores_of(&self, query: &Bigrams, texts: &[usize]) -> Vec<f32> {
+        let mut matches = vec![0u32; texts.len()];
+        let mut by_text: Vec<(usize, usize)> =
+            texts.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        by_text.sort_unstable();
+        for &(h, count) in &query.grams {
+            let Some(g) = self.score.find(h) else {
+                continue;
+            };
+            let (from, to) = self.score.range(g);
+            if to - from <= 4 * by_text.len() {
+                for p in from..to {
+                    let (t, c) = self.score.posting(p);
+                    if let Ok(k) = by_text.binary_search_by_key(&t, |&(t, _)| t)
+                        && let Some(m) = matches.get_mut(by_text[k].1)
+                    {
+                        *m += count.min(c);
+                    }
                 }
-                // NgramSet::dice, to the bit.
-                (2.0 * m as f32) / ((query.total as usize + total as usize) as f32)
-            })
+            } else {
+                for &(t, i) in &by_text {
+                    if let Some(c) = self.score.search(from, to, t)
+                        && let Some(m) = matches.get_mut(i)
+                    {
+                        *m += count.min(c);
+                    }
+                }
+            }
+        }
+        texts
+            .iter()
+            .zip(matches)
+            .map(|(&t, m)| self.dice(query, t, m))
             .collect()
     }
 
@@ -428,7 +497,17 @@ impl<'a> Store<'a> {
             .enumerate()
             .filter(|(_, s)| *s > 0)
             .collect();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.into_iter().take(n).map(|(t, _)| t).collect()
+        // The first `n` in the order (shared, most first; then store order), which is total: the
+        // `n` selected, then only those sorted.
+        let order = |a: &(usize, u32), b: &(usize, u32)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+        if n == 0 {
+            return Vec::new();
+        }
+        if ranked.len() > n {
+            ranked.select_nth_unstable_by(n - 1, order);
+            ranked.truncate(n);
+        }
+        ranked.sort_unstable_by(order);
+        ranked.into_iter().map(|(t, _)| t).collect()
     }
 }
