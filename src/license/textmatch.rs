@@ -776,6 +776,7 @@ mod tests {
     fn the_compact_store_scores_exactly_as_askalono() {
         let ours = store().expect("the compiled store parses");
         assert!(ours.is_consistent());
+        assert!(ours.find_agrees());
         let theirs = askalono_texts();
         assert_eq!(ours.len(), theirs.len());
         // No alternates: the candidate index covers every text (the matcher's did: originals and

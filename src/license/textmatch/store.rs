@@ -173,9 +173,35 @@ impl<'a> Index<'a> {
         self.hashes.len() / 8
     }
 
-    /// The number of bigram `h` in the index, if it is there.
+    /// The number of bigram `h` in the index, if it is there. The hashes are ascending and
+    /// spread evenly (FNV-1a), so a few interpolation steps narrow the range (≈ 3 reads instead
+    /// of a binary search's 17 over the score index), then a binary search finishes it. On an
+    /// index whose hashes are not ascending (`is_consistent` refuses it) the answer may be wrong,
+    /// as a binary search's would be, but the search still ends.
     fn find(&self, h: u64) -> Option<usize> {
+        let hash = |i: usize| u64_at(self.hashes, 8 * i);
         let (mut lo, mut hi) = (0, self.grams());
+        // Interpolation over the inclusive range lo..=hi - 1.
+        for _ in 0..6 {
+            if hi - lo < 16 {
+                break;
+            }
+            let (a, b) = (hash(lo), hash(hi - 1));
+            if h < a || h > b {
+                return None;
+            }
+            if a >= b {
+                break;
+            }
+            let span = (hi - 1 - lo) as u128;
+            let off = u128::from(h - a) * span / u128::from(b - a);
+            let at = lo + usize::try_from(off).unwrap_or(0).min(hi - 1 - lo);
+            match hash(at).cmp(&h) {
+                std::cmp::Ordering::Less => lo = at + 1,
+                std::cmp::Ordering::Greater => hi = at,
+                std::cmp::Ordering::Equal => return Some(at),
+            }
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match u64_at(self.hashes, 8 * mid).cmp(&h) {
@@ -185,6 +211,23 @@ impl<'a> Index<'a> {
             }
         }
         None
+    }
+
+    /// Whether [`Index::find`] finds every bigram of the index where it is, and each hash just
+    /// beside one where a plain binary search does (the tests).
+    #[cfg(test)]
+    fn find_agrees(&self) -> bool {
+        let hashes: Vec<u64> = (0..self.grams())
+            .map(|g| u64_at(self.hashes, 8 * g))
+            .collect();
+        hashes.iter().enumerate().all(|(g, &h)| {
+            self.find(h) == Some(g)
+                && [h.wrapping_sub(1), h.wrapping_add(1), h ^ (1 << 40)]
+                    .iter()
+                    .all(|&x| self.find(x) == hashes.binary_search(&x).ok())
+        }) && [0, u64::MAX, 1 << 63]
+            .iter()
+            .all(|&x| self.find(x) == hashes.binary_search(&x).ok())
     }
 
     /// The postings of bigram `h`: (text, count) for each text holding it (count 1 in the
@@ -314,6 +357,12 @@ impl<'a> Store<'a> {
                     r.end <= self.names.len() && std::str::from_utf8(&self.names[r]).is_ok()
                 })
             })
+    }
+
+    /// Whether both indexes find each bigram as a binary search does (see `Index::find`).
+    #[cfg(test)]
+    pub fn find_agrees(&self) -> bool {
+        self.score.find_agrees() && self.candidate.find_agrees()
     }
 
     /// Number of texts.
