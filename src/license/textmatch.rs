@@ -1299,10 +1299,10 @@ mod tests {
             let words: Vec<PlainWords> = paras.iter().map(|p| index.plain_words(p.text)).collect();
             for i in 0..paras.len() {
                 for k in 1..=MAX_BLOCK.min(paras.len() - i) {
-                    let parts: Vec<&PlainWords> = words[i..i + k].iter().collect();
+                    let block_words: Vec<&PlainWords> = words[i..i + k].iter().collect();
                     let block = Blocks::raw(&paras[i..i + k]);
                     assert_eq!(
-                        index.candidates_of(&parts, CANDIDATES),
+                        index.candidates_of(&block_words, CANDIDATES),
                         index.reference_candidates(&block, CANDIDATES),
                         "{block:?}"
                     );
