@@ -34,7 +34,8 @@ mod store_build;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use self::store::{Bigrams, Kind, Store};
+use self::preproc::{apply_aggressive, apply_normalizers};
+use self::store::{Bigrams, Kind, PlainWords, Store};
 use super::expr::{ExprError, SpdxExpr};
 use crate::cache::{LayerCache, TextRecord};
 
@@ -137,32 +138,33 @@ fn store() -> Option<Store<'static>> {
     *STORE.get_or_init(|| Store::parse(STORE_BYTES))
 }
 
-/// The best-scoring store text for `text`: (score, text index). Ties go to the first text in store
-/// order (license name, then original before headers).
-fn best(store: &Store<'_>, text: &str) -> (f32, usize) {
+/// The best-scoring store text for a text's bigrams: (score, text index). Ties go to the first
+/// text in store order (license name, then original before headers).
+fn best(store: &Store<'_>, bigrams: &Bigrams) -> (f32, usize) {
     store
-        .scores(&Bigrams::of_text(text))
+        .scores(bigrams)
         .into_iter()
         .enumerate()
         .fold((0.0, 0), |b, (t, s)| if s > b.0 { (s, t) } else { b })
 }
 
-/// The best-scoring text for a paragraph block among the [`CANDIDATES`] texts that share the most
-/// distinctive words with it (`None` when no text shares any): (score, text index). Ties go to the
+/// The best-scoring text for a paragraph block among its `candidates` (the [`CANDIDATES`] texts
+/// that share the most distinctive words with it; `None` when no text shares any), given the
+/// block's bigrams (computed only when there are candidates): (score, text index). Ties go to the
 /// smaller license name, then to the later candidate.
-fn best_candidate(store: &Store<'_>, block: &str) -> Option<(f32, usize)> {
-    let candidates = store.candidates(block, CANDIDATES);
+fn best_candidate(
+    store: &Store<'_>,
+    candidates: Vec<usize>,
+    bigrams: impl FnOnce() -> Bigrams,
+) -> Option<(f32, usize)> {
     if candidates.is_empty() {
         return None;
     }
-    let scores = store.scores(&Bigrams::of_text(block));
-    candidates
-        .into_iter()
-        .map(|t| (scores.get(t).copied().unwrap_or(0.0), t))
-        .max_by(|a, b| {
-            a.0.total_cmp(&b.0)
-                .then_with(|| store.name(b.1).cmp(store.name(a.1)))
-        })
+    let scores = store.scores_of(&bigrams(), &candidates);
+    scores.into_iter().zip(candidates).max_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| store.name(b.1).cmp(store.name(a.1)))
+    })
 }
 
 /// Texts scored per paragraph block (see [`store`] on why blocks are not scored against all).
@@ -251,17 +253,24 @@ fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, Unidentified> {
     if !spend.take() {
         return Err(Unidentified::BudgetSpent);
     }
-    let (whole_score, whole) = best(&index, text);
+    // Each line is normalised once: for the whole text, and again (as the same lines) for every
+    // paragraph block, which `Blocks` builds from them.
+    let lines = apply_normalizers(text);
+    let (whole_score, whole) = best(
+        &index,
+        &Bigrams::of_processed(&apply_aggressive(&lines.join("\n"))),
+    );
     if whole_score >= THRESHOLD {
         let id = spdx_id(index.name(whole), index.kind(whole), text);
         return finish(vec![(id, whole_score)]);
     }
     let paras = paragraphs(text);
+    let mut blocks = Blocks::new(&index, &lines, &paras);
     let mut found: Vec<(String, f32)> = Vec::new();
     let mut i = 0;
     let mut exhausted = false;
     while i < paras.len() {
-        if !mentions_license(paras[i]) {
+        if !mentions_license(paras[i].text) {
             i += 1;
             continue;
         }
@@ -271,11 +280,11 @@ fn run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, Unidentified> {
                 exhausted = true;
                 break;
             }
-            let block = paras[i..i + k].join("\n\n");
-            let Some((score, t)) = best_candidate(&index, &block) else {
+            let Some((score, t)) = blocks.best(i, k) else {
                 continue;
             };
             if score >= THRESHOLD && top.as_ref().is_none_or(|b| score > b.0) {
+                let block = Blocks::raw(&paras[i..i + k]);
                 top = Some((score, spdx_id(index.name(t), index.kind(t), &block), k));
             }
             if score >= 0.98 {
@@ -338,39 +347,117 @@ fn head(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// A paragraph of a text: its lines with their line ends, and which lines of the text (as
+/// `split('\n')` numbers them) they are.
+#[derive(Debug, Clone)]
+struct Para<'a> {
+    text: &'a str,
+    lines: std::ops::Range<usize>,
+}
+
 /// Paragraphs: runs of non-blank lines (a lone `.` is a blank line in Debian files).
-fn paragraphs(text: &str) -> Vec<&str> {
+fn paragraphs(text: &str) -> Vec<Para<'_>> {
     let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut end = 0;
+    let mut start: Option<(usize, usize)> = None;
+    let mut end = (0, 0);
     let mut pos = 0;
-    for line in text.split_inclusive('\n') {
+    for (n, line) in text.split_inclusive('\n').enumerate() {
         let t = line.trim();
         let blank = t.is_empty() || t == ".";
         if blank {
-            if let Some(s) = start.take() {
-                out.push(&text[s..end]);
+            if let Some((s, first)) = start.take() {
+                out.push(Para {
+                    text: &text[s..end.0],
+                    lines: first..end.1,
+                });
                 if out.len() >= MAX_PARAGRAPHS {
                     return out;
                 }
             }
         } else {
             if start.is_none() {
-                start = Some(pos);
+                start = Some((pos, n));
             }
-            end = pos + line.len();
+            end = (pos + line.len(), n + 1);
         }
         pos += line.len();
     }
-    if let Some(s) = start {
-        out.push(&text[s..end]);
+    if let Some((s, first)) = start {
+        out.push(Para {
+            text: &text[s..end.0],
+            lines: first..end.1,
+        });
     }
     out
 }
 
+/// Whether a paragraph holds one of the [`KEYWORDS`] (ASCII case-insensitively, as the words are).
 fn mentions_license(para: &str) -> bool {
-    let lower = para.to_ascii_lowercase();
-    KEYWORDS.iter().any(|k| lower.contains(k))
+    let b = para.as_bytes();
+    KEYWORDS.iter().any(|k| {
+        b.windows(k.len())
+            .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+    })
+}
+
+/// The paragraph blocks of one text, matched from what is read once per paragraph: its normalised
+/// lines (the whole text's, [`apply_normalizers`] being per line) and its plain words
+/// ([`Store::plain_words`]).
+///
+/// A block is `paras[i..i + k].join("\n\n")`. Split into lines, that is each paragraph's lines,
+/// two empty lines at each join (the paragraph's own line end, then the two of the join), and
+/// one more after the last paragraph when it ends with a line end. An empty line normalises to
+/// the empty line, so the block's normalised lines are the paragraphs' normalised lines with
+/// `"\n\n\n"` at each join and a `"\n"` after a last paragraph that ends with one.
+struct Blocks<'s, 'a> {
+    store: &'s Store<'s>,
+    paras: &'a [Para<'a>],
+    /// Each paragraph's normalised lines, joined by `\n`.
+    normalised: Vec<String>,
+    /// Each paragraph's plain words, read when first needed.
+    words: Vec<Option<PlainWords>>,
+}
+
+impl<'s, 'a> Blocks<'s, 'a> {
+    fn new(store: &'s Store<'s>, lines: &[String], paras: &'a [Para<'a>]) -> Blocks<'s, 'a> {
+        let normalised = paras
+            .iter()
+            .map(|p| lines.get(p.lines.clone()).unwrap_or_default().join("\n"))
+            .collect();
+        Blocks {
+            store,
+            paras,
+            normalised,
+            words: vec![None; paras.len()],
+        }
+    }
+
+    /// The block's text, as matched before (for the GNU "or later" words of a match).
+    fn raw(paras: &[Para<'_>]) -> String {
+        paras
+            .iter()
+            .map(|p| p.text)
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
+    /// [`best_candidate`] of the block of `k` paragraphs from `i`.
+    fn best(&mut self, i: usize, k: usize) -> Option<(f32, usize)> {
+        for j in i..i + k {
+            if self.words[j].is_none() {
+                self.words[j] = Some(self.store.plain_words(self.paras[j].text));
+            }
+        }
+        let parts: Vec<&PlainWords> = self.words[i..i + k].iter().flatten().collect();
+        let candidates = self.store.candidates_of(&parts, CANDIDATES);
+        best_candidate(self.store, candidates, || {
+            let mut joined = self.normalised[i..i + k].join("\n\n\n");
+            if self.paras[i + k - 1].text.ends_with('\n') {
+                joined.push('\n');
+            }
+            Bigrams::of_processed(&apply_aggressive(&joined))
+        })
+    }
 }
 
 /// The SPDX id for a store name, with GNU versions and "or later" taken from the matched words.
@@ -689,6 +776,7 @@ mod tests {
     fn the_compact_store_scores_exactly_as_askalono() {
         let ours = store().expect("the compiled store parses");
         assert!(ours.is_consistent());
+        assert!(ours.find_agrees());
         let theirs = askalono_texts();
         assert_eq!(ours.len(), theirs.len());
         // No alternates: the candidate index covers every text (the matcher's did: originals and
@@ -738,6 +826,16 @@ mod tests {
                     theirs[t].1,
                     q
                 );
+            }
+            // Scores of some texts only (unordered, the best ones among them) are the same bits.
+            let mut some: Vec<usize> = (0..ours.len()).rev().step_by(7).collect();
+            some.extend(ours.candidates(q, CANDIDATES));
+            some.sort_unstable();
+            some.dedup();
+            some.reverse();
+            let of_some = ours.scores_of(&Bigrams::of_text(q), &some);
+            for (t, s) in some.iter().zip(&of_some) {
+                assert_eq!(s.to_bits(), got[*t].to_bits(), "{t} {q:.60?}");
             }
             above += usize::from(want.iter().any(|w| *w >= THRESHOLD));
             assert_eq!(
@@ -844,6 +942,430 @@ mod tests {
         assert!(cache.get_text(&other).is_none());
         assert!(identify_bytes(b"other", &Budget::new(BUDGET), None).is_err());
         assert!(cache.get_text(&other).is_none());
+    }
+
+    // Differential tests: the matcher against its former self (`reference_run`: every block
+    // joined and normalised from its raw text, every normalisation by upstream's regex pipeline,
+    // candidates from the block's own plain bigrams), on generated and real texts.
+
+    /// askalono's normalisation, every step by its regex (upstream's pipeline).
+    fn reference_process(text: &str) -> String {
+        preproc::reference_aggressive(&preproc::reference_normalizers(text).join("\n"))
+    }
+
+    /// `run` as it was before the paragraphs were read once (session 5's end).
+    fn reference_run(text: &str, spend: &mut Spend<'_>) -> Result<TextMatch, Unidentified> {
+        let text = head(text, MAX_TEXT_BYTES);
+        if text.trim().is_empty() {
+            return Err(Unidentified::Empty);
+        }
+        let index = store().ok_or(Unidentified::StoreDamaged)?;
+        if !spend.take() {
+            return Err(Unidentified::BudgetSpent);
+        }
+        let (whole_score, whole) = best(&index, &Bigrams::of_processed(&reference_process(text)));
+        if whole_score >= THRESHOLD {
+            let id = spdx_id(index.name(whole), index.kind(whole), text);
+            return finish(vec![(id, whole_score)]);
+        }
+        let paras: Vec<&str> = paragraphs(text).iter().map(|p| p.text).collect();
+        let mentions = |p: &str| {
+            let lower = p.to_ascii_lowercase();
+            KEYWORDS.iter().any(|k| lower.contains(k))
+        };
+        let mut found: Vec<(String, f32)> = Vec::new();
+        let mut i = 0;
+        let mut exhausted = false;
+        while i < paras.len() {
+            if !mentions(paras[i]) {
+                i += 1;
+                continue;
+            }
+            let mut top: Option<(f32, String, usize)> = None;
+            for k in 1..=MAX_BLOCK.min(paras.len() - i) {
+                if !spend.take() {
+                    exhausted = true;
+                    break;
+                }
+                let block = paras[i..i + k].join("\n\n");
+                let Some((score, t)) = reference_best_candidate(&index, &block) else {
+                    continue;
+                };
+                if score >= THRESHOLD && top.as_ref().is_none_or(|b| score > b.0) {
+                    top = Some((score, spdx_id(index.name(t), index.kind(t), &block), k));
+                }
+                if score >= 0.98 {
+                    break;
+                }
+            }
+            if exhausted {
+                break;
+            }
+            if let Some((score, id, k)) = top {
+                match found.iter_mut().find(|(f, _)| *f == id) {
+                    Some(f) => f.1 = f.1.max(score),
+                    None => found.push((id, score)),
+                }
+                i += k;
+            } else {
+                i += 1;
+            }
+        }
+        if exhausted && found.is_empty() {
+            return Err(Unidentified::BudgetSpent);
+        }
+        if found.is_empty() {
+            return Err(Unidentified::NoMatch {
+                score: whole_score,
+                best: index.name(whole).to_string(),
+            });
+        }
+        finish(found)
+    }
+
+    /// `best_candidate` as it was: candidates from the block's text, every text scored.
+    fn reference_best_candidate(store: &Store<'_>, block: &str) -> Option<(f32, usize)> {
+        let candidates = store.reference_candidates(block, CANDIDATES);
+        if candidates.is_empty() {
+            return None;
+        }
+        let scores = store.scores(&Bigrams::of_processed(&reference_process(block)));
+        candidates
+            .into_iter()
+            .map(|t| (scores.get(t).copied().unwrap_or(0.0), t))
+            .max_by(|a, b| {
+                a.0.total_cmp(&b.0)
+                    .then_with(|| store.name(b.1).cmp(store.name(a.1)))
+            })
+    }
+
+    /// A result with its scores as bits.
+    fn outcome(r: &Result<TextMatch, Unidentified>) -> String {
+        match r {
+            Ok(m) => format!(
+                "{} {:?}",
+                m.expression.as_str(),
+                m.terms
+                    .iter()
+                    .map(|(t, s)| (t, s.to_bits()))
+                    .collect::<Vec<_>>()
+            ),
+            Err(Unidentified::NoMatch { score, best }) => {
+                format!("no match {} {best}", score.to_bits())
+            }
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    /// `run` and `reference_run` on `text` with `budget` analyses: same result to the bit, same
+    /// spend. Returns the result and the analyses it took.
+    fn same_as_before(text: &str, budget: usize) -> (String, usize) {
+        let (a, b) = (Budget::new(budget), Budget::new(budget));
+        let (mut new_spend, mut old_spend) = (Spend::new(&a), Spend::new(&b));
+        let new = outcome(&run(text, &mut new_spend));
+        let old = outcome(&reference_run(text, &mut old_spend));
+        assert_eq!(new, old, "{text:.300?}");
+        assert_eq!(
+            (new_spend.taken, new_spend.refused),
+            (old_spend.taken, old_spend.refused),
+            "{text:.300?}"
+        );
+        (new, new_spend.taken)
+    }
+
+    /// Characters that the normalisers treat specially, or that are not ASCII.
+    const ODD: &[char] = &[
+        'Σ', 'σ', 'ς', 'İ', 'é', '\u{301}', '\u{a0}', '\u{2044}', '“', '”', '‘', '’', '«', '»',
+        '—', '–', '‐', '©', 'Ⓒ', 'ⓒ', 'ﬁ', '①', '\u{200b}', '\u{feff}', '\u{85}', '\u{2028}',
+        '\u{3000}', '\t', '\r', '\u{b}', '\u{c}', '$', '+', '<', '=', '>', '^', '`', '|', '~',
+        '\\', '/', '_', '(', ')', '[', ']', '{', '}', '"', '\'', '-', '.', ',', ':', ';', '!', '?',
+        '#', '%', '&', '*', '@', '\0', '\u{1f}', '\u{7f}', 'ä', 'Ж', '中', '😀', 'ǅ', '٣', '_',
+        '‿', '⁄',
+    ];
+
+    /// A random word: mostly ASCII letters, now and then an [`ODD`] or any character.
+    fn word(rng: &mut impl rand::Rng) -> String {
+        let len = rng.random_range(1..9);
+        (0..len)
+            .map(|_| match rng.random_range(0..20) {
+                0..=1 => ODD[rng.random_range(0..ODD.len())],
+                2 => rng.random::<char>(),
+                3 => char::from(rng.random_range(0u8..128)),
+                _ => char::from(rng.random_range(b'a'..=b'z')),
+            })
+            .collect()
+    }
+
+    /// A random line of `n` words separated by spaces, tabs or odd characters.
+    fn line(rng: &mut impl rand::Rng, n: usize) -> String {
+        let mut s = String::new();
+        for i in 0..n {
+            if i > 0 {
+                s.push_str(
+                    [" ", " ", " ", "  ", "\t", " / ", " - ", "\u{a0}"][rng.random_range(0..8)],
+                );
+            }
+            s.push_str(&word(rng));
+        }
+        s
+    }
+
+    /// Generated texts: real license paragraphs (whole, prefixed, mangled) among random ones,
+    /// copyright lines, title lines, URLs, lone `.` lines, blank and whitespace lines, very long
+    /// lines, CRLF.
+    fn adversarial_texts(n: usize, seed: u64) -> Vec<String> {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(seed);
+        // Real notices and texts, whole or a run of their paragraphs.
+        let whole: Vec<&str> = ["MIT", "BSD-3-Clause", "ISC", "BSD-2-Clause", "Zlib", "0BSD"]
+            .into_iter()
+            .map(license_text)
+            .chain([GPL2_NOTICE])
+            .collect();
+        let mut real: Vec<String> = Vec::new();
+        for w in &whole {
+            let paras: Vec<&str> = w.split("\n\n").collect();
+            real.push((*w).to_string());
+            for from in 0..paras.len() {
+                real.push(paras[from..].join("\n\n"));
+                real.push(paras[from..paras.len().min(from + 2)].join("\n\n"));
+            }
+        }
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let mut paras: Vec<String> = Vec::new();
+            for _ in 0..rng.random_range(1..14) {
+                let p = match rng.random_range(0..12) {
+                    0..=3 => real[rng.random_range(0..real.len())].clone(),
+                    4 => {
+                        let prefix = ["# ", " * ", "%%C: ", "-- ", "  "][rng.random_range(0..5)];
+                        real[rng.random_range(0..real.len())]
+                            .lines()
+                            .map(|l| format!("{prefix}{l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }
+                    5 => {
+                        // A real paragraph with odd characters in it.
+                        let mut p: Vec<char> =
+                            real[rng.random_range(0..real.len())].chars().collect();
+                        for _ in 0..rng.random_range(1..8) {
+                            let at = rng.random_range(0..=p.len());
+                            p.insert(at, ODD[rng.random_range(0..ODD.len())]);
+                        }
+                        p.into_iter().collect()
+                    }
+                    6 => format!(
+                        "Copyright {} {} {}\nCopyright (C) 2001-2003 {}\n {}",
+                        ["(c)", "©", "(C)", "", "Ⓒ"][rng.random_range(0..5)],
+                        rng.random_range(1970..2030),
+                        line(&mut rng, 3),
+                        line(&mut rng, 2),
+                        line(&mut rng, 4)
+                    ),
+                    7 => format!(
+                        "{} License version {} copyright {}\n\nPermission {} \
+                         https://example.org/{}?a=b\thttp://x {}",
+                        line(&mut rng, 2),
+                        rng.random_range(1..4),
+                        line(&mut rng, 2),
+                        line(&mut rng, 5),
+                        word(&mut rng),
+                        line(&mut rng, 3)
+                    ),
+                    8 => [".", " . ", "", "\t", " ", "\u{a0}", "..", "-"][rng.random_range(0..8)]
+                        .to_string(),
+                    9 => {
+                        let n = rng.random_range(500..3000);
+                        line(&mut rng, n)
+                    }
+                    _ => {
+                        let kw = KEYWORDS[rng.random_range(0..KEYWORDS.len())].to_uppercase();
+                        (0..rng.random_range(1..5))
+                            .map(|_| {
+                                let n = rng.random_range(1..14);
+                                format!("{} {kw} {}", line(&mut rng, n), line(&mut rng, 3))
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }
+                };
+                paras.push(p);
+            }
+            let sep = ["\n\n", "\n.\n", "\n \t\n", "\n\n\n\n", "\n"][rng.random_range(0..5)];
+            let mut text = paras.join(sep);
+            if rng.random_bool(0.5) {
+                text.push('\n');
+            }
+            if rng.random_bool(0.2) {
+                text = text.replace('\n', "\r\n");
+            }
+            out.push(text);
+        }
+        out
+    }
+
+    #[test]
+    fn the_ascii_fast_paths_normalise_as_the_regexes_do() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        // Every ASCII character alone, doubled and between letters.
+        for b in 0u8..128 {
+            let c = char::from(b);
+            for l in [format!("{c}"), format!("{c}{c}"), format!("a{c}b{c}{c}c ")] {
+                assert_eq!(
+                    preproc::apply_normalizers(&l),
+                    preproc::reference_normalizers(&l),
+                    "{l:?}"
+                );
+                assert_eq!(
+                    preproc::apply_aggressive(&l),
+                    preproc::reference_aggressive(&l),
+                    "{l:?}"
+                );
+            }
+        }
+        // Random lines and multi-line texts, pure ASCII and not.
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut changed = 0;
+        for round in 0..3000 {
+            let n = rng.random_range(0..12);
+            let mut text = (0..n)
+                .map(|_| {
+                    let w = rng.random_range(0..10);
+                    line(&mut rng, w)
+                })
+                .collect::<Vec<_>>()
+                .join(["\n", "\n\n\n", "\r\n", "\n \n"][rng.random_range(0..4)]);
+            if round % 2 == 0 {
+                text.retain(|c| c.is_ascii());
+            }
+            if round % 7 == 0 {
+                text = format!(
+                    "Copyright (c) 2020 X\ncopyright {text}\n\n{text} license version 2\n\n"
+                );
+            }
+            let lines = preproc::apply_normalizers(&text);
+            assert_eq!(lines, preproc::reference_normalizers(&text), "{text:?}");
+            changed += usize::from(lines.join("\n") != text);
+            let joined = lines.join("\n");
+            assert_eq!(
+                preproc::apply_aggressive(&joined),
+                preproc::reference_aggressive(&joined),
+                "{joined:?}"
+            );
+            assert_eq!(
+                preproc::apply_aggressive(&text),
+                preproc::reference_aggressive(&text),
+                "{text:?}"
+            );
+        }
+        assert!(changed > 1000, "{changed}");
+        // Every SPDX license text.
+        for (id, t) in spdx::text::LICENSE_TEXTS {
+            let lines = preproc::apply_normalizers(t);
+            assert_eq!(lines, preproc::reference_normalizers(t), "{id}");
+            let joined = lines.join("\n");
+            assert_eq!(
+                preproc::apply_aggressive(&joined),
+                preproc::reference_aggressive(&joined),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn blocks_match_as_the_joined_paragraphs_did() {
+        let (mut identified, mut by_blocks, mut anded) = (0, 0, 0);
+        for (n, text) in adversarial_texts(400, 14).iter().enumerate() {
+            let (r, taken) = same_as_before(text, BUDGET);
+            let found = !r.starts_with("no match");
+            identified += usize::from(found);
+            by_blocks += usize::from(found && taken > 1);
+            anded += usize::from(r.contains(" AND "));
+            // A budget that runs out part way is charged and cut alike.
+            if n % 10 == 0 {
+                for budget in [0, 1, 2, 5, 17] {
+                    same_as_before(text, budget);
+                }
+            }
+        }
+        // The texts reach both outcomes, identifications by blocks and by several blocks.
+        assert!(identified > 100 && identified < 390, "{identified}");
+        assert!(by_blocks > 50 && anded > 0, "{by_blocks} {anded}");
+        // The candidate pre-selection of a block from its parts is the block's own.
+        let index = store().expect("store");
+        for text in adversarial_texts(60, 15) {
+            let paras = paragraphs(&text);
+            let words: Vec<PlainWords> = paras.iter().map(|p| index.plain_words(p.text)).collect();
+            for i in 0..paras.len() {
+                for k in 1..=MAX_BLOCK.min(paras.len() - i) {
+                    let block_words: Vec<&PlainWords> = words[i..i + k].iter().collect();
+                    let block = Blocks::raw(&paras[i..i + k]);
+                    assert_eq!(
+                        index.candidates_of(&block_words, CANDIDATES),
+                        index.reference_candidates(&block, CANDIDATES),
+                        "{block:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The Debian copyright files and npm license files of the corpus image (its docker-archive
+    /// form), when it is there (`X1_CORPUS_DIR`, else `~/x1-corpus/runtime-opencode`).
+    fn corpus_texts() -> Option<Vec<Vec<u8>>> {
+        use std::io::Read as _;
+        let dir = match std::env::var_os("X1_CORPUS_DIR") {
+            Some(d) => std::path::PathBuf::from(d),
+            None => std::path::PathBuf::from(std::env::var_os("HOME")?)
+                .join("x1-corpus/runtime-opencode"),
+        };
+        let file = std::fs::File::open(dir.join("image.docker.tar")).ok()?;
+        let mut outer = tar::Archive::new(std::io::BufReader::new(file));
+        let mut texts = Vec::new();
+        for layer in outer.entries().ok()? {
+            let layer = layer.ok()?;
+            let is_layer = layer.header().entry_type() == tar::EntryType::Regular
+                && layer.path().ok()?.to_string_lossy().ends_with(".tar");
+            if !is_layer {
+                continue;
+            }
+            for f in tar::Archive::new(layer).entries().ok()? {
+                let mut f = f.ok()?;
+                let path = f.path().ok()?.to_string_lossy().into_owned();
+                let name = path.rsplit('/').next().unwrap_or("").to_ascii_lowercase();
+                let wanted = (path.starts_with("usr/share/doc/") && name == "copyright")
+                    || (path.contains("node_modules/")
+                        && ["licen", "copying"].iter().any(|p| name.starts_with(p)));
+                if wanted && f.header().entry_type() == tar::EntryType::Regular {
+                    let mut bytes = Vec::new();
+                    f.read_to_end(&mut bytes).ok()?;
+                    texts.push(bytes);
+                }
+            }
+        }
+        texts.sort_unstable();
+        texts.dedup();
+        Some(texts)
+    }
+
+    #[test]
+    fn the_corpus_texts_match_as_before() {
+        let Some(texts) = corpus_texts() else {
+            eprintln!("skipped: the corpus image is absent (X1_CORPUS_DIR)");
+            return;
+        };
+        assert!(texts.len() > 150, "{}", texts.len());
+        let mut identified = 0;
+        for t in &texts {
+            let text = String::from_utf8_lossy(t);
+            identified += usize::from(!same_as_before(&text, BUDGET).0.starts_with("no match"));
+        }
+        assert!(
+            identified > texts.len() / 2,
+            "{identified} of {}",
+            texts.len()
+        );
     }
 
     #[test]

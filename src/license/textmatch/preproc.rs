@@ -6,7 +6,11 @@
 //! Changes from upstream, none of which changes a result that upstream computes deterministically:
 //! - `remove_common_tokens` breaks a tie between equally common line prefixes by taking the
 //!   shortest, then the smallest (upstream takes whichever a randomly seeded `HashMap` yields last);
-//! - `expect` with a reason instead of `unwrap` on the constant regexes; lints;
+//! - `expect` with a reason instead of `unwrap` on the constant regexes, which are module statics
+//!   (the fast paths read their ASCII tables off them); lints;
+//! - exact fast paths: a pure-ASCII line or text takes table look-ups for the one-class regexes,
+//!   and a regex whose literal is absent is not run (see "Exact fast paths" below; the tests
+//!   compare them with upstream's pipeline, kept as `reference_normalizers`/`reference_aggressive`);
 //! - upstream's unit tests are not copied (the store's own tests check the result against the
 //!   crate's matcher, see `textmatch::tests`).
 //!
@@ -53,6 +57,7 @@ pub const PREPROC_NORMALIZE: [&PreprocFn; 6] = [
 /// A list of preprocessors that more aggressively normalize/mangle text
 /// to make for friendlier matching. May remove statements and lines, and
 /// more heavily normalize punctuation.
+#[cfg_attr(not(test), allow(dead_code))] // run step by step by `aggressive_fast`
 pub const PREPROC_AGGRESSIVE: [&PreprocFn; 8] = [
     &remove_common_tokens,
     &normalize_vertical_whitespace,
@@ -64,7 +69,32 @@ pub const PREPROC_AGGRESSIVE: [&PreprocFn; 8] = [
     &trim,
 ];
 
+/// Each line of `text` normalised ([`PREPROC_NORMALIZE`]): a pure-ASCII line by
+/// [`normalize_ascii_line`], any other by the regex pipeline.
 pub fn apply_normalizers(text: &str) -> Vec<String> {
+    text.split('\n').map(normalize_line).collect()
+}
+
+/// One line through [`PREPROC_NORMALIZE`] (the same result whichever path computes it).
+pub fn normalize_line(line: &str) -> String {
+    if line.is_ascii() {
+        return normalize_ascii_line(line);
+    }
+    let mut out = Cow::from(line);
+    for preproc in &PREPROC_NORMALIZE {
+        out = preproc(out);
+    }
+    out.into()
+}
+
+/// [`PREPROC_AGGRESSIVE`] over `text`, with exact fast paths (see [`aggressive_fast`]).
+pub fn apply_aggressive(text: &str) -> String {
+    aggressive_fast(Cow::Borrowed(text)).into()
+}
+
+/// Upstream's per-line pipeline, every step by its regex: the oracle of the fast paths.
+#[cfg(test)]
+pub fn reference_normalizers(text: &str) -> Vec<String> {
     let mut lines = Vec::new();
     for line in text.split('\n') {
         let mut out = Cow::from(line);
@@ -76,12 +106,194 @@ pub fn apply_normalizers(text: &str) -> Vec<String> {
     lines
 }
 
-pub fn apply_aggressive(text: &str) -> String {
+/// Upstream's aggressive pipeline, every step by its regex: the oracle of the fast paths.
+#[cfg(test)]
+pub fn reference_aggressive(text: &str) -> String {
     let mut out = text.into();
     for preproc in &PREPROC_AGGRESSIVE {
         out = preproc(out);
     }
     out.into()
+}
+
+// Exact fast paths. Every regex of the pipelines but three (`blackbox_urls`, `remove_title_line`,
+// `remove_copyright_statements`) is one character class, `[…]+` (each maximal run of the class
+// replaced) or `[…]` (each character replaced). On a pure-ASCII string such a replacement is a
+// table look-up per byte, and the tables are read off the regexes themselves (which of the 128
+// ASCII characters each one matches), so they cannot disagree with them. The replacements are
+// ASCII, so an ASCII string stays ASCII through every step. The tests compare both paths.
+
+/// Which ASCII characters each class regex matches.
+struct AsciiClasses {
+    junk: [bool; 128],
+    horizontal: [bool; 128],
+    quotes: [bool; 128],
+    dash: [bool; 128],
+    open: [bool; 128],
+    close: [bool; 128],
+    under: [bool; 128],
+    copy: [bool; 128],
+    vertical: [bool; 128],
+    punctuation: [bool; 128],
+    space: [bool; 128],
+}
+
+static ASCII: LazyLock<AsciiClasses> = LazyLock::new(|| {
+    let of = |rx: &Regex| {
+        let mut t = [false; 128];
+        for (b, slot) in (0u8..128).zip(t.iter_mut()) {
+            *slot = rx.is_match(char::from(b).encode_utf8(&mut [0; 4]));
+        }
+        t
+    };
+    let p = &*PUNCT;
+    let v = &*VERTICAL;
+    AsciiClasses {
+        junk: of(&JUNK),
+        horizontal: of(&HORIZONTAL),
+        quotes: of(&p.quotes),
+        dash: of(&p.dash),
+        open: of(&p.open),
+        close: of(&p.close),
+        under: of(&p.under),
+        copy: of(&p.copy),
+        vertical: of(&v.misc),
+        punctuation: of(&REMOVE_PUNCTUATION),
+        space: of(&SPACES),
+    }
+});
+
+/// `rx.replace_all(s, with)` for a class regex `rx` whose ASCII table is `class`, on an ASCII `s`:
+/// each maximal run of class characters (`runs`, for `[…]+`) or each one (for `[…]`) becomes
+/// `with`. Borrowed back when nothing changes.
+fn replace_class_ascii<'a>(
+    s: Cow<'a, str>,
+    class: &[bool; 128],
+    runs: bool,
+    with: &str,
+) -> Cow<'a, str> {
+    let is = |c: u8| class.get(usize::from(c)).copied().unwrap_or(false);
+    let b = s.as_bytes();
+    let run_end = |i: usize| {
+        let mut j = i + 1;
+        if runs {
+            while j < b.len() && is(b[j]) {
+                j += 1;
+            }
+        }
+        j
+    };
+    // The first run that is not already `with` (none: the string stays as it is).
+    let mut i = 0;
+    let first = loop {
+        if i >= b.len() {
+            return s;
+        }
+        if is(b[i]) {
+            let j = run_end(i);
+            if &b[i..j] != with.as_bytes() {
+                break i;
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    };
+    let mut out = String::with_capacity(b.len() + with.len());
+    out.push_str(&s[..first]);
+    let mut i = first;
+    while i < b.len() {
+        if is(b[i]) {
+            out.push_str(with);
+            i = run_end(i);
+        } else {
+            let mut j = i + 1;
+            while j < b.len() && !is(b[j]) {
+                j += 1;
+            }
+            out.push_str(&s[i..j]);
+            i = j;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`PREPROC_NORMALIZE`] on a pure-ASCII line: NFC is the identity on ASCII, the URL regex runs
+/// only where its literal `http` is, the class regexes by their tables, then `trim`.
+pub fn normalize_ascii_line(line: &str) -> String {
+    let t = &*ASCII;
+    let mut out = replace_class_ascii(Cow::Borrowed(line), &t.junk, true, "");
+    if out.contains("http") {
+        out = blackbox_urls(out);
+    }
+    out = replace_class_ascii(out, &t.horizontal, true, " ");
+    out = replace_class_ascii(out, &t.quotes, true, "'");
+    out = replace_class_ascii(out, &t.dash, true, "-");
+    out = replace_class_ascii(out, &t.open, true, "(");
+    out = replace_class_ascii(out, &t.close, true, ")");
+    out = replace_class_ascii(out, &t.under, true, "_");
+    out = replace_class_ascii(out, &t.copy, false, "(c)");
+    out.trim().to_owned()
+}
+
+/// [`PREPROC_AGGRESSIVE`], each step on its fast path where that is exact: the class regexes by
+/// their tables on an ASCII string, `to_ascii_lowercase` for `to_lowercase` on ASCII, the
+/// copyright regex only where its literal `copyright` (in each of its three branches) is. A
+/// string with other characters takes the regex of that step.
+fn aggressive_fast(text: Cow<'_, str>) -> Cow<'_, str> {
+    let t = &*ASCII;
+    let mut out = remove_common_tokens(text);
+    out = if out.is_ascii() {
+        let o = replace_class_ascii(out, &t.vertical, false, "\n");
+        collapse_newlines(o)
+    } else {
+        normalize_vertical_whitespace(out)
+    };
+    let ascii = out.is_ascii();
+    out = if ascii {
+        replace_class_ascii(out, &t.punctuation, true, "")
+    } else {
+        remove_punctuation(out)
+    };
+    let ascii = ascii || out.is_ascii();
+    out = if ascii {
+        let mut s = out.into_owned();
+        s.make_ascii_lowercase();
+        Cow::Owned(s)
+    } else {
+        lowercaseify(out)
+    };
+    out = remove_title_line(out);
+    if out.contains("copyright") {
+        out = remove_copyright_statements(out);
+    }
+    out = if out.is_ascii() {
+        replace_class_ascii(out, &t.space, true, " ")
+    } else {
+        collapse_whitespace(out)
+    };
+    trim(out)
+}
+
+/// `\n{3,}` → `\n\n` (the second regex of `normalize_vertical_whitespace`), by hand.
+fn collapse_newlines(s: Cow<'_, str>) -> Cow<'_, str> {
+    if !s.contains("\n\n\n") {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut newlines = 0;
+    for c in s.chars() {
+        if c == '\n' {
+            newlines += 1;
+            if newlines <= 2 {
+                out.push(c);
+            }
+        } else {
+            newlines = 0;
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 // Line-by-line normalizers
@@ -90,11 +302,11 @@ fn normalize_unicode(input: Cow<'_, str>) -> Cow<'_, str> {
     input.nfc().collect::<String>().into()
 }
 
-fn remove_junk(input: Cow<'_, str>) -> Cow<'_, str> {
-    static RX: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"[^\w\s\pP]+").expect("a valid constant regex"));
+static JUNK: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[^\w\s\pP]+").expect("a valid constant regex"));
 
-    RX.replace_all_cow(input, "")
+fn remove_junk(input: Cow<'_, str>) -> Cow<'_, str> {
+    JUNK.replace_all_cow(input, "")
 }
 
 fn blackbox_urls(input: Cow<'_, str>) -> Cow<'_, str> {
@@ -104,34 +316,35 @@ fn blackbox_urls(input: Cow<'_, str>) -> Cow<'_, str> {
     RX.replace_all_cow(input, "http://blackboxed/url")
 }
 
-fn normalize_horizontal_whitespace(input: Cow<'_, str>) -> Cow<'_, str> {
-    static RX: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?x)[ \t\p{Zs} \\ / \| \x2044 ]+").expect("a valid constant regex")
-    });
+static HORIZONTAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?x)[ \t\p{Zs} \\ / \| \x2044 ]+").expect("a valid constant regex")
+});
 
-    RX.replace_all_cow(input, " ")
+fn normalize_horizontal_whitespace(input: Cow<'_, str>) -> Cow<'_, str> {
+    HORIZONTAL.replace_all_cow(input, " ")
 }
 
-fn normalize_punctuation(input: Cow<'_, str>) -> Cow<'_, str> {
-    struct Rx {
-        quotes: Regex,
-        dash: Regex,
-        open: Regex,
-        close: Regex,
-        under: Regex,
-        copy: Regex,
-    }
-    static RX: LazyLock<Rx> = LazyLock::new(|| Rx {
-        quotes: Regex::new(r#"["'\p{Pi}\p{Pf}]+"#).expect("a valid constant regex"),
-        dash: Regex::new(r"\p{Pd}+").expect("a valid constant regex"),
-        open: Regex::new(r"\p{Ps}+").expect("a valid constant regex"),
-        close: Regex::new(r"\p{Pe}+").expect("a valid constant regex"),
-        under: Regex::new(r"\p{Pc}+").expect("a valid constant regex"),
-        copy: Regex::new(r"[©Ⓒⓒ]").expect("a valid constant regex"),
-    });
+struct Punct {
+    quotes: Regex,
+    dash: Regex,
+    open: Regex,
+    close: Regex,
+    under: Regex,
+    copy: Regex,
+}
 
+static PUNCT: LazyLock<Punct> = LazyLock::new(|| Punct {
+    quotes: Regex::new(r#"["'\p{Pi}\p{Pf}]+"#).expect("a valid constant regex"),
+    dash: Regex::new(r"\p{Pd}+").expect("a valid constant regex"),
+    open: Regex::new(r"\p{Ps}+").expect("a valid constant regex"),
+    close: Regex::new(r"\p{Pe}+").expect("a valid constant regex"),
+    under: Regex::new(r"\p{Pc}+").expect("a valid constant regex"),
+    copy: Regex::new(r"[©Ⓒⓒ]").expect("a valid constant regex"),
+});
+
+fn normalize_punctuation(input: Cow<'_, str>) -> Cow<'_, str> {
     let mut out = input;
-    let rx = &RX;
+    let rx = &PUNCT;
     out = rx.quotes.replace_all_cow(out, "'");
     out = rx.dash.replace_all_cow(out, "-");
     out = rx.open.replace_all_cow(out, "(");
@@ -249,27 +462,28 @@ fn remove_common_tokens(input: Cow<'_, str>) -> Cow<'_, str> {
     rem.into()
 }
 
-fn normalize_vertical_whitespace(input: Cow<'_, str>) -> Cow<'_, str> {
-    struct Rx {
-        misc: Regex,
-        num: Regex,
-    }
-    static RX: LazyLock<Rx> = LazyLock::new(|| Rx {
-        misc: Regex::new(r"[\r\n\v\f]").expect("a valid constant regex"),
-        num: Regex::new(r"\n{3,}").expect("a valid constant regex"),
-    });
+struct Vertical {
+    misc: Regex,
+    num: Regex,
+}
 
+static VERTICAL: LazyLock<Vertical> = LazyLock::new(|| Vertical {
+    misc: Regex::new(r"[\r\n\v\f]").expect("a valid constant regex"),
+    num: Regex::new(r"\n{3,}").expect("a valid constant regex"),
+});
+
+fn normalize_vertical_whitespace(input: Cow<'_, str>) -> Cow<'_, str> {
     let mut out = input;
-    let rx = &RX;
+    let rx = &VERTICAL;
     out = rx.misc.replace_all_cow(out, "\n");
     rx.num.replace_all_cow(out, "\n\n")
 }
 
-fn remove_punctuation(input: Cow<'_, str>) -> Cow<'_, str> {
-    static RX: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"[^\w\s]+").expect("a valid constant regex"));
+static REMOVE_PUNCTUATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[^\w\s]+").expect("a valid constant regex"));
 
-    RX.replace_all_cow(input, "")
+fn remove_punctuation(input: Cow<'_, str>) -> Cow<'_, str> {
+    REMOVE_PUNCTUATION.replace_all_cow(input, "")
 }
 
 fn lowercaseify(input: Cow<'_, str>) -> Cow<'_, str> {
@@ -313,8 +527,9 @@ fn remove_copyright_statements(input: Cow<'_, str>) -> Cow<'_, str> {
     RX.replace_all_cow(input, "\n\n")
 }
 
+static SPACES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s+").expect("a valid constant regex"));
+
 fn collapse_whitespace(input: Cow<'_, str>) -> Cow<'_, str> {
-    static RX: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"\s+").expect("a valid constant regex"));
-    RX.replace_all_cow(input, " ")
+    SPACES.replace_all_cow(input, " ")
 }

@@ -60,6 +60,7 @@ impl Kind {
 
 /// askalono's normalisation of a text (`TextData::new`): per-line normalisers, then the aggressive
 /// pass over the joined lines. The result is lower-case words separated by single spaces.
+#[cfg_attr(not(test), allow(dead_code))] // the matcher normalises lines once (`textmatch::run`)
 pub fn process(text: &str) -> String {
     apply_aggressive(&apply_normalizers(text).join("\n"))
 }
@@ -101,13 +102,16 @@ impl Bigrams {
     }
 
     /// The bigrams of a raw text.
+    #[cfg_attr(not(test), allow(dead_code))] // the matcher normalises lines once (`textmatch::run`)
     pub fn of_text(text: &str) -> Bigrams {
         Bigrams::of_processed(&process(text))
     }
 }
 
 /// The distinct plain bigrams of a text for candidate selection: lower-cased, split at every
-/// character that is not alphanumeric, as hashes ([`gram_hash`]), ascending.
+/// character that is not alphanumeric, as hashes ([`gram_hash`]), ascending. (What
+/// [`Store::plain_words`] reads; kept as the tests' oracle.)
+#[cfg(test)]
 pub fn plain_bigrams(text: &str) -> Vec<u64> {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
@@ -118,6 +122,19 @@ pub fn plain_bigrams(text: &str) -> Vec<u64> {
     v.sort_unstable();
     v.dedup();
     v
+}
+
+/// A text's plain words ([`plain_bigrams`]: lower-cased, split at every character that is not
+/// alphanumeric) as candidate selection needs them, so that a block of consecutive texts
+/// (paragraphs) is selected for without reading its words again: the candidate-index entries of
+/// its distinct bigrams, and its first and last words (a block's bigrams are its parts' plus one
+/// across each join).
+#[derive(Debug, Clone, Default)]
+pub struct PlainWords {
+    /// Candidate-index entries (bigram numbers) of the distinct bigrams, ascending.
+    entries: Vec<u32>,
+    first: Option<String>,
+    last: Option<String>,
 }
 
 /// One inverted index: bigram hashes ascending, posting offsets, postings of `width` bytes (a `u16`
@@ -156,37 +173,107 @@ impl<'a> Index<'a> {
         self.hashes.len() / 8
     }
 
-    /// The postings of bigram `h`: (text, count) for each text holding it (count 1 in the
-    /// candidate index).
-    fn postings(&self, h: u64) -> impl Iterator<Item = (usize, u32)> + '_ {
+    /// The number of bigram `h` in the index, if it is there. The hashes are ascending and
+    /// spread evenly (FNV-1a), so a few interpolation steps narrow the range (≈ 3 reads instead
+    /// of a binary search's 17 over the score index), then a binary search finishes it. On an
+    /// index whose hashes are not ascending (`is_consistent` refuses it) the answer may be wrong,
+    /// as a binary search's would be, but the search still ends.
+    fn find(&self, h: u64) -> Option<usize> {
+        let hash = |i: usize| u64_at(self.hashes, 8 * i);
         let (mut lo, mut hi) = (0, self.grams());
-        let mut found = None;
+        // Interpolation over the inclusive range lo..=hi - 1.
+        for _ in 0..6 {
+            if hi - lo < 16 {
+                break;
+            }
+            let (a, b) = (hash(lo), hash(hi - 1));
+            if h < a || h > b {
+                return None;
+            }
+            if a >= b {
+                break;
+            }
+            let span = (hi - 1 - lo) as u128;
+            let off = u128::from(h - a) * span / u128::from(b - a);
+            let at = lo + usize::try_from(off).unwrap_or(0).min(hi - 1 - lo);
+            match hash(at).cmp(&h) {
+                std::cmp::Ordering::Less => lo = at + 1,
+                std::cmp::Ordering::Greater => hi = at,
+                std::cmp::Ordering::Equal => return Some(at),
+            }
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             match u64_at(self.hashes, 8 * mid).cmp(&h) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    found = Some(mid);
-                    break;
-                }
+                std::cmp::Ordering::Equal => return Some(mid),
             }
         }
-        let (from, to) = found.map_or((0, 0), |g| {
-            (
-                u32_at(self.offsets, 4 * g) as usize,
-                u32_at(self.offsets, 4 * (g + 1)) as usize,
-            )
-        });
-        (from..to).map(move |p| {
-            let at = self.width * p;
-            let count = if self.width >= 4 {
-                u32::from(u16_at(self.postings, at + 2))
-            } else {
-                1
-            };
-            (usize::from(u16_at(self.postings, at)), count)
-        })
+        None
+    }
+
+    /// Whether [`Index::find`] finds every bigram of the index where it is, and each hash just
+    /// beside one where a plain binary search does (the tests).
+    #[cfg(test)]
+    fn find_agrees(&self) -> bool {
+        let hashes: Vec<u64> = (0..self.grams())
+            .map(|g| u64_at(self.hashes, 8 * g))
+            .collect();
+        hashes.iter().enumerate().all(|(g, &h)| {
+            self.find(h) == Some(g)
+                && [h.wrapping_sub(1), h.wrapping_add(1), h ^ (1 << 40)]
+                    .iter()
+                    .all(|&x| self.find(x) == hashes.binary_search(&x).ok())
+        }) && [0, u64::MAX, 1 << 63]
+            .iter()
+            .all(|&x| self.find(x) == hashes.binary_search(&x).ok())
+    }
+
+    /// The postings of bigram `h`: (text, count) for each text holding it (count 1 in the
+    /// candidate index).
+    fn postings(&self, h: u64) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.postings_of(self.find(h))
+    }
+
+    /// The postings of bigram number `found` (none for `None`).
+    fn postings_of(&self, found: Option<usize>) -> impl Iterator<Item = (usize, u32)> + '_ {
+        let (from, to) = found.map_or((0, 0), |g| self.range(g));
+        (from..to).map(move |p| self.posting(p))
+    }
+
+    /// The posting numbers of bigram number `g`.
+    fn range(&self, g: usize) -> (usize, usize) {
+        (
+            u32_at(self.offsets, 4 * g) as usize,
+            u32_at(self.offsets, 4 * (g + 1)) as usize,
+        )
+    }
+
+    /// Posting `p`: (text, count).
+    fn posting(&self, p: usize) -> (usize, u32) {
+        let at = self.width * p;
+        let count = if self.width >= 4 {
+            u32::from(u16_at(self.postings, at + 2))
+        } else {
+            1
+        };
+        (usize::from(u16_at(self.postings, at)), count)
+    }
+
+    /// The count of text `t` among postings `from..to` (in text order), if it is there.
+    fn search(&self, from: usize, to: usize, t: usize) -> Option<u32> {
+        let (mut lo, mut hi) = (from, to);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (at, c) = self.posting(mid);
+            match at.cmp(&t) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(c),
+            }
+        }
+        None
     }
 
     fn is_consistent(&self, texts: usize) -> bool {
@@ -203,6 +290,10 @@ impl<'a> Index<'a> {
             && (1..self.grams())
                 .all(|g| u64_at(self.hashes, 8 * (g - 1)) < u64_at(self.hashes, 8 * g))
             && (0..n).all(|p| usize::from(u16_at(self.postings, self.width * p)) < texts)
+            && (0..self.grams()).all(|g| {
+                let (from, to) = self.range(g);
+                (from + 1..to).all(|p| self.posting(p - 1).0 < self.posting(p).0)
+            })
     }
 }
 
@@ -255,7 +346,8 @@ impl<'a> Store<'a> {
     }
 
     /// Whether the indexes are what `store_build::build` writes: hashes ascending, offsets
-    /// ascending within the postings, postings naming existing texts, names in bounds and UTF-8.
+    /// ascending within the postings, postings naming existing texts in ascending order, names in
+    /// bounds and UTF-8.
     #[cfg_attr(not(test), allow(dead_code))] // used by build.rs and the tests
     pub fn is_consistent(&self) -> bool {
         self.score.is_consistent(self.len())
@@ -265,6 +357,12 @@ impl<'a> Store<'a> {
                     r.end <= self.names.len() && std::str::from_utf8(&self.names[r]).is_ok()
                 })
             })
+    }
+
+    /// Whether both indexes find each bigram as a binary search does (see `Index::find`).
+    #[cfg(test)]
+    pub fn find_agrees(&self) -> bool {
+        self.score.find_agrees() && self.candidate.find_agrees()
     }
 
     /// Number of texts.
@@ -309,20 +407,68 @@ impl<'a> Store<'a> {
         matches
             .iter()
             .enumerate()
-            .map(|(t, &m)| {
-                let total = self.total(t);
-                if query.total == 0 || total == 0 {
-                    return 0.0;
+            .map(|(t, &m)| self.dice(query, t, m))
+            .collect()
+    }
+
+    /// The score of text `t` sharing `m` bigrams with `query`: `NgramSet::dice`, to the bit.
+    fn dice(&self, query: &Bigrams, t: usize, m: u32) -> f32 {
+        let total = self.total(t);
+        if query.total == 0 || total == 0 {
+            return 0.0;
+        }
+        (2.0 * m as f32) / ((query.total as usize + total as usize) as f32)
+    }
+
+    /// [`Store::scores`] of the texts `texts` only, in their order (the same values, to the bit):
+    /// a long posting list is searched for each of them (postings are in text order, see
+    /// [`Store::is_consistent`]) instead of read through.
+    pub fn scores_of(&self, query: &Bigrams, texts: &[usize]) -> Vec<f32> {
+        let mut matches = vec![0u32; texts.len()];
+        let mut by_text: Vec<(usize, usize)> =
+            texts.iter().enumerate().map(|(i, &t)| (t, i)).collect();
+        by_text.sort_unstable();
+        for &(h, count) in &query.grams {
+            let Some(g) = self.score.find(h) else {
+                continue;
+            };
+            let (from, to) = self.score.range(g);
+            if to - from <= 4 * by_text.len() {
+                for p in from..to {
+                    let (t, c) = self.score.posting(p);
+                    if let Ok(k) = by_text.binary_search_by_key(&t, |&(t, _)| t)
+                        && let Some(m) = matches.get_mut(by_text[k].1)
+                    {
+                        *m += count.min(c);
+                    }
                 }
-                // NgramSet::dice, to the bit.
-                (2.0 * m as f32) / ((query.total as usize + total as usize) as f32)
-            })
+            } else {
+                for &(t, i) in &by_text {
+                    if let Some(c) = self.score.search(from, to, t)
+                        && let Some(m) = matches.get_mut(i)
+                    {
+                        *m += count.min(c);
+                    }
+                }
+            }
+        }
+        texts
+            .iter()
+            .zip(matches)
+            .map(|(&t, m)| self.dice(query, t, m))
             .collect()
     }
 
     /// The `n` texts sharing the most distinctive plain bigrams ([`plain_bigrams`]) with `text`,
     /// most first (ties: store order); only texts sharing at least one.
+    #[cfg_attr(not(test), allow(dead_code))] // the matcher selects by parts (`candidates_of`)
     pub fn candidates(&self, text: &str, n: usize) -> Vec<usize> {
+        self.candidates_of(&[&self.plain_words(text)], n)
+    }
+
+    /// [`Store::candidates`] as it was computed before [`PlainWords`]: the tests' oracle.
+    #[cfg(test)]
+    pub fn reference_candidates(&self, text: &str, n: usize) -> Vec<usize> {
         let mut shared = vec![0u32; self.len()];
         for h in plain_bigrams(text) {
             for (t, _) in self.candidate.postings(h) {
@@ -338,5 +484,79 @@ impl<'a> Store<'a> {
             .collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.into_iter().take(n).map(|(t, _)| t).collect()
+    }
+
+    /// `text`'s plain words, read for [`Store::candidates_of`].
+    pub fn plain_words(&self, text: &str) -> PlainWords {
+        let lower = text.to_lowercase();
+        let mut words = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty());
+        let Some(first) = words.next() else {
+            return PlainWords::default();
+        };
+        let mut entries = Vec::new();
+        let mut last = first;
+        for w in words {
+            if let Some(g) = self.candidate.find(gram_hash(last, w)) {
+                entries.push(u32::try_from(g).unwrap_or(u32::MAX));
+            }
+            last = w;
+        }
+        entries.sort_unstable();
+        entries.dedup();
+        PlainWords {
+            entries,
+            first: Some(first.to_string()),
+            last: Some(last.to_string()),
+        }
+    }
+
+    /// [`Store::candidates`] of the text that is `parts` joined by non-alphanumeric separators
+    /// (paragraphs joined by blank lines): its distinct bigrams are the parts' and those across
+    /// each join (the last word of a part with words and the first of the next part with words).
+    pub fn candidates_of(&self, parts: &[&PlainWords], n: usize) -> Vec<usize> {
+        let mut entries: Vec<u32> = Vec::new();
+        let mut last: Option<&str> = None;
+        for p in parts {
+            entries.extend_from_slice(&p.entries);
+            if let (Some(a), Some(b)) = (last, p.first.as_deref())
+                && let Some(g) = self.candidate.find(gram_hash(a, b))
+            {
+                entries.push(u32::try_from(g).unwrap_or(u32::MAX));
+            }
+            if p.last.is_some() {
+                last = p.last.as_deref();
+            }
+        }
+        if parts.len() > 1 {
+            entries.sort_unstable();
+            entries.dedup();
+        }
+        let mut shared = vec![0u32; self.len()];
+        for g in entries {
+            for (t, _) in self.candidate.postings_of(Some(g as usize)) {
+                if let Some(s) = shared.get_mut(t) {
+                    *s += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(usize, u32)> = shared
+            .into_iter()
+            .enumerate()
+            .filter(|(_, s)| *s > 0)
+            .collect();
+        // The first `n` in the order (shared, most first; then store order), which is total: the
+        // `n` selected, then only those sorted.
+        let order = |a: &(usize, u32), b: &(usize, u32)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+        if n == 0 {
+            return Vec::new();
+        }
+        if ranked.len() > n {
+            ranked.select_nth_unstable_by(n - 1, order);
+            ranked.truncate(n);
+        }
+        ranked.sort_unstable_by(order);
+        ranked.into_iter().map(|(t, _)| t).collect()
     }
 }
