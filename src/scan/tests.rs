@@ -246,6 +246,80 @@ fn odd_read_sizes_and_line_numbers() {
     );
 }
 
+/// Yields a random 1..=limit bytes per read (or all that is asked, one read in four).
+struct Jumpy<R>(R, rand::rngs::StdRng, usize);
+
+impl<R: Read> Read for Jumpy<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = if self.1.random_range(0..4) == 0 {
+            buf.len()
+        } else {
+            buf.len().min(self.1.random_range(1..=self.2))
+        };
+        self.0.read(&mut buf[..n])
+    }
+}
+
+/// Reading ahead of the window (a layer entry's own stream) finds exactly what window-sized reads
+/// find: the same hits, lines and offsets, whatever sizes the reads come back in.
+#[test]
+fn reading_ahead_keeps_the_windows() {
+    use rand::SeedableRng;
+    let p = patterns();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
+    for round in 0..12 {
+        let len = rng.random_range(0..5 * CHUNK);
+        let mut data: Vec<u8> = (0..len)
+            .map(|_| b"abc xyz=\n:_KEY0123"[rng.random_range(0..18)])
+            .collect();
+        if round % 3 == 0 {
+            rng.fill(&mut data[..len / 2]);
+        }
+        let mut planted = 0;
+        while planted < 40 && len > 200 {
+            let key = match planted % 3 {
+                0 => random("\nAKIA{b32:16}\n"),
+                1 => random("\nOPENAI_API_KEY={alnum:39}{num:1}\n"),
+                _ => random(" sk-ant-api03-{b64u:93}AA "),
+            };
+            // Near window edges as often as not.
+            let at = if rng.random_bool(0.5) {
+                let edge = CHUNK * rng.random_range(1..5) - rng.random_range(0..1200);
+                edge.min(len.saturating_sub(key.len()))
+            } else {
+                rng.random_range(0..len - key.len().min(len))
+            };
+            if at + key.len() <= len {
+                data[at..at + key.len()].copy_from_slice(key.as_bytes());
+            }
+            planted += 1;
+        }
+        let run = |ahead: bool, seed: u64| {
+            let mut s = SecretScanner::new(Arc::new(p.clone()));
+            let limit = [1, 4093, CHUNK - 1, CHUNK, 3 * CHUNK][(seed % 5) as usize];
+            let mut r = Jumpy(
+                Cursor::new(data.clone()),
+                rand::rngs::StdRng::seed_from_u64(seed),
+                limit,
+            );
+            if ahead {
+                s.scan_leaf_ahead(1, "/f", &[], &mut r).unwrap();
+            } else {
+                s.scan_leaf(1, "/f", &[], &mut r).unwrap();
+            }
+            s.found
+        };
+        let plain = run(false, round);
+        assert_eq!(plain.bytes_scanned, len as u64);
+        if len > CHUNK {
+            assert!(!plain.hits.is_empty(), "round {round}: nothing found");
+        }
+        for seed in 0..5 {
+            assert_eq!(run(true, seed), plain, "round {round}, seed {seed}");
+        }
+    }
+}
+
 fn tar_with(name: &str, content: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
