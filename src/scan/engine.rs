@@ -80,7 +80,7 @@ pub(crate) fn scan_region_gated(
         let slots = locs[p].get_or_insert_with(|| c.patterns[p].regex.capture_locations());
         let ws = ws.max(lo);
         let from = match &c.patterns[p].gate {
-            Some(g) if gates => g.start(buf, ws, we, hi),
+            Some(gate) if gates => gate.start(buf, ws, we, hi),
             _ => Some(ws),
         };
         if let Some(from) = from {

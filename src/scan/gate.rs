@@ -26,7 +26,7 @@ pub(crate) enum Gate {
     /// (names are word characters, and the byte after one is a quote, blank or operator) equal, ASCII
     /// case aside, to a credential name, followed by an optional quote, blanks and `:` or `=`. So
     /// every match start is found from the `:`/`=` bytes of the window, looking back.
-    Assignment(Names),
+    Assignment(Box<Names>),
     /// Any of these must be present in the window.
     Any(Vec<Need>),
 }
@@ -124,7 +124,7 @@ const ASSIGNMENT: &str = r#"\b(?i:{credential_names})["']?[ \t]*(?::=|=>|=|:)[ \
 pub(crate) fn for_regex(regex: &str, names: &std::collections::BTreeSet<String>) -> Option<Gate> {
     let run = |class: &'static Classes, min: usize, max: usize| Need::Run { class, min, max };
     Some(match regex {
-        ASSIGNMENT => Gate::Assignment(Names::new(names)?),
+        ASSIGNMENT => Gate::Assignment(Box::new(Names::new(names)?)),
         r#"(?:(?i:azure[_\-.]?(?:openai|cognitive[_\-]?services|ai[_\-]?services|ai|search|speech)[_\-.]?(?:api[_\-.]?)?key|ocp-apim-subscription-key)|(?:^|[^A-Za-z0-9_\-])(?i:api-key))["']?\s*(?::=|=>|=|:)\s*["']?(?P<secret>[a-f0-9]{32})(?:[^A-Za-z0-9]|$)|\.(?:openai|cognitiveservices)\.azure\.com/?[^\s"']{0,60};\s*(?i:api_?key|key)\s*=\s*(?P<secret_conn>[a-f0-9]{32})(?:[^A-Za-z0-9]|$)"# => {
             Gate::Any(vec![run(&HEX32, 32, 32)])
         }
@@ -257,19 +257,24 @@ fn run_present(w: &[u8], class: &Classes, min: usize, max: usize) -> bool {
             i = j + 1;
             continue;
         }
-        let mut a = j;
-        while a > i && in_run(w[a - 1]) {
-            a -= 1;
+        let mut from = j;
+        while from > i && in_run(w[from - 1]) {
+            from -= 1;
         }
-        let mut b = j + 1;
-        while b < w.len() && in_run(w[b]) {
-            b += 1;
+        let mut to = j + 1;
+        while to < w.len() && in_run(w[to]) {
+            to += 1;
         }
-        let len = b - a;
-        if len >= min && len <= max && w[a..b].iter().all(|&x| class[usize::from(x)] & ALL != 0) {
+        let len = to - from;
+        if len >= min
+            && len <= max
+            && w[from..to]
+                .iter()
+                .all(|&x| class[usize::from(x)] & ALL != 0)
+        {
             return true;
         }
-        i = b + 1;
+        i = to + 1;
     }
     false
 }
@@ -389,6 +394,7 @@ mod tests {
     ];
 
     /// Fragments that make and nearly make matches of the gated patterns.
+    #[allow(clippy::too_many_lines)] // one arm per kind of fragment
     fn fragment(rng: &mut impl Rng, names: &[String]) -> String {
         let mut pick = |a: &[u8]| a[rand::random_range(0..a.len())];
         let cls = |rng: &mut dyn FnMut(&[u8]) -> u8, c: &str, n: usize| {
