@@ -189,11 +189,7 @@ impl SecretScanner {
         // its capacity, into an empty buffer, bypasses it). What a read brings past the window stays
         // for the next one; the windows are the same either way.
         let ahead = if ahead { CHUNK } else { 0 };
-        // Grown, never shrunk: a nested file's window after a layer file's must not cost the layer
-        // file after it a fresh zeroing of the read-ahead room.
-        if buf.len() < cap + ahead {
-            buf.resize(cap + ahead, 0);
-        }
+        buf.resize(cap + ahead, 0);
         buf[..head.len()].copy_from_slice(head);
         let mut filled = head.len();
         let mut base = 0u64;
