@@ -403,14 +403,9 @@ fn scan_any(
                 big_endian: enc.big_endian,
                 raw: Vec::new(),
             };
-            return s.scan_leaf_mapped(ordinal, path, &[], &mut narrow, (2, bom as u64), false);
+            return s.scan_leaf_mapped(ordinal, path, &[], &mut narrow, (2, bom as u64));
         }
-        // Depth (0, 0): `r` is the layer entry itself.
-        return if depth.containers == 0 && depth.wraps == 0 {
-            s.scan_leaf_ahead(ordinal, path, &head, r)
-        } else {
-            s.scan_leaf(ordinal, path, &head, r)
-        };
+        return s.scan_leaf(ordinal, path, &head, r);
     }
     let mut chained = io::Cursor::new(head).chain(r);
     match kind {

@@ -152,21 +152,7 @@ impl SecretScanner {
         head: &[u8],
         r: &mut dyn Read,
     ) -> std::io::Result<()> {
-        self.scan_leaf_mapped(ordinal, path, head, r, (1, 0), false)
-    }
-
-    /// [`Self::scan_leaf`] of a layer entry's own stream (not a nested one): reads may run ahead of the
-    /// window (see `scan_leaf_mapped`). Only there: a read error of the layer stream fails the layer
-    /// anyway, whereas a nested decoder that fails inside a larger read could lose bytes a smaller one
-    /// had handed over (and the part read before the error is scanned and reported).
-    pub(crate) fn scan_leaf_ahead(
-        &mut self,
-        ordinal: usize,
-        path: &str,
-        head: &[u8],
-        r: &mut dyn Read,
-    ) -> std::io::Result<()> {
-        self.scan_leaf_mapped(ordinal, path, head, r, (1, 0), true)
+        self.scan_leaf_mapped(ordinal, path, head, r, (1, 0))
     }
 
     /// [`Self::scan_leaf`] over a transformed stream (UTF-16 narrowed to one byte per unit): a hit at
@@ -178,18 +164,11 @@ impl SecretScanner {
         head: &[u8],
         r: &mut dyn Read,
         map: (u64, u64),
-        ahead: bool,
     ) -> std::io::Result<()> {
         let overlap = self.overlap();
         let cap = CHUNK.max(head.len()) + overlap;
         let mut buf = std::mem::take(&mut self.buf);
-        // A window is `cap` bytes. `ahead`: `CHUNK` more let every read ask for at least `CHUNK` bytes,
-        // so the `BufReader` of that capacity under a docker-archive layer stream hands a large file
-        // over straight from the kernel instead of copying it through its own buffer (a read at least
-        // its capacity, into an empty buffer, bypasses it). What a read brings past the window stays
-        // for the next one; the windows are the same either way.
-        let ahead = if ahead { CHUNK } else { 0 };
-        buf.resize(cap + ahead, 0);
+        buf.resize(cap, 0);
         buf[..head.len()].copy_from_slice(head);
         let mut filled = head.len();
         let mut base = 0u64;
@@ -199,8 +178,7 @@ impl SecretScanner {
         let result = loop {
             let mut eof = false;
             while filled < cap {
-                let ask = (filled + (cap - filled).max(ahead)).min(buf.len());
-                match r.read(&mut buf[filled..ask]) {
+                match r.read(&mut buf[filled..cap]) {
                     Ok(0) => {
                         eof = true;
                         break;
@@ -213,14 +191,12 @@ impl SecretScanner {
                     }
                 }
             }
-            // The window: `cap` bytes, or what is left at the end.
-            let wend = filled.min(cap);
-            let is_text = *text.get_or_insert_with(|| !buf[..wend.min(8192)].contains(&0));
-            let hi = if eof { wend } else { wend - overlap };
+            let is_text = *text.get_or_insert_with(|| !buf[..filled.min(8192)].contains(&0));
+            let hi = if eof { filled } else { filled - overlap };
             self.matches.clear();
             engine::scan_region(
                 &self.patterns.inner,
-                &buf[..wend],
+                &buf[..filled],
                 lo,
                 hi,
                 &mut self.scratch,
@@ -241,7 +217,7 @@ impl SecretScanner {
             }
             self.matches = matches;
             if eof {
-                self.found.bytes_scanned += base + wend as u64;
+                self.found.bytes_scanned += base + filled as u64;
                 break Ok(());
             }
             let drop = hi - CONTEXT;
