@@ -34,6 +34,19 @@ pub(crate) fn scan_region(
     scratch: &mut Scratch,
     out: &mut Vec<RawMatch>,
 ) {
+    scan_region_gated(c, buf, (lo, hi), scratch, out, true);
+}
+
+/// [`scan_region`], with the patterns' window gates ([`super::gate`]) used or not (the tests compare
+/// both).
+pub(crate) fn scan_region_gated(
+    c: &Compiled,
+    buf: &[u8],
+    (lo, hi): (usize, usize),
+    scratch: &mut Scratch,
+    out: &mut Vec<RawMatch>,
+    gates: bool,
+) {
     if lo >= hi || c.triggers.is_empty() {
         return;
     }
@@ -65,7 +78,14 @@ pub(crate) fn scan_region(
             locs.resize_with(p + 1, || None);
         }
         let slots = locs[p].get_or_insert_with(|| c.patterns[p].regex.capture_locations());
-        run_pattern(c, p, buf, (ws.max(lo), we, hi), slots, out);
+        let ws = ws.max(lo);
+        let from = match &c.patterns[p].gate {
+            Some(gate) if gates => gate.start(buf, ws, we, hi),
+            _ => Some(ws),
+        };
+        if let Some(from) = from {
+            run_pattern(c, p, buf, (from, we, hi), slots, out);
+        }
         i = j;
     }
     dedupe_overlaps(out);

@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod engine;
+mod gate;
 pub mod patterns;
 pub mod template;
 #[cfg(test)]

@@ -71,6 +71,8 @@ pub struct Pattern {
     pub min_digits: usize,
     /// Values matching this are rejected (they belong to another provider's format).
     pub(crate) reject: Option<Regex>,
+    /// A cheap necessary condition checked on a window before the regex runs over it.
+    pub(crate) gate: Option<super::gate::Gate>,
     /// The match may start this many bytes before the keyword…
     pub(crate) before: usize,
     /// …and end this many bytes after the keyword's start.
@@ -377,6 +379,7 @@ fn compile(
             min_entropy: r.min_entropy,
             min_digits: r.min_digits,
             reject,
+            gate: super::gate::for_regex(&r.regex, names),
             before: r.before + extra + longest_kw,
             after: r.after + longest_kw,
             tp: r.tp.clone(),
