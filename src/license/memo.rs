@@ -52,7 +52,7 @@ enum Slot {
     Skipped,
     Done {
         cost: usize,
-        result: Result<TextMatch, Unidentified>,
+        result: Box<Result<TextMatch, Unidentified>>,
     },
 }
 
@@ -86,7 +86,7 @@ impl TextMemo {
     pub fn get(&self, text: &[u8]) -> Option<(usize, Result<TextMatch, Unidentified>)> {
         let slots = self.slots.lock().ok()?;
         match slots.get(&Self::key(text))? {
-            Slot::Done { cost, result } => Some((*cost, result.clone())),
+            Slot::Done { cost, result } => Some((*cost, result.as_ref().clone())),
             Slot::Pending | Slot::Skipped => None,
         }
     }
@@ -159,7 +159,10 @@ impl TextMemo {
         }
         let slot = match textmatch::prematch(text, &self.budget, cache) {
             // Free results (an empty text) are not worth a slot: the inventory finds them at once.
-            Some((result, cost)) if cost > 0 => Slot::Done { cost, result },
+            Some((result, cost)) if cost > 0 => Slot::Done {
+                cost,
+                result: Box::new(result),
+            },
             _ => Slot::Skipped,
         };
         if let Ok(mut slots) = self.slots.lock() {
