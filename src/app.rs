@@ -186,6 +186,12 @@ fn check_image(
         }
         _ => None,
     };
+    // License texts captured by the layers read are matched on a core the layer pass leaves idle.
+    let texts = crate::license::memo::TextMemo::new();
+    let prematch = crate::license::memo::Prematch {
+        memo: &texts,
+        cache: cache.as_ref(),
+    };
     // The healthcheck reads what it materialises: the layers are needed unless it does not run.
     let outputs = if memoised.is_none() || plan.opts.exec != ExecMode::Never {
         let credential_file = |p: &str| rules.credentials.file_kind(p).is_some();
@@ -198,6 +204,8 @@ fn check_image(
                 patterns: &patterns,
                 nested: &nested,
                 secret_file: &credential_file,
+                idle: (!crate::license::memo::off())
+                    .then_some(&prematch as &dyn crate::image::layer::Idle),
             },
         )?
     } else {
@@ -216,6 +224,7 @@ fn check_image(
         preset,
         opts: &plan.opts,
         cache: cache.as_ref(),
+        texts: Some(&texts),
     };
     let mut outcomes = if let Some(stored) = memoised {
         stored

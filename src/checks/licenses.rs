@@ -56,8 +56,13 @@ pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
         .collect();
     }
     let preset_license = input.preset.map(|p| &p.license);
-    let inv =
-        crate::license::image::inventory(input.listings, input.tree, preset_license, input.cache);
+    let inv = crate::license::image::inventory(
+        input.listings,
+        input.tree,
+        preset_license,
+        input.cache,
+        input.texts,
+    );
     vec![
         runtime_license(input, &inv),
         denied_license(input, &inv),

@@ -2,6 +2,7 @@
 //! the inventory's inputs ([`CapturedFile`], [`FinalFiles`]).
 
 use super::PresetLicense;
+use super::memo::TextMemo;
 use super::model::{CapturedFile, FinalFiles, Inventory};
 use crate::cache::LayerCache;
 use crate::image::{LayerListing, MergedTree};
@@ -61,13 +62,14 @@ pub fn captured_files<'a>(
 }
 
 /// The inventory of an image read with (at least) [`super::capture_globs`]; license text-match
-/// results are kept in `cache` when given.
+/// results are kept in `cache` when given, and read from `memo` (matched ahead of time) first.
 pub fn inventory(
     listings: &[LayerListing],
     tree: &MergedTree,
     preset: Option<&PresetLicense>,
     cache: Option<&LayerCache>,
+    memo: Option<&TextMemo>,
 ) -> Inventory {
     let files = captured_files(listings, tree);
-    Inventory::collect_cached(&files, &TreeFiles { tree, listings }, preset, cache)
+    Inventory::collect_with(&files, &TreeFiles { tree, listings }, preset, cache, memo)
 }

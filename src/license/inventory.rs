@@ -10,12 +10,13 @@ use rayon::prelude::*;
 use super::dpkg::{self, Copyright};
 use super::expr::ExprError;
 use super::expr::SpdxExpr;
+use super::memo::TextMemo;
 use super::model::{
     CapturedFile, FinalFiles, Inventory, LicenseSource, Package, Unknown, UnknownKind,
 };
 use super::npm::{self, Declared, RootKind};
 use super::runtime;
-use super::textmatch::{self, Budget, TextMatch, Unidentified};
+use super::textmatch::{self, Budget, Drawn, TextMatch, Unidentified};
 use super::{Ecosystem, PresetLicense};
 use crate::cache::LayerCache;
 
@@ -36,6 +37,17 @@ impl Inventory {
         preset: Option<&PresetLicense>,
         cache: Option<&LayerCache>,
     ) -> Inventory {
+        Inventory::collect_with(files, fin, preset, cache, None)
+    }
+
+    /// [`Inventory::collect_cached`], reading the results matched ahead of time in `memo` first.
+    pub fn collect_with(
+        files: &[CapturedFile<'_>],
+        fin: &dyn FinalFiles,
+        preset: Option<&PresetLicense>,
+        cache: Option<&LayerCache>,
+        memo: Option<&TextMemo>,
+    ) -> Inventory {
         let (mut packages, mut texts, installed) = npm_packages(files);
         let (deb, deb_texts) = deb_packages(files, fin);
         texts.extend(deb_texts.into_iter().map(|(i, t)| (i + packages.len(), t)));
@@ -47,7 +59,7 @@ impl Inventory {
                 .map(|(i, t)| (i + packages.len(), t)),
         );
         packages.extend(loose);
-        match_texts(&mut packages, &texts, cache);
+        match_texts(&mut packages, &texts, cache, memo);
         if let Some(pl) = preset {
             for (i, path) in installed {
                 apply_clarification(&mut packages[i], &path, pl, fin);
@@ -287,19 +299,40 @@ fn loose_files<'a>(files: &[CapturedFile<'a>], packages: &[Package]) -> (Vec<Pac
 }
 
 /// Identify every pending text (each distinct text once, in parallel, within one [`Budget`]; through
-/// `cache` when given) and give the packages still without an expression what was found.
-fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])], cache: Option<&LayerCache>) {
+/// `memo` and `cache` when given) and give the packages still without an expression what was found.
+fn match_texts(
+    packages: &mut [Package],
+    texts: &[(usize, &[u8])],
+    cache: Option<&LayerCache>,
+    memo: Option<&TextMemo>,
+) {
+    match_within(packages, texts, cache, memo, textmatch::BUDGET);
+}
+
+/// [`match_texts`] within a budget of `total` analyses.
+fn match_within(
+    packages: &mut [Package],
+    texts: &[(usize, &[u8])],
+    cache: Option<&LayerCache>,
+    memo: Option<&TextMemo>,
+    total: usize,
+) {
     if texts.is_empty() {
         return;
     }
     let mut unique: Vec<&[u8]> = texts.iter().map(|(_, t)| *t).collect();
     unique.sort_unstable();
     unique.dedup();
-    let budget = Budget::new(textmatch::BUDGET);
-    let results: Vec<Result<TextMatch, Unidentified>> = unique
+    let budget = Budget::new(total);
+    let drawn: Vec<(Result<TextMatch, Unidentified>, Drawn)> = unique
         .par_iter()
-        .map(|t| textmatch::identify_bytes(t, &budget, cache))
+        .map(|t| textmatch::identify_with(t, &budget, cache, memo))
         .collect();
+    let results = if drawn.iter().any(|(_, d)| d.cut) {
+        settle(&unique, drawn, cache, total)
+    } else {
+        drawn.into_iter().map(|(r, _)| r).collect()
+    };
     for (i, text) in texts {
         let Ok(u) = unique.binary_search(text) else {
             continue;
@@ -329,6 +362,34 @@ fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])], cache: Option
             }
         }
     }
+}
+
+/// The budget ran out: which texts it covers is decided in text order, as one thread matching them
+/// one after the other would (not by which thread got there first), so the result is the same on any
+/// number of cores, warm or cold, with or without results matched ahead of time. A whole result the
+/// parallel pass found is kept when the budget left covers its cost; the others are matched again
+/// with what is left (at most `total` more analyses in all).
+fn settle(
+    unique: &[&[u8]],
+    drawn: Vec<(Result<TextMatch, Unidentified>, Drawn)>,
+    cache: Option<&LayerCache>,
+    total: usize,
+) -> Vec<Result<TextMatch, Unidentified>> {
+    let mut left = total;
+    unique
+        .iter()
+        .zip(drawn)
+        .map(|(text, (result, d))| {
+            if !d.cut && d.cost <= left {
+                left -= d.cost;
+                return result;
+            }
+            let budget = Budget::new(left);
+            let (again, d) = textmatch::identify_with(text, &budget, cache, None);
+            left = left.saturating_sub(d.cost);
+            again
+        })
+        .collect()
 }
 
 /// The kind of a package's unknown once its license text, too, was not identified: a spent budget is
@@ -621,6 +682,75 @@ mod tests {
             "{}",
             v.summary
         );
+    }
+
+    /// Loose license files: MIT texts (one analysis each) and a two-notice text (several).
+    fn many_texts() -> Vec<CapturedFile<'static>> {
+        let (_, mit) = spdx::text::LICENSE_TEXTS
+            .iter()
+            .find(|(n, _)| *n == "MIT")
+            .expect("MIT");
+        let (_, isc) = spdx::text::LICENSE_TEXTS
+            .iter()
+            .find(|(n, _)| *n == "ISC")
+            .expect("ISC");
+        let mut files: Vec<CapturedFile<'static>> = (0..9)
+            .map(|i| {
+                let path: &'static str = format!("opt/p{i}/LICENSE").leak();
+                let text: &'static [u8] = format!("Copyright (c) {i} Someone\n\n{mit}")
+                    .leak()
+                    .as_bytes();
+                file(i % 3, path, text, "visible")
+            })
+            .collect();
+        let two: &'static [u8] = format!(
+            "Upstream notes.\n\nThe parser:\n\n{mit}\n\nThe rest:\n\n{isc}\n\nChangelog follows."
+        )
+        .leak()
+        .as_bytes();
+        files.push(file(1, "opt/q/LICENSE", two, "visible"));
+        files
+    }
+
+    /// The packages and texts of [`many_texts`], matched within `total` analyses.
+    fn matched(total: usize, memo: Option<&TextMemo>, threads: usize) -> String {
+        let files = many_texts();
+        let (mut packages, texts) = loose_files(&files, &[]);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool")
+            .install(|| match_within(&mut packages, &texts, None, memo, total));
+        serde_json::to_string_pretty(&packages).expect("json")
+    }
+
+    #[test]
+    fn a_spent_budget_gives_the_same_packages_with_or_without_the_memo_on_any_cores() {
+        let whole = matched(textmatch::BUDGET, None, 2);
+        assert!(!whole.contains("budget"), "{whole}");
+        let full = TextMemo::new();
+        for f in many_texts() {
+            full.prematch(f.content.expect("captured"), None);
+        }
+        assert_eq!(full.len(), 10);
+        let half = TextMemo::new();
+        for f in many_texts().iter().step_by(2) {
+            half.prematch(f.content.expect("captured"), None);
+        }
+        for total in [0, 1, 4, 9, 11, 14] {
+            let one = matched(total, None, 1);
+            let spent = one.matches("budget").count();
+            assert!(total >= 10 || spent > 0, "{total}: {one}");
+            for (memo, threads) in [
+                (None, 2),
+                (Some(&full), 2),
+                (Some(&half), 2),
+                (Some(&full), 1),
+            ] {
+                assert_eq!(matched(total, memo, threads), one, "{total} {threads}");
+            }
+        }
+        assert_eq!(matched(textmatch::BUDGET, Some(&full), 2), whole);
     }
 
     #[test]
