@@ -186,12 +186,6 @@ fn check_image(
         }
         _ => None,
     };
-    // License texts captured by the layers read are matched on a core the layer pass leaves idle.
-    let texts = crate::license::memo::TextMemo::new();
-    let prematch = crate::license::memo::Prematch {
-        memo: &texts,
-        cache: cache.as_ref(),
-    };
     // The healthcheck reads what it materialises: the layers are needed unless it does not run.
     let outputs = if memoised.is_none() || plan.opts.exec != ExecMode::Never {
         let credential_file = |p: &str| rules.credentials.file_kind(p).is_some();
@@ -204,8 +198,6 @@ fn check_image(
                 patterns: &patterns,
                 nested: &nested,
                 secret_file: &credential_file,
-                idle: (!crate::license::memo::off())
-                    .then_some(&prematch as &dyn crate::image::layer::Idle),
             },
         )?
     } else {
@@ -224,7 +216,6 @@ fn check_image(
         preset,
         opts: &plan.opts,
         cache: cache.as_ref(),
-        texts: Some(&texts),
     };
     let mut outcomes = if let Some(stored) = memoised {
         stored

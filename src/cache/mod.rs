@@ -676,8 +676,6 @@ pub struct Reader<'a> {
     pub nested: &'a Arc<NestedBudget>,
     /// Paths of credential files (never stored).
     pub secret_file: &'a (dyn Fn(&str) -> bool + Sync),
-    /// Work for a layer worker with no layer left to start ([`read_some`]).
-    pub idle: Option<&'a dyn crate::image::layer::Idle>,
 }
 
 /// [`crate::image::read_layers`] with a [`SecretScanner`] per layer, through the cache: layers with a
@@ -690,8 +688,7 @@ pub fn read_layers(
 ) -> Result<Vec<LayerOutput<SecretScanner>>> {
     let scanner = |_: &LayerInfo| SecretScanner::new(Arc::clone(r.patterns)).sharing(r.nested);
     let Some(cache) = cache else {
-        let all: Vec<&LayerInfo> = r.image.layers.iter().collect();
-        return read_some(r.source, &all, r.capture, scanner, r.idle);
+        return crate::image::read_layers(r.source, r.image, r.capture, scanner);
     };
     let found: Vec<Option<Record>> = r
         .image
@@ -737,7 +734,7 @@ pub fn read_layers(
             }
         })
         .collect();
-    let read = read_some(r.source, &misses, r.capture, scanner, r.idle)?;
+    let read = read_some(r.source, &misses, r.capture, scanner)?;
     if !read.is_empty() && !r.nested.was_exceeded() {
         // One at a time: storing streams each listing out without copying it; in parallel the
         // encoders' buffers would add to the peak memory for little gain.

@@ -56,13 +56,8 @@ pub fn check(input: &CheckInput<'_>) -> Vec<CheckOutcome> {
         .collect();
     }
     let preset_license = input.preset.map(|p| &p.license);
-    let inv = crate::license::image::inventory(
-        input.listings,
-        input.tree,
-        preset_license,
-        input.cache,
-        input.texts,
-    );
+    let inv =
+        crate::license::image::inventory(input.listings, input.tree, preset_license, input.cache);
     vec![
         runtime_license(input, &inv),
         denied_license(input, &inv),

@@ -64,8 +64,6 @@ pub struct CheckInput<'a> {
     pub opts: &'a CheckOptions,
     /// The result cache, for results derived from more than one layer (license text matches).
     pub cache: Option<&'a crate::cache::LayerCache>,
-    /// License text-match results found ahead of time, during the layer pass (read before the cache).
-    pub texts: Option<&'a crate::license::memo::TextMemo>,
 }
 
 /// The decision of one check kind about one rule id. (Serde: the image memo stores them, see

@@ -97,7 +97,6 @@ pub fn run(args: &LicensesArgs, out: &mut dyn Write) -> Result<u8> {
             &tree,
             preset.map(|p| &p.license),
             cache.as_ref(),
-            None,
         );
         listed.push(Listed {
             image,

@@ -157,7 +157,6 @@ pub fn run(args: &PromoteArgs, out: &mut dyn Write) -> Result<u8> {
             listings: &[],
             scans: &[],
             tree: &tree,
-            texts: None,
             rules: &rules,
             preset,
             opts: &opts,

@@ -4,7 +4,6 @@
 //! order. Nothing is extracted to disk; no whole layer or whole file is held in memory.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
@@ -37,53 +36,16 @@ where
     F: Fn(&LayerInfo) -> S + Sync,
 {
     let all: Vec<&LayerInfo> = image.layers.iter().collect();
-    read_some(source, &all, capture, make_scanner, None)
-}
-
-/// Work for a layer worker that finds no layer left to start, while the other workers finish
-/// theirs (the core would idle otherwise): license texts matched ahead of time
-/// (`crate::license::memo`).
-pub trait Idle: Sync {
-    /// Use the listings of layers finished so far; each listing is given once, to one worker.
-    fn work(&self, finished: &[&LayerListing]);
-    /// The pass is over (every layer is done, or one failed): stop soon, start nothing more.
-    fn stop(&self);
-}
-
-/// What a layer worker does next: read the layer at this position of the queue, or (no layer left
-/// to start, some still being read) idle work, or nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    Layer(usize),
-    Idle,
-    Done,
-}
-
-/// The scheduling decision: `claimed` is the queue position this worker just took, `len` the queue's
-/// length, `finished` the layers done so far. Idle work only once every layer has been started and
-/// while one is still being read.
-fn next_task(claimed: usize, len: usize, finished: usize, failed: bool) -> Next {
-    if failed {
-        Next::Done
-    } else if claimed < len {
-        Next::Layer(claimed)
-    } else if finished < len {
-        Next::Idle
-    } else {
-        Next::Done
-    }
+    read_some(source, &all, capture, make_scanner)
 }
 
 /// [`read_layers`] for some layers of an image only (the others come from the layer result cache):
-/// the outputs come back in layer order. A worker that finds no layer left to start hands the
-/// listings finished so far to `idle` (if given) until none is new, and the worker that ends the
-/// pass calls [`Idle::stop`].
+/// the outputs come back in layer order.
 pub fn read_some<S, F>(
     source: &Source,
     layers: &[&LayerInfo],
     capture: &CapturePolicy,
     make_scanner: F,
-    idle: Option<&dyn Idle>,
 ) -> Result<Vec<LayerOutput<S>>>
 where
     S: ContentScanner,
@@ -97,86 +59,27 @@ where
     order.sort_by_key(|l| std::cmp::Reverse(l.descriptor.size));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let finished = AtomicUsize::new(0);
-    // Finished listings, by queue position, readable by an idle worker while the others run.
-    let listings: Vec<OnceLock<LayerListing>> = order.iter().map(|_| OnceLock::new()).collect();
-    let offered: Vec<AtomicBool> = order.iter().map(|_| AtomicBool::new(false)).collect();
     let workers = rayon::current_num_threads().clamp(1, order.len().max(1));
     let worker = |_| {
         let mut mine = Vec::new();
-        loop {
-            let claimed = next.fetch_add(1, Ordering::Relaxed);
-            let task = next_task(
-                claimed,
-                order.len(),
-                finished.load(Ordering::Acquire),
-                failed.load(Ordering::Relaxed),
-            );
-            let pos = match task {
-                Next::Layer(pos) => pos,
-                Next::Idle => {
-                    if let Some(idle) = idle {
-                        idle_work(idle, &listings, &offered);
-                    }
-                    break;
-                }
-                Next::Done => break,
+        while !failed.load(Ordering::Relaxed) {
+            let Some(l) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
             };
-            let l = order[pos];
             let out = read_one(source, l, capture, make_scanner(l));
             failed.fetch_or(out.is_err(), Ordering::Relaxed);
-            mine.push((
-                pos,
-                out.map(|o| {
-                    let _ = listings[pos].set(o.listing);
-                    o.scan
-                }),
-            ));
-            let all = finished.fetch_add(1, Ordering::AcqRel) + 1 == order.len();
-            if let Some(idle) = idle
-                && (all || failed.load(Ordering::Relaxed))
-            {
-                idle.stop();
-            }
+            mine.push((l.index, out));
         }
         mine
     };
-    let mut done: Vec<(usize, Result<S>)> = (0..workers)
+    let mut done: Vec<(usize, Result<LayerOutput<S>>)> = (0..workers)
         .into_par_iter()
         .with_max_len(1)
         .flat_map_iter(worker)
         .collect();
-    let mut listings: Vec<Option<LayerListing>> =
-        listings.into_iter().map(OnceLock::into_inner).collect();
     // In layer order; of several failures, the first layer's.
-    done.sort_by_key(|(pos, _)| order[*pos].index);
-    done.into_iter()
-        .map(|(pos, scan)| {
-            let scan = scan?;
-            let listing = listings[pos].take().ok_or_else(|| {
-                Error::corrupt(layer_name(order[pos]), "the layer's listing went missing")
-            })?;
-            Ok(LayerOutput { listing, scan })
-        })
-        .collect()
-}
-
-/// Hand `idle` the finished listings no worker was given yet, until there are none.
-fn idle_work(idle: &dyn Idle, listings: &[OnceLock<LayerListing>], offered: &[AtomicBool]) {
-    loop {
-        let new: Vec<&LayerListing> = listings
-            .iter()
-            .zip(offered)
-            .filter_map(|(l, o)| {
-                let l = l.get()?;
-                (!o.swap(true, Ordering::AcqRel)).then_some(l)
-            })
-            .collect();
-        if new.is_empty() {
-            return;
-        }
-        idle.work(&new);
-    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, o)| o).collect()
 }
 
 /// One layer: verified blob → sniff → decode (on its own thread) → hash `diff_id` → tar walk.
@@ -384,22 +287,6 @@ impl<R: Read> io::Seek for PadAtEof<R> {
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom};
-
-    #[test]
-    fn idle_work_only_once_every_layer_is_started_and_one_still_runs() {
-        // layers left to start: always the next layer, however many are finished
-        assert_eq!(next_task(0, 3, 0, false), Next::Layer(0));
-        assert_eq!(next_task(2, 3, 2, false), Next::Layer(2));
-        assert_eq!(next_task(2, 3, 3, false), Next::Layer(2));
-        // none left to start, some still being read: idle work
-        assert_eq!(next_task(3, 3, 0, false), Next::Idle);
-        assert_eq!(next_task(7, 3, 2, false), Next::Idle);
-        // the pass is over, or a layer failed: nothing
-        assert_eq!(next_task(3, 3, 3, false), Next::Done);
-        assert_eq!(next_task(5, 3, 1, true), Next::Done);
-        assert_eq!(next_task(0, 3, 0, true), Next::Done);
-        assert_eq!(next_task(0, 0, 0, false), Next::Done);
-    }
 
     #[test]
     fn pad_at_eof_skips_forward_through_real_and_synthetic_bytes() {

@@ -2,7 +2,6 @@
 //! the inventory's inputs ([`CapturedFile`], [`FinalFiles`]).
 
 use super::PresetLicense;
-use super::memo::TextMemo;
 use super::model::{CapturedFile, FinalFiles, Inventory};
 use crate::cache::LayerCache;
 use crate::image::{LayerListing, MergedTree};
@@ -62,14 +61,13 @@ pub fn captured_files<'a>(
 }
 
 /// The inventory of an image read with (at least) [`super::capture_globs`]; license text-match
-/// results are kept in `cache` when given, and read from `memo` (matched ahead of time) first.
+/// results are kept in `cache` when given.
 pub fn inventory(
     listings: &[LayerListing],
     tree: &MergedTree,
     preset: Option<&PresetLicense>,
     cache: Option<&LayerCache>,
-    memo: Option<&TextMemo>,
 ) -> Inventory {
     let files = captured_files(listings, tree);
-    Inventory::collect_with(&files, &TreeFiles { tree, listings }, preset, cache, memo)
+    Inventory::collect_cached(&files, &TreeFiles { tree, listings }, preset, cache)
 }

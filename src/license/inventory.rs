@@ -10,7 +10,6 @@ use rayon::prelude::*;
 use super::dpkg::{self, Copyright};
 use super::expr::ExprError;
 use super::expr::SpdxExpr;
-use super::memo::TextMemo;
 use super::model::{
     CapturedFile, FinalFiles, Inventory, LicenseSource, Package, Unknown, UnknownKind,
 };
@@ -37,17 +36,6 @@ impl Inventory {
         preset: Option<&PresetLicense>,
         cache: Option<&LayerCache>,
     ) -> Inventory {
-        Inventory::collect_with(files, fin, preset, cache, None)
-    }
-
-    /// [`Inventory::collect_cached`], reading the results matched ahead of time in `memo` first.
-    pub fn collect_with(
-        files: &[CapturedFile<'_>],
-        fin: &dyn FinalFiles,
-        preset: Option<&PresetLicense>,
-        cache: Option<&LayerCache>,
-        memo: Option<&TextMemo>,
-    ) -> Inventory {
         let (mut packages, mut texts, installed) = npm_packages(files);
         let (deb, deb_texts) = deb_packages(files, fin);
         texts.extend(deb_texts.into_iter().map(|(i, t)| (i + packages.len(), t)));
@@ -59,7 +47,7 @@ impl Inventory {
                 .map(|(i, t)| (i + packages.len(), t)),
         );
         packages.extend(loose);
-        match_texts(&mut packages, &texts, cache, memo);
+        match_texts(&mut packages, &texts, cache);
         if let Some(pl) = preset {
             for (i, path) in installed {
                 apply_clarification(&mut packages[i], &path, pl, fin);
@@ -299,14 +287,9 @@ fn loose_files<'a>(files: &[CapturedFile<'a>], packages: &[Package]) -> (Vec<Pac
 }
 
 /// Identify every pending text (each distinct text once, in parallel, within one [`Budget`]; through
-/// `memo` and `cache` when given) and give the packages still without an expression what was found.
-fn match_texts(
-    packages: &mut [Package],
-    texts: &[(usize, &[u8])],
-    cache: Option<&LayerCache>,
-    memo: Option<&TextMemo>,
-) {
-    match_within(packages, texts, cache, memo, textmatch::BUDGET);
+/// `cache` when given) and give the packages still without an expression what was found.
+fn match_texts(packages: &mut [Package], texts: &[(usize, &[u8])], cache: Option<&LayerCache>) {
+    match_within(packages, texts, cache, textmatch::BUDGET);
 }
 
 /// [`match_texts`] within a budget of `total` analyses.
@@ -314,7 +297,6 @@ fn match_within(
     packages: &mut [Package],
     texts: &[(usize, &[u8])],
     cache: Option<&LayerCache>,
-    memo: Option<&TextMemo>,
     total: usize,
 ) {
     if texts.is_empty() {
@@ -326,7 +308,7 @@ fn match_within(
     let budget = Budget::new(total);
     let drawn: Vec<(Result<TextMatch, Unidentified>, Drawn)> = unique
         .par_iter()
-        .map(|t| textmatch::identify_with(t, &budget, cache, memo))
+        .map(|t| textmatch::identify_drawn(t, &budget, cache))
         .collect();
     let results = if drawn.iter().any(|(_, d)| d.cut) {
         settle(&unique, drawn, cache, total)
@@ -366,9 +348,9 @@ fn match_within(
 
 /// The budget ran out: which texts it covers is decided in text order, as one thread matching them
 /// one after the other would (not by which thread got there first), so the result is the same on any
-/// number of cores, warm or cold, with or without results matched ahead of time. A whole result the
-/// parallel pass found is kept when the budget left covers its cost; the others are matched again
-/// with what is left (at most `total` more analyses in all).
+/// number of cores, warm or cold. A whole result the parallel pass found is kept when the budget left
+/// covers its cost; the others are matched again with what is left (at most `total` more analyses
+/// in all).
 fn settle(
     unique: &[&[u8]],
     drawn: Vec<(Result<TextMatch, Unidentified>, Drawn)>,
@@ -384,8 +366,7 @@ fn settle(
                 left -= d.cost;
                 return result;
             }
-            let budget = Budget::new(left);
-            let (again, d) = textmatch::identify_with(text, &budget, cache, None);
+            let (again, d) = textmatch::identify_drawn(text, &Budget::new(left), cache);
             left = left.saturating_sub(d.cost);
             again
         })
@@ -712,45 +693,30 @@ mod tests {
         files
     }
 
-    /// The packages and texts of [`many_texts`], matched within `total` analyses.
-    fn matched(total: usize, memo: Option<&TextMemo>, threads: usize) -> String {
+    /// The packages of [`many_texts`], matched within `total` analyses on `threads` threads.
+    fn matched(total: usize, threads: usize) -> String {
         let files = many_texts();
         let (mut packages, texts) = loose_files(&files, &[]);
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("pool")
-            .install(|| match_within(&mut packages, &texts, None, memo, total));
+            .install(|| match_within(&mut packages, &texts, None, total));
         serde_json::to_string_pretty(&packages).expect("json")
     }
 
     #[test]
-    fn a_spent_budget_gives_the_same_packages_with_or_without_the_memo_on_any_cores() {
-        let whole = matched(textmatch::BUDGET, None, 2);
+    fn a_spent_budget_covers_the_same_texts_on_any_number_of_cores() {
+        let whole = matched(textmatch::BUDGET, 2);
         assert!(!whole.contains("budget"), "{whole}");
-        let full = TextMemo::new();
-        for f in many_texts() {
-            full.prematch(f.content.expect("captured"), None);
-        }
-        assert_eq!(full.len(), 10);
-        let half = TextMemo::new();
-        for f in many_texts().iter().step_by(2) {
-            half.prematch(f.content.expect("captured"), None);
-        }
         for total in [0, 1, 4, 9, 11, 14] {
-            let one = matched(total, None, 1);
+            let one = matched(total, 1);
             let spent = one.matches("budget").count();
             assert!(total >= 10 || spent > 0, "{total}: {one}");
-            for (memo, threads) in [
-                (None, 2),
-                (Some(&full), 2),
-                (Some(&half), 2),
-                (Some(&full), 1),
-            ] {
-                assert_eq!(matched(total, memo, threads), one, "{total} {threads}");
+            for _ in 0..4 {
+                assert_eq!(matched(total, 2), one, "{total}");
             }
         }
-        assert_eq!(matched(textmatch::BUDGET, Some(&full), 2), whole);
     }
 
     #[test]

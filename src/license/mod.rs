@@ -10,7 +10,6 @@ pub mod dpkg;
 pub mod expr;
 pub mod image;
 pub mod inventory;
-pub mod memo;
 pub mod model;
 pub mod npm;
 pub mod policy;

@@ -113,16 +113,6 @@ impl Budget {
         Budget(AtomicUsize::new(n))
     }
 
-    /// Spend what is left: every later analysis is refused (stops a speculative run).
-    pub fn spend_all(&self) {
-        self.0.store(0, Ordering::Relaxed);
-    }
-
-    /// Nothing is left.
-    pub fn is_spent(&self) -> bool {
-        self.0.load(Ordering::Relaxed) == 0
-    }
-
     /// Take `n` analyses at once, or none.
     fn take_n(&self, n: usize) -> bool {
         self.0
@@ -194,39 +184,26 @@ pub fn identify_bytes(
     budget: &Budget,
     cache: Option<&LayerCache>,
 ) -> Result<TextMatch, Unidentified> {
-    identify_with(bytes, budget, cache, None).0
+    identify_drawn(bytes, budget, cache).0
 }
 
 /// What one text's identification drew on its [`Budget`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drawn {
-    /// Analyses charged (a stored or memoised result: what it cost when computed).
+    /// Analyses charged (for a stored result: what it cost when it was computed).
     pub cost: usize,
     /// The budget refused an analysis: the result is cut short (and depends on the other texts).
     pub cut: bool,
 }
 
-/// [`identify_bytes`], first through `memo` (results matched speculatively in this run, see
-/// [`super::memo`]), which is read exactly like the cache: a memoised result is charged what it
-/// cost, and one the budget cannot pay for is matched again with what is left. Says what the text
-/// drew on `budget`.
-pub fn identify_with(
+/// [`identify_bytes`], saying what the text drew on `budget`.
+pub fn identify_drawn(
     bytes: &[u8],
     budget: &Budget,
     cache: Option<&LayerCache>,
-    memo: Option<&super::memo::TextMemo>,
 ) -> (Result<TextMatch, Unidentified>, Drawn) {
-    let mut memo_hit = false;
-    if let Some(m) = memo
-        && let Some((cost, result)) = m.get(bytes)
-    {
-        if budget.take_n(cost) {
-            return (result, Drawn { cost, cut: false });
-        }
-        memo_hit = true;
-    }
     let key = cache.map(|c| c.text_key(&matcher_id(), bytes));
-    if let (Some(c), Some(key), false) = (cache, &key, memo_hit)
+    if let (Some(c), Some(key)) = (cache, &key)
         && let Some(rec) = c.get_text(key)
         && budget.take_n(rec.cost)
     {
@@ -257,24 +234,6 @@ pub fn identify_with(
         cut: spend.refused,
     };
     (result, drawn)
-}
-
-/// A speculative identification (on an otherwise idle core, see [`super::memo`]) on `budget`:
-/// `None` when the cache already holds the text's result (`match_texts` reads it there) or when
-/// `budget` cut the run short (a partial result is never kept); else the result and what it cost.
-/// A whole result is also stored in the cache, as [`identify_bytes`] would store it.
-pub fn prematch(
-    bytes: &[u8],
-    budget: &Budget,
-    cache: Option<&LayerCache>,
-) -> Option<(Result<TextMatch, Unidentified>, usize)> {
-    if let Some(c) = cache
-        && c.get_text(&c.text_key(&matcher_id(), bytes)).is_some()
-    {
-        return None;
-    }
-    let (result, drawn) = identify_with(bytes, budget, cache, None);
-    (!drawn.cut).then_some((result, drawn.cost))
 }
 
 /// What decides a text's result besides its bytes: the store, the threshold and the limits (the

@@ -377,7 +377,6 @@ fn corpus_outcomes(path: &Path) -> Vec<x1_validate::checks::CheckOutcome> {
         preset,
         opts: &opts,
         cache: None,
-        texts: None,
     };
     // The structural kinds: every registered check whose rules are all gate rules of this module.
     x1_validate::checks::all()
