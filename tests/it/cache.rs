@@ -550,14 +550,9 @@ fn license_text_matches_are_cached_by_text_and_reports_stay_identical() {
     assert_eq!(stored.len(), 3, "one entry per distinct text");
     let good: Vec<Vec<u8>> = stored.iter().map(|p| std::fs::read(p).unwrap()).collect();
     // Warm: every text a hit (each entry's age refreshed), nothing new stored, the same report.
-    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+    let mut old = std::time::SystemTime::now();
     for p in &stored {
-        std::fs::File::options()
-            .write(true)
-            .open(p)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        old = age(p);
     }
     // (the image memo would answer alone: this is about the layer entries)
     forget_memos(cache.path());
