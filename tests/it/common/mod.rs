@@ -542,12 +542,24 @@ impl Buildah {
         c
     }
 
-    /// `bud --layers --isolation chroot -t TAG CONTEXT`
+    /// `bud --layers --isolation chroot -t TAG CONTEXT`. Retried (twice at most) only when a `RUN`
+    /// step failed to seal buildah's own memfd copy of its binary (`F_ADD_SEALS` → `EBUSY`: a
+    /// transient kernel refusal while the copy's pages are still pinned, seen here once in a clean
+    /// CI run); any other failure panics at once.
     pub fn bud(&self, ctx: &Path, tag: &str) {
-        sh(self
-            .cmd()
-            .args(["bud", "--layers", "--isolation", "chroot", "-t", tag])
-            .arg(ctx));
+        let mut cmd = self.cmd();
+        cmd.args(["bud", "--layers", "--isolation", "chroot", "-t", tag])
+            .arg(ctx);
+        for _ in 0..2 {
+            let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            if o.status.success() {
+                return;
+            }
+            assert!(stderr.contains("sealing memfd copy"), "{cmd:?}: {stderr}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        sh(&mut cmd);
     }
 
     /// `push TAG DEST` (e.g. `oci-archive:/path`).
