@@ -121,11 +121,22 @@ CA_MOUNT=()
 # cached rebuild took over 8 min, an uncached one ~4 min). X1_E2E_LAYERS=1 turns the cache on.
 LAYERS=()
 [ "${X1_E2E_LAYERS:-0}" = 1 ] && LAYERS=(--layers)
-"${B[@]}" bud "${LAYERS[@]}" --isolation chroot --pull=never -f Dockerfile.opencode "${CA_MOUNT[@]}" \
-  --build-arg BASE_IMAGE="$STANDIN" --build-arg OPENCODE_VERSION="$OC_VERSION" \
-  --build-arg IMAGE_VERSION="$IMAGE_VERSION" \
-  --build-arg VCS_REF="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
-  -t "$IMAGE" "$OUT/x1" >"$OUT/build.log" 2>&1 || { tail -n 40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"; }
+bud() {
+  "${B[@]}" bud "${LAYERS[@]}" --isolation chroot --pull=never -f Dockerfile.opencode "${CA_MOUNT[@]}" \
+    --build-arg BASE_IMAGE="$STANDIN" --build-arg OPENCODE_VERSION="$OC_VERSION" \
+    --build-arg IMAGE_VERSION="$IMAGE_VERSION" \
+    --build-arg VCS_REF="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+    -t "$IMAGE" "$OUT/x1" >"$OUT/build.log" 2>&1
+}
+# A RUN step can fail to seal buildah's memfd copy of itself (F_ADD_SEALS → EBUSY, a transient kernel
+# refusal): that failure alone is retried, twice at most.
+for attempt in 1 2 3; do
+  bud && break
+  if (( attempt == 3 )) || ! grep -q "sealing memfd copy" "$OUT/build.log"; then
+    tail -n 40 "$OUT/build.log" >&2; die "buildah bud failed (log: $OUT/build.log)"
+  fi
+  stage "buildah bud: transient memfd sealing failure, attempt $((attempt + 1))"
+done
 ARCHIVE="$OUT/runtime-opencode.oci.tar"
 rm -f "$ARCHIVE"
 "${B[@]}" push --quiet "$IMAGE" "oci-archive:$ARCHIVE:edge" >/dev/null
