@@ -289,19 +289,7 @@ mod tests {
     use crate::scan::Patterns;
     use crate::scan::engine::{RawMatch, Scratch, scan_region_gated};
     use crate::scan::template::{alphabet, expand};
-
-    fn patterns() -> Patterns {
-        let names = crate::rules::RuleSet::embedded()
-            .unwrap()
-            .credentials
-            .env_names;
-        Patterns::load(
-            include_str!("../../rules/secrets.toml"),
-            "rules/secrets.toml",
-            &names,
-        )
-        .unwrap()
-    }
+    use crate::scan::tests::{names, patterns};
 
     const GATED: [&str; 6] = [
         "provider-credential-assignment",
@@ -518,6 +506,19 @@ mod tests {
         }
     }
 
+    /// The embedded rule set's credential names (what `{credential_names}` is filled from).
+    fn credential_names() -> Vec<String> {
+        names().into_iter().collect()
+    }
+
+    /// Each gated pattern has matches counted in `seen` (by pattern index); else fail with `why`.
+    fn assert_every_gated_pattern_matched(p: &Patterns, seen: &[usize], why: &str) {
+        for id in GATED {
+            let i = p.patterns().iter().position(|x| x.id == id).unwrap();
+            assert!(seen[i] > 0, "{id}: {why}");
+        }
+    }
+
     fn compare(p: &Patterns, buf: &[u8], lo: usize, hi: usize, seen: &mut [usize]) {
         let c = &p.inner;
         let (mut a, mut b) = (Vec::<RawMatch>::new(), Vec::<RawMatch>::new());
@@ -539,12 +540,7 @@ mod tests {
     #[test]
     fn gated_windows_find_exactly_the_same_matches() {
         let p = patterns();
-        let names: Vec<String> = crate::rules::RuleSet::embedded()
-            .unwrap()
-            .credentials
-            .env_names
-            .into_iter()
-            .collect();
+        let names = credential_names();
         let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
         let mut seen = vec![0usize; p.patterns().len()];
         for _ in 0..1500 {
@@ -559,10 +555,7 @@ mod tests {
             }
         }
         // Every gated pattern matched somewhere: the comparison covered its matches, not only misses.
-        for id in GATED {
-            let i = p.patterns().iter().position(|x| x.id == id).unwrap();
-            assert!(seen[i] > 0, "no match of {id} was planted");
-        }
+        assert_every_gated_pattern_matched(&p, &seen, "no match of it was planted");
     }
 
     /// The same over every pattern's examples (true positives with random bodies, false positives),
@@ -570,12 +563,7 @@ mod tests {
     #[test]
     fn gated_windows_agree_on_the_rule_examples() {
         let p = patterns();
-        let names: Vec<String> = crate::rules::RuleSet::embedded()
-            .unwrap()
-            .credentials
-            .env_names
-            .into_iter()
-            .collect();
+        let names = credential_names();
         let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
         let mut pick = |a: &[u8]| a[rand::random_range(0..a.len())];
         let mut seen = vec![0usize; p.patterns().len()];
@@ -594,9 +582,6 @@ mod tests {
             }
         }
         assert!(alphabet("hex").is_some());
-        for id in GATED {
-            let i = p.patterns().iter().position(|x| x.id == id).unwrap();
-            assert!(seen[i] > 0, "the examples of {id} were not found");
-        }
+        assert_every_gated_pattern_matched(&p, &seen, "its examples were not found");
     }
 }

@@ -15,14 +15,15 @@ use super::{CHUNK, Patterns, ScanResult, SecretScanner, scan_value};
 const RULES: &str = include_str!("../../rules/secrets.toml");
 
 /// The credential names of the embedded `rules/credentials.toml`.
-fn names() -> std::collections::BTreeSet<String> {
+pub(super) fn names() -> std::collections::BTreeSet<String> {
     crate::rules::RuleSet::embedded()
         .unwrap()
         .credentials
         .env_names
 }
 
-fn patterns() -> Patterns {
+/// The embedded `rules/secrets.toml`, compiled with [`names`].
+pub(super) fn patterns() -> Patterns {
     Patterns::load(RULES, "rules/secrets.toml", &names()).unwrap()
 }
 
