@@ -351,7 +351,7 @@ impl LayerCache {
 
     /// Remove the least recently used entries until the total fits the bound (and temp files left
     /// by killed runs), over every schema's entry directories under the root
-    /// ([`is_entry_dir_name`]): another version's entries share the bound. One run evicts at a
+    /// (`is_entry_dir_name`): another version's entries share the bound. One run evicts at a
     /// time; a run that finds the lock taken skips eviction.
     pub fn evict(&self) -> io::Result<()> {
         let lock = OpenOptions::new()

@@ -57,7 +57,7 @@ pub const PREPROC_NORMALIZE: [&PreprocFn; 6] = [
 /// A list of preprocessors that more aggressively normalize/mangle text
 /// to make for friendlier matching. May remove statements and lines, and
 /// more heavily normalize punctuation.
-#[cfg_attr(not(test), allow(dead_code))] // run step by step by `aggressive_fast`
+#[cfg(test)] // run step by step by `aggressive_fast`
 pub const PREPROC_AGGRESSIVE: [&PreprocFn; 8] = [
     &remove_common_tokens,
     &normalize_vertical_whitespace,
@@ -87,7 +87,7 @@ pub fn normalize_line(line: &str) -> String {
     out.into()
 }
 
-/// [`PREPROC_AGGRESSIVE`] over `text`, with exact fast paths (see [`aggressive_fast`]).
+/// `PREPROC_AGGRESSIVE` over `text`, with exact fast paths (see [`aggressive_fast`]).
 pub fn apply_aggressive(text: &str) -> String {
     aggressive_fast(Cow::Borrowed(text)).into()
 }
@@ -236,7 +236,7 @@ pub fn normalize_ascii_line(line: &str) -> String {
     out.trim().to_owned()
 }
 
-/// [`PREPROC_AGGRESSIVE`], each step on its fast path where that is exact: the class regexes by
+/// `PREPROC_AGGRESSIVE`, each step on its fast path where that is exact: the class regexes by
 /// their tables on an ASCII string, `to_ascii_lowercase` for `to_lowercase` on ASCII, the
 /// copyright regex only where its literal `copyright` (in each of its three branches) is. A
 /// string with other characters takes the regex of that step.

@@ -19,7 +19,7 @@
 //! A second, smaller index serves the paragraph blocks of a Debian copyright file: the texts that
 //! share the most distinctive plain word bigrams with a block (lower-cased alphanumeric words;
 //! bigrams in more than a quarter of all texts left out) are the only candidates scored for it
-//! ([`Store::candidates`]). That pre-selection is what the matcher did before the store was compact,
+//! (`Store::candidates`). That pre-selection is what the matcher did before the store was compact,
 //! and it is kept because it decides results: scored against every text, a BSD-3-Clause block
 //! naming its holder scores higher against BSD-3-Clause-HP.
 //!
@@ -32,6 +32,7 @@
 //! The store is written by [`super::store_build`]. This file is also compiled into `build.rs`
 //! (`#[path]`), so it uses nothing from this crate but its sibling `preproc`.
 
+#[cfg(test)]
 use super::preproc::{apply_aggressive, apply_normalizers};
 
 /// First bytes of a store.
@@ -60,7 +61,7 @@ impl Kind {
 
 /// askalono's normalisation of a text (`TextData::new`): per-line normalisers, then the aggressive
 /// pass over the joined lines. The result is lower-case words separated by single spaces.
-#[cfg_attr(not(test), allow(dead_code))] // the matcher normalises lines once (`textmatch::run`)
+#[cfg(test)] // the matcher normalises lines once (`textmatch::run`)
 pub fn process(text: &str) -> String {
     apply_aggressive(&apply_normalizers(text).join("\n"))
 }
@@ -85,7 +86,7 @@ pub struct Bigrams {
 }
 
 impl Bigrams {
-    /// The bigrams of an already processed text ([`process`]).
+    /// The bigrams of an already processed text (`process`).
     pub fn of_processed(processed: &str) -> Bigrams {
         let words: Vec<&str> = processed.split(' ').collect();
         let mut hashes: Vec<u64> = words.windows(2).map(|w| gram_hash(w[0], w[1])).collect();
@@ -102,7 +103,7 @@ impl Bigrams {
     }
 
     /// The bigrams of a raw text.
-    #[cfg_attr(not(test), allow(dead_code))] // the matcher normalises lines once (`textmatch::run`)
+    #[cfg(test)] // the matcher normalises lines once (`textmatch::run`)
     pub fn of_text(text: &str) -> Bigrams {
         Bigrams::of_processed(&process(text))
     }
@@ -124,7 +125,7 @@ pub fn plain_bigrams(text: &str) -> Vec<u64> {
     v
 }
 
-/// A text's plain words ([`plain_bigrams`]: lower-cased, split at every character that is not
+/// A text's plain words (`plain_bigrams`: lower-cased, split at every character that is not
 /// alphanumeric) as candidate selection needs them, so that a block of consecutive texts
 /// (paragraphs) is selected for without reading its words again: the candidate-index entries of
 /// its distinct bigrams, and its first and last words (a block's bigrams are its parts' plus one
@@ -461,7 +462,7 @@ impl<'a> Store<'a> {
 
     /// The `n` texts sharing the most distinctive plain bigrams ([`plain_bigrams`]) with `text`,
     /// most first (ties: store order); only texts sharing at least one.
-    #[cfg_attr(not(test), allow(dead_code))] // the matcher selects by parts (`candidates_of`)
+    #[cfg(test)] // the matcher selects by parts (`candidates_of`)
     pub fn candidates(&self, text: &str, n: usize) -> Vec<usize> {
         self.candidates_of(&[&self.plain_words(text)], n)
     }
@@ -512,7 +513,7 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// [`Store::candidates`] of the text that is `parts` joined by non-alphanumeric separators
+    /// `Store::candidates` of the text that is `parts` joined by non-alphanumeric separators
     /// (paragraphs joined by blank lines): its distinct bigrams are the parts' and those across
     /// each join (the last word of a part with words and the first of the next part with words).
     pub fn candidates_of(&self, parts: &[&PlainWords], n: usize) -> Vec<usize> {
