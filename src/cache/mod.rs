@@ -382,6 +382,11 @@ impl LayerCache {
                     }
                     continue;
                 }
+                // Only what the cache writes: an entry is named by its key. Anything else in these
+                // directories is not the cache's to count or remove.
+                if !is_key(&name) {
+                    continue;
+                }
                 total += m.len();
                 entries.push((mtime, m.len(), e.path()));
             }

@@ -709,6 +709,9 @@ fn other_schemas_entries_share_the_bound_and_age_out_first() {
             f
         })
         .collect();
+    let not_an_entry = cache.path().join("layers-v1/README");
+    std::fs::write(&not_an_entry, vec![3u8; 64 * 1024]).unwrap();
+    age(&not_an_entry);
     let foreign = cache.path().join("notes-v1/keep");
     std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
     std::fs::write(&foreign, vec![1u8; 64 * 1024]).unwrap();
@@ -735,6 +738,10 @@ fn other_schemas_entries_share_the_bound_and_age_out_first() {
         "a file that is not the cache's was removed"
     );
     assert!(linked.exists(), "eviction followed a link out of the cache");
+    assert!(
+        not_an_entry.exists(),
+        "a file not named as an entry was removed"
+    );
 }
 
 #[test]
